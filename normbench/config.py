@@ -1,0 +1,154 @@
+"""Frozen configuration objects and the parsing of list options ("1024,4096", "fp16,bf16").
+
+The CLI only parses strings into these; every check that can refuse input lives here, so the
+library and the CLI refuse the same things with the same sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from normbench.dtypes import canonical, itemsize
+from normbench.errors import UsageError
+from normbench.variants.base import MODES, Shape
+
+MAX_DIM = 1 << 20
+
+
+def split(text: str | Iterable[str] | None) -> list[str]:
+    """'a,b c' or ['a,b', 'c'] -> ['a', 'b', 'c'] (options may repeat or take comma lists)."""
+    if text is None:
+        return []
+    parts = [text] if isinstance(text, str) else list(text)
+    return [s for p in parts for s in p.replace(" ", ",").split(",") if s.strip()]
+
+
+def parse_ints(text: str | Iterable[str] | None, option: str) -> list[int]:
+    out = []
+    for item in split(text):
+        try:
+            value = int(item)
+        except ValueError:
+            raise UsageError(f"{option} expects whole numbers, got {item!r}") from None
+        if value <= 0:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
+        if option == "--dim" and value > MAX_DIM:
+            raise UsageError(f"--dim {value} is larger than the supported {MAX_DIM}")
+        out.append(value)
+    return out
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cases a suite runs: the options `speed`, `memory` and `stability` share."""
+
+    variants: tuple[str, ...]
+    backends: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    dims: tuple[int, ...]
+    batches: tuple[int, ...]
+    seqs: tuple[int, ...]
+    modes: tuple[str, ...]
+    device: str = "cpu"
+    pattern: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from normbench.registry import get_backend
+        from normbench.variants import get_variant
+
+        for v in self.variants:
+            get_variant(v)
+        for b in self.backends:
+            get_backend(b)
+        for d in self.dtypes:
+            canonical(d)
+        for m in self.modes:
+            if m not in MODES:
+                raise UsageError(f"unknown mode {m!r}: choose from {', '.join(MODES)}")
+        for name, values in (("--variant", self.variants), ("--backend", self.backends),
+                             ("--dtype", self.dtypes), ("--dim", self.dims),
+                             ("--batch", self.batches), ("--seq", self.seqs),
+                             ("--mode", self.modes)):  # fmt: skip
+            if not values:
+                raise UsageError(f"{name} selects nothing")
+
+    @property
+    def shapes(self) -> list[Shape]:
+        return [Shape(b, s, n) for b in self.batches for s in self.seqs for n in self.dims]
+
+    def cases(self, dists: tuple[str, ...] = ("normal",)):
+        from normbench.cases import expand
+
+        cases = expand(
+            list(self.variants), list(self.backends), list(self.dtypes), self.shapes,
+            list(self.modes), self.device, dists, self.pattern,
+        )  # fmt: skip
+        if not cases:
+            raise UsageError(f"--filter {self.pattern!r} matches none of the selected cases")
+        return cases
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_device_dtypes(device: str, dtypes: Iterable[str]) -> None:
+    """Refuse a dtype the device cannot compute in."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if "bf16" in dtypes and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        raise UsageError(f"--dtype bf16: {name} has no bfloat16 support (needs sm_80 or newer)")
+
+
+def check_fits(selection: Selection, per_element_bytes: int = 96) -> None:
+    """Refuse up front a shape whose tensors cannot fit in the device's memory.
+
+    A case holds the inputs, outputs and gradients in the case dtype plus the fp64 oracle and its
+    gradients: about `per_element_bytes` per activation element for the largest dtype.
+    """
+    from normbench.env import available_memory
+    from normbench.report.tables import fmt_bytes
+
+    avail = available_memory(selection.device)
+    biggest = max(selection.shapes, key=lambda s: s.rows * s.dim)
+    elements = biggest.rows * biggest.dim
+    need = elements * (per_element_bytes + 8 * max(itemsize(d) for d in selection.dtypes))
+    if need > 0.9 * avail:
+        raise UsageError(
+            f"shape {biggest} (batch x seq x dim) needs about {fmt_bytes(need)} but "
+            f"{selection.device} has {fmt_bytes(avail)} available: lower --dim, --batch or --seq"
+        )
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    selection: Selection
+    threads: int
+    time_budget: float = 1.0
+    quick: bool = False
+    hot: bool = False
+    out: Path = Path("reports")
+    formats: tuple[str, ...] = ("csv", "md", "json")
+    memory: bool = False
+    plot: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.time_budget <= 0:
+            raise UsageError(f"--time-budget must be positive seconds, got {self.time_budget}")
+        if self.threads <= 0:
+            raise UsageError(f"--threads must be a positive integer, got {self.threads}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d

@@ -1,0 +1,187 @@
+"""The environment fingerprint: what ran, where, with which versions, and how fast memory is.
+
+Every saved run carries it; `compare` refuses runs whose fingerprints differ in the keys below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Two runs are comparable only when these agree (NUMERICS.md section 7).
+FINGERPRINT_KEYS = ("device_name", "driver", "torch", "triton", "threads")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is present, else 'cpu'; refuse 'cuda' without one."""
+    import torch
+
+    from normbench.errors import UsageError
+
+    device = device.strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU found"
+            raise UsageError(f"--device {device}: no CUDA device is available ({why})")
+        if ":" in device:
+            index = device.split(":", 1)[1]
+            if not index.isdigit() or int(index) >= torch.cuda.device_count():
+                raise UsageError(
+                    f"--device {device}: there are {torch.cuda.device_count()} CUDA devices"
+                )
+        return device
+    raise UsageError(f"unknown device {device!r}: choose auto, cpu, cuda or cuda:N")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def available_memory(device: str) -> int:
+    """Bytes that a run may allocate on `device` right now."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def _nvml(index: int) -> dict[str, Any]:
+    """GPU facts through NVML; an empty dict with a note when NVML is not there."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"nvml": "not installed (pip install nvidia-ml-py)"}
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return {"nvml": f"unavailable ({exc})"}
+    try:
+        h = pynvml.nvmlDeviceGetHandleByIndex(index)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        clock = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+        return {
+            "nvml": "ok",
+            "driver": _str(pynvml.nvmlSystemGetDriverVersion()),
+            "gpu_memory_gib": round(mem.total / 2**30, 1),
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, clock[0]),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, clock[1]),
+            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, clock[0]),
+            "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+            "power_w": round(pynvml.nvmlDeviceGetPowerUsage(h) / 1000, 1),
+        }
+    except Exception as exc:
+        return {"nvml": f"partial ({exc})"}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _str(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def sm_clock_mhz(device: str) -> int | None:
+    """The current SM clock, to warn when it drops during a run (throttling)."""
+    if not device.startswith("cuda"):
+        return None
+    info = _nvml(int(device.split(":")[1]) if ":" in device else 0)
+    return info.get("sm_clock_mhz")
+
+
+def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """Device, software versions and thread count of this process."""
+    import torch
+
+    from normbench import __version__
+
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "not installed"
+    env: dict[str, Any] = {
+        "normbench": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        props = torch.cuda.get_device_properties(index)
+        env.update(
+            device_name=props.name,
+            compute_capability=f"{props.major}.{props.minor}",
+            sm_count=props.multi_processor_count,
+            cuda=torch.version.cuda,
+            driver="unknown",
+        )
+        env.update(_nvml(index))
+    else:
+        env.update(device_name=f"cpu: {env['cpu']}", driver="n/a", nvml="no NVIDIA GPU")
+    return env
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NORMBENCH_CACHE_DIR", Path.home() / ".cache" / "normbench"))
+
+
+def copy_bandwidth(device: str, threads: int, refresh: bool = False) -> float:
+    """Measured copy bandwidth in GB/s (bytes read + written), cached per device and threads."""
+    env = fingerprint(device, threads)
+    key = f"{env['device_name']}|threads={threads}|torch={env['torch']}"
+    path = cache_dir() / "bandwidth.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not refresh and isinstance(cache.get(key), dict):
+        return float(cache[key]["gbps"])
+    gbps = measure_copy_bandwidth(device)
+    cache[key] = {"gbps": gbps, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    from normbench.results import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(cache, indent=2), overwrite=True)
+    return gbps
+
+
+def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:
+    """A large device-to-device copy, median of repeated samples (NUMERICS.md section 3)."""
+    import torch
+
+    from normbench.timing import TimingConfig, measure
+
+    if device.startswith("cuda"):
+        nbytes = 1 << 30
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    t = measure(lambda: dst.copy_(src), device, TimingConfig(budget_s=0.5, min_blocks=3))
+    return 2 * nbytes / t.summary.median / 1e9

@@ -1,0 +1,180 @@
+"""The correctness gate: a backend's outputs and gradients against the fp64 oracle.
+
+Numbers before speed: every suite runs this first, and a backend that fails is reported as a
+mismatch and never timed. The oracle is evaluated on the low-precision inputs upcast to fp64, so
+the rounding of the inputs themselves is not counted as the backend's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from normbench.dtypes import to_torch
+from normbench.inputs import make_tensors
+from normbench.numerics import TensorError, compare
+
+if TYPE_CHECKING:
+    import torch
+
+    from normbench.cases import Case
+    from normbench.variants import Semantics, Variant
+
+
+@dataclass
+class Prepared:
+    """One case's tensors: fp64 originals, device inputs in the case dtype, output gradients."""
+
+    variant: Variant
+    case: Case
+    inputs: dict[str, torch.Tensor]
+    dys: tuple[torch.Tensor, ...]
+    scalars: dict[str, float]
+    _oracles: dict = field(default_factory=dict)
+
+    def leaves(self) -> dict[str, torch.Tensor]:
+        """Fresh leaf copies that require grad (every floating tensor argument)."""
+        return {k: v.detach().clone().requires_grad_(True) for k, v in self.inputs.items()}
+
+
+def prepare(variant: Variant, case: Case, seed: int = 0) -> Prepared:
+    import torch
+
+    dtype = to_torch(case.dtype)
+    t64 = make_tensors(variant, case.shape, seed, case.dist)
+    inputs = {k: v.to(dtype).to(case.device) for k, v in t64.items()}
+    g = torch.Generator().manual_seed(seed + 7)
+    shape = inputs["x"].shape
+    dys = tuple(
+        torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).to(case.device)
+        for _ in variant.outputs
+    )
+    return Prepared(variant, case, inputs, dys, dict(variant.scalars))
+
+
+def as_tuple(out: Any) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _evaluate(
+    fn: Callable[..., Any], p: Prepared, tensors: dict[str, torch.Tensor], grads: bool
+) -> dict[str, torch.Tensor]:
+    import torch
+
+    names = p.variant.outputs
+    if not grads:
+        with torch.no_grad():
+            outs = as_tuple(fn(**tensors, **p.scalars))
+        return dict(zip(names, outs))
+    outs = as_tuple(fn(**tensors, **p.scalars))
+    result = dict(zip(names, (o.detach() for o in outs)))
+    leaves = list(tensors)
+    dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
+    gs = torch.autograd.grad(outs, [tensors[k] for k in leaves], dys, allow_unused=True)
+    for k, g in zip(leaves, gs):
+        result["d" + k] = g if g is not None else torch.zeros_like(tensors[k])
+    return result
+
+
+def oracle(p: Prepared, sem: Semantics, grads: bool) -> tuple[dict, dict]:
+    """(fp64 reference, fp32 'native low precision' cast to the case dtype), cached per semantics."""
+    import torch
+
+    key = (tuple(getattr(sem, f) for f in p.variant.relevant), grads)
+    if key not in p._oracles:
+        dtype = to_torch(p.case.dtype)
+
+        def formula(**kw):
+            tensors = {k: kw[k] for k in p.variant.tensor_args}
+            return p.variant.formula(tensors, p.scalars, sem, dtype)
+
+        results = []
+        for work in (torch.float64, torch.float32):
+            tensors = {
+                k: v.to(work).detach().requires_grad_(grads) for k, v in p.inputs.items()
+            }
+            with torch.enable_grad():
+                res = _evaluate(formula, p, tensors, grads)
+            results.append(res)
+        ref, native = results
+        native = {k: v.to(dtype) for k, v in native.items()}
+        p._oracles[key] = (ref, native)
+    return p._oracles[key]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    ok: bool
+    errors: tuple[TensorError, ...]
+    note: str
+
+    @property
+    def worst(self) -> TensorError | None:
+        return max(self.errors, key=lambda e: e.worst_ratio, default=None)
+
+
+def _shape_problem(name: str, got: Any, want: torch.Tensor, dtype: str) -> str | None:
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        return f"{name} is a {type(got).__name__}, not a tensor"
+    if tuple(got.shape) != tuple(want.shape):
+        return f"{name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    if got.dtype != to_torch(dtype) and name in ("y", "residual_out", "dx", "dresidual"):
+        return f"{name} is {str(got.dtype).replace('torch.', '')}, expected {dtype}"
+    return None
+
+
+def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    import torch
+
+    # Bitwise, so a NaN input left untouched still counts as unchanged.
+    return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+
+
+def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> GateResult:
+    """Run `fn` once on the case and compare every output (and gradient) with the oracle."""
+    import torch
+
+    ref, native = oracle(p, sem, grads)
+    tensors = p.leaves() if grads else dict(p.inputs)
+    before = [t.clone() for t in (*p.dys, *p.inputs.values())]
+    with torch.enable_grad() if grads else torch.no_grad():
+        try:
+            got = _evaluate(fn, p, tensors, grads)
+        except (TypeError, ValueError) as exc:
+            if "not enough values" in str(exc) or "unexpected keyword" in str(exc):
+                return GateResult(False, (), f"wrong signature or outputs: {exc}")
+            raise
+    # An input or dy modified in place breaks every other consumer of it (Liger #370, trap 11).
+    after = (*p.dys, *p.inputs.values())
+    if any(not _bitwise_equal(a, b) for a, b in zip(before, after)):
+        return GateResult(False, (), "modified an input or dy in place")
+    for name, r in ref.items():
+        if name not in got:
+            return GateResult(False, (), f"returned no {name}")
+        problem = _shape_problem(name, got[name], r, p.case.dtype)
+        if problem:
+            return GateResult(False, (), problem)
+    errors = tuple(
+        compare(
+            name,
+            got[name],
+            r,
+            native[name],
+            p.case.dtype,
+            reduction=name[1:] in p.variant.params if name.startswith("d") else False,
+        )
+        for name, r in ref.items()
+    )
+    bad = [e for e in errors if not e.ok]
+    if not bad:
+        w = max(errors, key=lambda e: e.worst_ratio)
+        return GateResult(True, errors, f"matches fp64 (worst {w.name}: {w.max_ulp:.1f} ulp)")
+    e = max(bad, key=lambda e: e.worst_ratio)
+    if e.nonfinite:
+        why = f"{e.name} has {e.nonfinite} non-finite values where fp64 is finite"
+    else:
+        why = f"{e.name} max error {e.max_abs:.3g} is {e.worst_ratio:.1f}x the tolerance"
+    return GateResult(False, errors, why)

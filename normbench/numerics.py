@@ -1,0 +1,88 @@
+"""Error measures against the fp64 oracle, and the tolerance rule (NUMERICS.md section 2).
+
+Rule, from flash-attention's tests: elementwise
+    |impl - ref64| <= 2 * |native_lowprec - ref64| + atol * scale + 1 ulp
+where native_lowprec is the same formula computed in fp32 from the low-precision inputs and cast
+once. A one-ulp difference is never a bug. `scale` is 1 for activations and max(1, max|ref|) for
+parameter gradients, which are sums over every row and grow with M.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from normbench.dtypes import ATOL
+
+if TYPE_CHECKING:
+    import torch
+
+MANTISSA_BITS = {"fp32": 23, "fp16": 10, "bf16": 7, "fp64": 52}
+MIN_EXPONENT = {"fp32": -126, "fp16": -14, "bf16": -126, "fp64": -1022}
+
+
+def ulp(values: torch.Tensor, dtype: str) -> torch.Tensor:
+    """The spacing of `dtype` numbers at each value (subnormal spacing below the normal range)."""
+    import torch
+
+    v = values.abs().to(torch.float64)
+    _, exp = torch.frexp(v)  # v = m * 2**exp, m in [0.5, 1)
+    exp = torch.clamp(exp - 1, min=MIN_EXPONENT[dtype])
+    return torch.pow(2.0, (exp - MANTISSA_BITS[dtype]).to(torch.float64))
+
+
+@dataclass(frozen=True)
+class TensorError:
+    name: str
+    max_abs: float
+    rel: float  # ||impl - ref|| / ||ref|| over finite reference elements
+    max_ulp: float
+    nonfinite: int  # elements non-finite where the reference is finite
+    silent_zero_rows: int  # rows all zero where the reference row is not
+    worst_ratio: float  # max of error / bound: <= 1 passes the rule
+    ok: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(
+    name: str,
+    impl: torch.Tensor,
+    ref: torch.Tensor,
+    native: torch.Tensor | None,
+    dtype: str,
+    reduction: bool = False,
+) -> TensorError:
+    """Measure `impl` against the fp64 `ref` under the tolerance rule."""
+    import torch
+
+    out = impl.detach().to(torch.float64)
+    ref = ref.detach().to(torch.float64)
+    finite = torch.isfinite(ref)
+    nonfinite = int((~torch.isfinite(out) & finite).sum())
+    diff = torch.where(finite, (out - ref).abs(), torch.zeros_like(ref))
+    diff = torch.nan_to_num(diff, nan=float("inf"))
+    refz = torch.where(finite, ref, torch.zeros_like(ref))
+    denom = float(refz.norm())
+    rel = float(diff.norm()) / denom if denom > 0 else float(diff.norm())
+    max_abs = float(diff.max()) if diff.numel() else 0.0
+    u = ulp(refz, dtype)
+    max_ulp = float((diff / u).max()) if diff.numel() else 0.0
+
+    scale = max(1.0, float(refz.abs().max())) if (reduction and refz.numel()) else 1.0
+    bound = ATOL[dtype] * scale + u
+    if native is not None:
+        nat = torch.nan_to_num((native.detach().to(torch.float64) - ref).abs(), nan=0.0)
+        bound = bound + 2 * torch.where(finite, nat, torch.zeros_like(nat))
+    worst = float((diff / bound).max()) if diff.numel() else 0.0
+
+    rows = 0
+    if out.dim() >= 1 and out.numel():
+        o2 = out.reshape(-1, out.shape[-1])
+        r2 = refz.reshape(-1, ref.shape[-1])
+        rows = int(((o2 == 0).all(-1) & (r2 != 0).any(-1)).sum())
+    # Non-finite where the reference is non-finite is propagation, judged elsewhere; the rule here
+    # covers finite reference elements only.
+    ok = nonfinite == 0 and worst <= 1.0
+    return TensorError(name, max_abs, rel, max_ulp, nonfinite, rows, worst, ok)

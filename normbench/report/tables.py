@@ -1,0 +1,107 @@
+"""One table per suite, shared by the console and Markdown reporters so both show the same thing.
+
+A view is `(title, columns, rows)` with rows as lists of strings. Suites register their own view;
+any other run falls back to one line per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from normbench.results import Row, Run
+
+Table = tuple[str, list[str], list[list[str]]]
+VIEWS: dict[str, Callable[[Run], list[Table]]] = {}
+
+
+def register_view(suite: str) -> Callable:
+    def deco(fn: Callable[[Run], list[Table]]) -> Callable[[Run], list[Table]]:
+        VIEWS[suite] = fn
+        return fn
+
+    return deco
+
+
+def tables(run: Run) -> list[Table]:
+    return VIEWS.get(run.suite, generic_view)(run)
+
+
+def fmt_time_ms(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1e-3:
+        return f"{ms * 1e6:.0f} ns"
+    if ms < 1:
+        return f"{ms * 1e3:.1f} us"
+    if ms < 1000:
+        return f"{ms:.2f} ms" if ms < 100 else f"{ms:.1f} ms"
+    return f"{ms / 1e3:.2f} s"
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def generic_view(run: Run) -> list[Table]:
+    cols = ["case", "metric", "value", "unit", "status", "note"]
+    rows = [
+        [r.case_id, r.metric, fmt(r.value), r.unit, r.status, r.note] for r in run.rows
+    ]
+    return [(f"{run.suite} results", cols, rows)]
+
+
+def by_case(run: Run) -> dict[str, dict[str, Row]]:
+    """{case_id: {metric: row}} in the order cases first appear."""
+    out: dict[str, dict[str, Row]] = {}
+    for r in run.rows:
+        out.setdefault(r.case_id, {})[r.metric] = r
+    return out
+
+
+@register_view("speed")
+def speed_view(run: Run) -> list[Table]:
+    cols = [
+        "variant", "dtype", "shape", "mode", "backend", "status", "median", "p20-p80",
+        "CI +-", "n", "GB/s", "% copy bw", "vs eager", "note",
+    ]  # fmt: skip
+    rows = []
+    for metrics in by_case(run).values():
+        t = metrics.get("time") or next(iter(metrics.values()))
+        if t.metric == "time" and t.status == "ok" and t.value:
+            spread = f"{fmt_time_ms(t.p20)} - {fmt_time_ms(t.p80)}"
+            ci = f"{(t.ci_high - t.ci_low) / 2 / t.value:.1%}" if t.ci_high is not None else "-"
+            n = str(t.n)
+        else:
+            spread, ci, n = "-", "-", "-"
+        gbps = metrics.get("bandwidth")
+        pct = metrics.get("pct_copy_bw")
+        speed = metrics.get("speedup")
+        notes = [t.note] if t.note else []
+        if "compile_time" in metrics:
+            notes.append(f"compile {metrics['compile_time'].value:.1f} s")
+        rows.append(
+            [
+                t.variant, t.dtype, t.shape, t.mode, t.backend, t.status,
+                fmt_time_ms(t.value) if t.status == "ok" else "-", spread, ci, n,
+                fmt(gbps.value) if gbps else "-",
+                f"{pct.value:.1f}" if pct and pct.value is not None else "-",
+                f"{speed.value:.2f}x" if speed and speed.value is not None else "-",
+                "; ".join(notes),
+            ]
+        )  # fmt: skip
+    return [("speed", cols, rows)]
