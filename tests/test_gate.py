@@ -1,0 +1,98 @@
+"""The correctness gate: right implementations pass, wrong ones are caught and named."""
+
+import pytest
+import torch
+
+from normbench.backends.base import backend_from_functions
+from normbench.backends.composite import LLAMA, FUNCTIONS as COMPOSITE
+from normbench.backends.eager import EAGER, FUNCTIONS as EAGER_FUNCS
+from normbench.cases import Case
+from normbench.gate import check, prepare
+from normbench.variants import Shape, get_variant
+
+# Groups of 8 channels: with 3-channel groups eager fp16/bf16 group_norm backward on CPU is
+# 25x outside the tolerance (a real finding the gate reports, not what this test is about).
+SHAPE = Shape(2, 16, 256)
+
+
+def run_gate(fn, variant, dtype, mode="fwd+bwd", sem=EAGER, shape=SHAPE):
+    case = Case(variant, "x", dtype, shape, mode)
+    p = prepare(get_variant(variant), case)
+    return check(fn, p, sem, grads=mode != "fwd")
+
+
+@pytest.mark.parametrize("variant", list(EAGER_FUNCS))
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_eager_passes(variant, dtype):
+    result = run_gate(EAGER_FUNCS[variant], variant, dtype)
+    assert result.ok, result.note
+    assert {e.name for e in result.errors} >= {"y", "dx"}
+
+
+@pytest.mark.parametrize("variant", ["layernorm", "rmsnorm", "add_rmsnorm", "groupnorm"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_composite_passes_against_its_llama_reference(variant, dtype):
+    result = run_gate(COMPOSITE[variant], variant, dtype, sem=LLAMA)
+    assert result.ok, result.note
+
+
+def test_wrong_eps_is_a_mismatch():
+    def bad(x, weight, eps):
+        return EAGER_FUNCS["rmsnorm"](x, weight, 0.5)
+
+    x_small = Shape(1, 4, 32)
+    result = run_gate(bad, "rmsnorm", "fp32", mode="fwd", shape=x_small)
+    assert not result.ok
+    assert result.note.startswith("y max error")
+
+
+def test_one_pass_variance_fails_on_offset_mean():
+    # E[x^2] - E[x]^2 cancels catastrophically for x = 1e4 + N(0,1) in fp32 (NUMERICS.md trap 4).
+    def one_pass(x, weight, bias, eps):
+        m = x.mean(-1, keepdim=True)
+        var = (x * x).mean(-1, keepdim=True) - m * m
+        return (x - m) * torch.rsqrt(var + eps) * weight + bias
+
+    case = Case("layernorm", "x", "fp32", Shape(1, 8, 256), "fwd")
+    p = prepare(get_variant("layernorm"), case)
+    p.inputs["x"] = p.inputs["x"] + 1e4
+    result = check(one_pass, p, EAGER, grads=False)
+    assert not result.ok
+
+
+def test_wrong_shape_and_dtype_are_named():
+    shape = Shape(1, 4, 32)
+    r = run_gate(lambda x, weight, eps: x[..., :8], "rmsnorm", "fp32", "fwd", shape=shape)
+    assert not r.ok and "shape" in r.note
+    r = run_gate(lambda x, weight, eps: x.float() * 0 + 1, "rmsnorm", "bf16", "fwd", shape=shape)
+    assert not r.ok and "float32" in r.note and "bf16" in r.note
+
+
+def test_in_place_dy_modification_is_caught():
+    # Liger #370: a backward that writes dx into dy corrupts dy for its other consumers.
+    class Clobber(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return EAGER_FUNCS["rmsnorm"](x, w, 1e-6)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, w = ctx.saved_tensors
+            with torch.enable_grad():
+                xx, ww = x.detach().requires_grad_(), w.detach().requires_grad_()
+                y = EAGER_FUNCS["rmsnorm"](xx, ww, 1e-6)
+                dx, dw = torch.autograd.grad(y, (xx, ww), dy)
+            dy.mul_(0)
+            return dx, dw
+
+    r = run_gate(lambda x, weight, eps: Clobber.apply(x, weight), "rmsnorm", "fp32")
+    assert not r.ok and "in place" in r.note
+
+
+def test_function_backend_helper():
+    b = backend_from_functions("mine", {"rmsnorm": EAGER_FUNCS["rmsnorm"]}, dtypes=["fp32"])
+    case = Case("layernorm", "mine", "fp32", SHAPE, "fwd")
+    assert "has no layernorm" in b.supports(case)
+    assert "bf16" in b.supports(Case("rmsnorm", "mine", "bf16", SHAPE, "fwd"))
+    assert b.supports(Case("rmsnorm", "mine", "fp32", SHAPE, "fwd")) is None
