@@ -45,8 +45,10 @@ def main() -> None:
         walls.append(wall)
         runs.append(medians)
         print(f"run {i + 1}: {wall:.1f} s, {len(medians)} timed cases", file=sys.stderr)
-    print(f"Default sweep wall time over {ns.repeats} runs: median {statistics.median(walls):.1f} s"
-          f" (min {min(walls):.1f}, max {max(walls):.1f}).\n")
+    print(
+        f"Default sweep wall time over {ns.repeats} runs: median {statistics.median(walls):.1f} s"
+        f" (min {min(walls):.1f}, max {max(walls):.1f}).\n"
+    )
     print("| case | median of medians (ms) | min | max | spread (max/min - 1) |")
     print("|---|---|---|---|---|")
     spreads = []
@@ -54,10 +56,14 @@ def main() -> None:
         values = [r[case] for r in runs if case in r]
         spread = max(values) / min(values) - 1
         spreads.append(spread)
-        print(f"| {case} | {statistics.median(values):.3f} | {min(values):.3f} | "
-              f"{max(values):.3f} | {spread:.1%} |")
-    print(f"\nRun-to-run spread of the medians: median {statistics.median(spreads):.1%}, "
-          f"worst {max(spreads):.1%}.")
+        print(
+            f"| {case} | {statistics.median(values):.3f} | {min(values):.3f} | "
+            f"{max(values):.3f} | {spread:.1%} |"
+        )
+    print(
+        f"\nRun-to-run spread of the medians: median {statistics.median(spreads):.1%}, "
+        f"worst {max(spreads):.1%}."
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def expand(
         try:
             regex = re.compile(pattern)
         except re.error as exc:
-            raise UsageError(f"--filter {pattern!r} is not a valid regular expression: {exc}") from None
+            raise UsageError(
+                f"--filter {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
     cases = [
         Case(v, b, dt, shape, mode, device, dist)
         for v, dt, shape, mode, dist, b in itertools.product(

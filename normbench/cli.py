@@ -68,7 +68,9 @@ BatchOpt = Annotated[list[str] | None, Opt("--batch", help="Batch sizes (rows = 
 SeqOpt = Annotated[list[str] | None, Opt("--seq", help="Sequence lengths.")]
 ModeOpt = Annotated[list[str] | None, Opt("--mode", help="fwd, bwd, fwd+bwd (comma list).")]
 DeviceOpt = Annotated[str, Opt("--device", help="auto, cpu, cuda or cuda:N.")]
-FilterOpt = Annotated[str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")]
+FilterOpt = Annotated[
+    str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")
+]
 OutOpt = Annotated[Path, Opt("--out", help="Folder for the reports.")]
 FormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json or none.")]
 PluginOpt = Annotated[
@@ -108,8 +110,7 @@ def selection(
 
 def progress_bar(description: str):
     """A rich progress bar and the callback the library calls: (done, total, label)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
         TextColumn("[bold]" + description),

@@ -8,7 +8,13 @@ if TYPE_CHECKING:
     import torch
 
 DTYPE_NAMES = ("fp32", "fp16", "bf16")
-_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32"}
+_ALIASES = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "float": "fp32",
+}
 
 # Absolute tolerance of the correctness gate, per dtype (NUMERICS.md section 2, from
 # flash-attention's tests): |impl - ref64| <= 2 * |native_lowprec - ref64| + atol.

@@ -78,7 +78,8 @@ def _evaluate(
 
 
 def oracle(p: Prepared, sem: Semantics, grads: bool) -> tuple[dict, dict]:
-    """(fp64 reference, fp32 'native low precision' cast to the case dtype), cached per semantics."""
+    """The fp64 reference and the fp32 'native low precision' result cast to the case dtype,
+    cached per semantics."""
     import torch
 
     key = (tuple(getattr(sem, f) for f in p.variant.relevant), grads)
@@ -91,9 +92,7 @@ def oracle(p: Prepared, sem: Semantics, grads: bool) -> tuple[dict, dict]:
 
         results = []
         for work in (torch.float64, torch.float32):
-            tensors = {
-                k: v.to(work).detach().requires_grad_(grads) for k, v in p.inputs.items()
-            }
+            tensors = {k: v.to(work).detach().requires_grad_(grads) for k, v in p.inputs.items()}
             with torch.enable_grad():
                 res = _evaluate(formula, p, tensors, grads)
             results.append(res)

@@ -1,12 +1,14 @@
 """Named, seeded input distributions and the fp64 tensors of a case.
 
 Everything is generated in fp64 on the CPU from a seeded generator, so every backend, dtype and
-device sees the same values (rounded once to the case dtype).
+device sees the same values (rounded once to the case dtype). Each distribution is one of the
+inputs real models produce and says, in `trap`, what it breaks (NUMERICS.md section 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,21 @@ class Distribution:
     description: str
     # (shape, generator) -> fp64 tensor of that shape
     sample: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
+    # What broken code does on it, in words; the stability verdict's reason starts with it.
+    trap: str = ""
+    # Dtypes the trap applies to (empty: all).
+    trap_dtypes: tuple[str, ...] = ()
+    # Scale the sample by sqrt(eps) of the variant, so mean(x^2) lands near eps.
+    eps_scaled: bool = False
+    # (fp64 parameters, generator) -> replacement parameters (e.g. a Gemma weight near zero).
+    params: Callable[[Mapping[str, torch.Tensor], torch.Generator], dict] | None = None
+    # Only meaningful for implementations that declare this cast semantics ("gemma": 1 + w).
+    cast: str | None = None
+    # Part of the stability suite's default set.
+    default: bool = True
+
+    def trap_for(self, dtype: str) -> str:
+        return self.trap if not self.trap_dtypes or dtype in self.trap_dtypes else ""
 
 
 def _normal(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -32,8 +49,169 @@ def _normal(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=g, dtype=torch.float64)
 
 
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1, t.shape[-1])
+
+
+def _scaled(factor: float, offset: float = 0.0) -> Callable:
+    def sample(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+        return offset + factor * _normal(shape, g)
+
+    return sample
+
+
+def _signs(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    import torch
+
+    return torch.randint(0, 2, shape, generator=g).to(torch.float64) * 2 - 1
+
+
+def _sum_overflow(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    return 200.0 * _signs(shape, g)
+
+
+def _massive(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    import torch
+
+    # Massive activations sit in a few fixed channels (Sun et al. 2024, sglang #27540).
+    x = _normal(shape, g)
+    channel = int(torch.randint(0, shape[-1], (1,), generator=g))
+    x[..., channel] = 2600.0
+    return x
+
+
+def _constant(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    rows = _normal((*shape[:-1], 1), g)
+    return rows.expand(shape).clone()
+
+
+def _every_other_row(value: float | None) -> Callable:
+    """N(0, 1) where every other row (0, 2, ...) is all zero (value None) or holds one `value`."""
+
+    def sample(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+        import torch
+
+        x = _normal(shape, g)
+        r = _rows(x)
+        cols = torch.randint(0, shape[-1], (r.shape[0],), generator=g)
+        for i in range(0, r.shape[0], 2):
+            if value is None:
+                r[i] = 0.0
+            else:
+                r[i, int(cols[i])] = value
+        return x
+
+    return sample
+
+
+def _unit_max(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    # The largest |x| of each row is 0.999, so at scale 2^k the largest element is just below 2^k
+    # (and still rounds below it in fp16: 0.999 * 256 -> 255.75).
+    x = _normal(shape, g)
+    r = _rows(x)
+    r /= r.abs().amax(-1, keepdim=True) / 0.999
+    return x
+
+
+GEMMA_W = 2.0**-8
+
+
+def _gemma_weight(params: Mapping[str, torch.Tensor], g: torch.Generator) -> dict:
+    import torch
+
+    if "weight" not in params:
+        return dict(params)
+    w = params["weight"]
+    # Gemma stores w near 0 and applies (1 + w); in bf16, 1 + 2^-8 rounds to 1.0 (Liger PR #1462).
+    near = GEMMA_W + 2.0**-10 * torch.randn(w.shape, generator=g, dtype=torch.float64)
+    return {**params, "weight": near}
+
+
+FP16 = ("fp16",)
+
 DISTRIBUTIONS: dict[str, Distribution] = {
-    "normal": Distribution("normal", "N(0, 1) activations", _normal),
+    d.name: d
+    for d in (
+        Distribution("normal", "N(0, 1) activations", _normal),
+        Distribution(
+            "large",
+            "300 x N(0, 1): many |x| >= 256, whose square (> 65504) overflows fp16",
+            _scaled(300.0),
+            trap="fp16 square overflows at |x| >= 256",
+            trap_dtypes=FP16,
+        ),
+        Distribution(
+            "sum-overflow",
+            "every element +-200: each fp16 square (40000) fits, the row's sum of squares does not",
+            _sum_overflow,
+            trap="a half-precision sum of squares overflows",
+            trap_dtypes=FP16,
+        ),
+        Distribution(
+            "tiny",
+            "1e-4 x N(0, 1): x * x underflows fp16 (the mean square comes out too small)",
+            _scaled(1e-4),
+            trap="x * x underflows fp16 at |x| ~ 1e-4",
+            trap_dtypes=FP16,
+        ),
+        Distribution(
+            "near-eps",
+            "sqrt(eps) x N(0, 1): mean(x^2) near eps, where eps inside/clamped/outside differ",
+            _normal,
+            trap="mean(x^2) near eps: the eps convention decides the output (up to sqrt(2))",
+            eps_scaled=True,
+        ),
+        Distribution(
+            "offset",
+            "1e4 + N(0, 1): mean >> std, E[x^2] - E[x]^2 cancels to a negative variance",
+            _scaled(1.0, 1e4),
+            trap="mean 1e4 >> std: one-pass variance cancels",
+        ),
+        Distribution(
+            "massive",
+            "N(0, 1) with one channel at 2600 (a massive activation)",
+            _massive,
+            trap="a 2600 outlier: its fp16 square overflows, a low-precision sum loses the rest",
+        ),
+        Distribution(
+            "constant",
+            "each row one value from N(0, 1): zero variance (LayerNorm gives bias)",
+            _constant,
+            trap="zero variance: the result hangs on eps (NaN without it)",
+        ),
+        Distribution(
+            "zero",
+            "every other row all zeros (the rest N(0, 1)): output 0 or bias, never NaN",
+            _every_other_row(None),
+            trap="all-zero rows: 0 / sqrt(0 + eps) (eps cast to fp16 vanishes, DeepSpeed #581)",
+        ),
+        Distribution(
+            "inf",
+            "N(0, 1) with one +inf in every other row: those rows must come out non-finite",
+            _every_other_row(math.inf),
+            trap="a +inf in the row",
+        ),
+        Distribution(
+            "nan",
+            "N(0, 1) with one NaN in every other row: those rows must come out non-finite",
+            _every_other_row(math.nan),
+            trap="a NaN in the row",
+        ),
+        Distribution(
+            "gemma-weight",
+            "Gemma-style weight w ~ 2^-8 applied as (1 + w) (implementations with cast gemma)",
+            _normal,
+            trap="(1 + w) rounded in low precision loses w ~ 2^-8 (Liger PR #1462)",
+            params=_gemma_weight,
+            cast="gemma",
+        ),
+        Distribution(
+            "unit-max",
+            "N(0, 1) rows scaled to max |x| = 0.999: the --sweep-range base (x 2^k)",
+            _unit_max,
+            default=False,
+        ),
+    )
 }
 
 
@@ -51,17 +229,26 @@ def get_distribution(name: str) -> Distribution:
 
 
 def make_tensors(
-    variant: Variant, shape: Shape, seed: int = 0, dist: str = "normal"
+    variant: Variant, shape: Shape, seed: int = 0, dist: str = "normal", scale: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """fp64 CPU tensors for every argument of `variant`: activations from `dist`, the residual
-    (if any) from N(0, 1), parameters from the variant's initializer."""
+    (if any) from N(0, 1), parameters from the variant's initializer (or the distribution's).
+    `scale` multiplies every activation (the dynamic-range sweep)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    sample = get_distribution(dist).sample
+    d = get_distribution(dist)
     full = (shape.batch, shape.seq, shape.dim)
     tensors: dict[str, torch.Tensor] = {}
     for name in variant.activations:
-        tensors[name] = sample(full, g) if name == "x" else _normal(full, g)
-    tensors.update(variant.make_params(shape.dim, seed))
+        tensors[name] = d.sample(full, g) if name == "x" else _normal(full, g)
+    if d.eps_scaled:
+        tensors["x"] = tensors["x"] * math.sqrt(variant.scalars.get("eps", 1e-5))
+    if scale != 1.0:
+        for name in variant.activations:
+            tensors[name] = tensors[name] * scale
+    params = variant.make_params(shape.dim, seed)
+    if d.params is not None and params:
+        params = d.params(params, torch.Generator().manual_seed(seed + 2))
+    tensors.update(params)
     return {name: tensors[name] for name in variant.tensor_args}

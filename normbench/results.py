@@ -127,7 +127,8 @@ def load_run(path: str | Path) -> Run:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"{path}: not valid JSON (corrupt or truncated at line {exc.lineno}, column {exc.colno})"
+            f"{path}: not valid JSON (corrupt or truncated at line {exc.lineno}, "
+            f"column {exc.colno})"
         ) from None
     if not isinstance(data, dict) or data.get("tool") != "normbench" or "rows" not in data:
         raise BaselineError(f"{path}: not a normbench run (no 'tool': 'normbench' and 'rows')")
@@ -172,9 +173,7 @@ def atomic_write_text(path: Path, text: str, overwrite: bool = False) -> Path:
     return path
 
 
-def write_run_files(
-    out_dir: Path, stem: str, contents: dict[str, str]
-) -> dict[str, Path]:
+def write_run_files(out_dir: Path, stem: str, contents: dict[str, str]) -> dict[str, Path]:
     """Write {extension: text} as out_dir/stem[-k].ext, choosing the first k for which no file
     of any of the extensions exists, so one run's reports share a name and none is overwritten."""
     out_dir = Path(out_dir)

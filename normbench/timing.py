@@ -44,7 +44,9 @@ class Timing:
     warnings: tuple[str, ...] = ()
 
 
-def _warmup(run: Callable[[], object], sync: Callable[[], None], budget_s: float) -> tuple[float, list[float]]:
+def _warmup(
+    run: Callable[[], object], sync: Callable[[], None], budget_s: float
+) -> tuple[float, list[float]]:
     """First call timed apart (compilation, autotuning, allocation), then calls until the last
     three agree within 10% or the warm-up budget is spent."""
     t0 = time.perf_counter()

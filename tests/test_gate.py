@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from normbench.backends.base import backend_from_functions
-from normbench.backends.composite import LLAMA, FUNCTIONS as COMPOSITE
-from normbench.backends.eager import EAGER, FUNCTIONS as EAGER_FUNCS
+from normbench.backends.composite import FUNCTIONS as COMPOSITE
+from normbench.backends.composite import LLAMA
+from normbench.backends.eager import EAGER
+from normbench.backends.eager import FUNCTIONS as EAGER_FUNCS
 from normbench.cases import Case
 from normbench.gate import check, prepare
 from normbench.variants import Shape, get_variant

@@ -1,4 +1,4 @@
-"""The fp64 references against torch.nn modules, and the byte models against hand-computed values."""
+"""The fp64 references against torch.nn modules; the byte models against hand-computed values."""
 
 import pytest
 import torch

@@ -13,7 +13,9 @@ from normbench.variants.base import Semantics
 LLAMA = Semantics(eps="inside", cast="llama", residual="rounded")
 
 
-def layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+def layernorm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
     h = x.float()
     mean = h.mean(-1, keepdim=True)
     d = h - mean
@@ -28,14 +30,18 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * h.to(x.dtype)
 
 
-def batchnorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+def batchnorm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
     h = x.float().reshape(-1, x.shape[-1])
     d = h - h.mean(0)
     var = d.pow(2).mean(0)
     return ((d * torch.rsqrt(var + eps)).to(x.dtype) * weight + bias).reshape(x.shape)
 
 
-def groupnorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+def groupnorm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
     n = x.shape[-1]
     groups = 32  # gcd(n, 32), written so TorchScript can compile it
     while n % groups != 0:
@@ -90,7 +96,9 @@ FUNCTIONS = {
 
 class CompositeBackend(Backend):
     name = "composite"
-    description = "the formula as model code writes it (Llama-style RMSNorm: upcast, rsqrt, cast, weight)"
+    description = (
+        "the formula as model code writes it (Llama-style RMSNorm: upcast, rsqrt, cast, weight)"
+    )
     variants = tuple(FUNCTIONS)
     default_semantics = LLAMA
 

@@ -28,7 +28,6 @@ def make_console() -> Console:
 
 
 def render(run: Run, console: Console | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     console = console or make_console()

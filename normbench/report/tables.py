@@ -59,9 +59,7 @@ def fmt_bytes(n: float | None) -> str:
 
 def generic_view(run: Run) -> list[Table]:
     cols = ["case", "metric", "value", "unit", "status", "note"]
-    rows = [
-        [r.case_id, r.metric, fmt(r.value), r.unit, r.status, r.note] for r in run.rows
-    ]
+    rows = [[r.case_id, r.metric, fmt(r.value), r.unit, r.status, r.note] for r in run.rows]
     return [(f"{run.suite} results", cols, rows)]
 
 

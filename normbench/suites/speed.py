@@ -116,8 +116,8 @@ class SpeedCase:
             case_row(case, SUITE, "pct_copy_bw", 100 * gbps / self.copy_gbps, "%"),
         ]  # fmt: skip
         if compiles:
-            out.append(case_row(case, SUITE, "compile_time", first_call, "s",
-                                note="first call, compilation included; not in the timings"))  # fmt: skip
+            note = "first call, compilation included; not in the timings"
+            out.append(case_row(case, SUITE, "compile_time", first_call, "s", note=note))
         return out
 
 
@@ -125,7 +125,9 @@ def add_speedups(rows: list[Row]) -> list[Row]:
     """Speedup of each backend over eager for the same variant/dtype/shape/mode."""
     times = {r.case_id: r for r in rows if r.metric == "time" and r.status == "ok"}
     eager = {
-        (r.variant, r.dtype, r.shape, r.mode): r.value for r in times.values() if r.backend == "eager"
+        (r.variant, r.dtype, r.shape, r.mode): r.value
+        for r in times.values()
+        if r.backend == "eager"
     }
     out = []
     for r in times.values():
@@ -202,7 +204,8 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     counts = {s: sum(1 for r in rows if r.metric == "time" and r.status == s)
               for s in ("ok", "skipped", "mismatch", "error")}  # fmt: skip
     run.summary.append(
-        "Cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        "Cases: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         + (" (mismatches are never timed)" if counts["mismatch"] else "")
     )
     run.wall_s = time.perf_counter() - start

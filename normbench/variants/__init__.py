@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from normbench.variants.base import MODES, DEFAULT_SEMANTICS, Semantics, Shape, Variant
+from normbench.variants.base import DEFAULT_SEMANTICS, MODES, Semantics, Shape, Variant
 from normbench.variants.batchnorm import BATCHNORM
 from normbench.variants.dyt import DYT
 from normbench.variants.groupnorm import GROUPNORM
@@ -31,9 +31,7 @@ def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown variant {name!r}: choose from {', '.join(VARIANTS)}"
-        ) from None
+        raise UsageError(f"unknown variant {name!r}: choose from {', '.join(VARIANTS)}") from None
 
 
 __all__ = ["DEFAULT_SEMANTICS", "MODES", "VARIANTS", "Semantics", "Shape", "Variant", "get_variant"]

@@ -76,7 +76,7 @@ class Variant:
     # The formula, written once for any dtype: (tensors, scalars, semantics, round_to) -> outputs.
     # Called on fp64 tensors it is the oracle; on fp32 upcasts it is the "native low precision" run.
     formula: Callable[..., Any]
-    # Ideal device-memory bytes (NUMERICS.md section 3): (shape, act_bytes, param_bytes, mode) -> int.
+    # Ideal device-memory bytes (NUMERICS.md section 3): (shape, act_bytes, param_bytes, mode).
     ideal_bytes: Callable[[Shape, int, int, str], int]
     # Ideal bytes saved for backward: (shape, act_bytes) -> int.
     ideal_saved: Callable[[Shape, int], int]
@@ -131,9 +131,12 @@ def row_norm_bytes(
     params: int, stats: int | Callable[[Shape], int]
 ) -> Callable[[Shape, int, int, str], int]:
     """Byte model of a norm with `params` per-channel parameters and `stats` fp32 statistics per
-    row (or a function of the shape giving their count). fwd: 2bMN + the parameters read; bwd: 3bMN (read x, dy; write dx) + the stats
-    read + the weight read + the parameter gradients written (NUMERICS.md section 3). Per-program
-    dW partials depend on the implementation's grid, so they are not part of the ideal."""
+    row (or a function of the shape giving their count).
+
+    fwd: 2bMN + the parameters read. bwd: 3bMN (read x, dy; write dx) + the stats read + the
+    weight read + the parameter gradients written (NUMERICS.md section 3). Per-program dW partials
+    depend on the implementation's grid, so they are not part of the ideal.
+    """
 
     def model(shape: Shape, b: int, bw: int, mode: str) -> int:
         m, n = shape.rows, shape.dim

@@ -1,4 +1,7 @@
-"""Dynamic Tanh (Zhu et al. 2025, "Transformers without Normalization"): gamma * tanh(alpha x) + beta."""
+"""Dynamic Tanh (Zhu et al. 2025, "Transformers without Normalization").
+
+y = gamma * tanh(alpha x) + beta.
+"""
 
 from __future__ import annotations
 

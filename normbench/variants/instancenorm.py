@@ -1,4 +1,4 @@
-"""InstanceNorm (Ulyanov et al. 2016): each channel of each sequence normalized over the sequence."""
+"""InstanceNorm (Ulyanov et al. 2016): each channel of each sequence, over the sequence."""
 
 from __future__ import annotations
 
