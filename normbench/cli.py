@@ -72,28 +72,56 @@ FilterOpt = Annotated[
     str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")
 ]
 OutOpt = Annotated[Path, Opt("--out", help="Folder for the reports.")]
-FormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json or none.")]
+FormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json,html or none.")]
+PlotOpt = Annotated[
+    bool, Opt("--plot", help="Also write PNG plots beside the reports (the Markdown links them).")
+]
 PluginOpt = Annotated[
     list[str] | None, Opt("--plugin", help="pkg.module:object or path/to/file.py (repeatable).")
 ]
 SeedOpt = Annotated[int, Opt("--seed", help="Seed of every input.")]
+ThresholdOpt = Annotated[
+    str, Opt("--threshold", help="Margin of the regression verdict, e.g. 5% (see compare).")
+]
+MdOpt = Annotated[
+    Path | None,
+    Opt("--md", help="Append the verdict as Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)."),
+]
+ForceOpt = Annotated[
+    bool, Opt("--force", help="Compare even if device, driver, torch, triton or threads differ.")
+]
+
+
+def load_plugin_options(plugin: list[str] | None) -> list[str]:
+    """Load the --plugin specs (before a selection is validated, so their names are accepted in
+    --backend); the names of the backends they added."""
+    if not plugin:
+        return []
+    from normbench.plugins import load_plugins
+
+    return [b.name for b in load_plugins(plugin)]
 
 
 def selection(
-    variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, *, defaults=None
-):
-    """Options -> Selection, with device-dependent defaults."""
+    variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, *, defaults=None,
+    plugins=None,
+):  # fmt: skip
+    """Options -> Selection, with device-dependent defaults. `plugins` (the --plugin specs) are
+    loaded first, and their backends join the default --backend list."""
     from normbench.config import Selection, check_device_dtypes, check_fits, parse_ints, split
     from normbench.dtypes import canonical
     from normbench.env import resolve_device
     from normbench.registry import DEFAULT_BACKENDS
 
+    added = load_plugin_options(plugins)
     dev = resolve_device(device)
     d = dict(GPU_DEFAULTS if dev.startswith("cuda") else CPU_DEFAULTS)
     d.update(defaults or {})
+    default_backends = split(d.get("backend", ",".join(DEFAULT_BACKENDS)))
+    default_backends += [n for n in added if n not in default_backends]
     sel = Selection(
         variants=tuple(split(variant) or split(d.get("variant", "layernorm,rmsnorm"))),
-        backends=tuple(split(backend) or split(d.get("backend", ",".join(DEFAULT_BACKENDS)))),
+        backends=tuple(split(backend) or default_backends),
         dtypes=tuple(canonical(x) for x in (split(dtype) or split(d["dtype"]))),
         dims=tuple(parse_ints(dim, "--dim") or parse_ints(d["dim"], "--dim")),
         batches=tuple(parse_ints(batch, "--batch") or parse_ints(d["batch"], "--batch")),
@@ -128,13 +156,16 @@ def progress_bar(description: str):
     return bar, update
 
 
-def finish(run, out: Path, formats: tuple[str, ...]) -> None:
-    """Print the tables, write the reports and say where they are."""
+def finish(
+    run, out: Path, formats: tuple[str, ...], plot: bool = False, stem: str | None = None
+) -> None:
+    """Print the tables, write the reports (and with `plot` the PNGs, written first so the
+    Markdown and HTML can link and embed them) and say where they are."""
     from normbench.report import console, write_reports
 
     con = console.make_console()
     console.render(run, con)
-    paths = write_reports(run, out, formats)
+    paths = write_reports(run, out, formats, stem=stem, plots=plot)
     if paths:
         con.print("Reports: " + ", ".join(str(p) for p in paths.values()))
 
@@ -154,10 +185,22 @@ def speed(
     time_budget: Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")] = 1.0,
     quick: Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")] = False,
     hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    memory: Annotated[
+        bool, Opt("--memory", help="Also measure saved-for-backward and peak memory per case.")
+    ] = False,
     pattern: FilterOpt = None,
     out: OutOpt = Path("reports"),
     fmt: FormatOpt = "csv,md,json",
+    plot: PlotOpt = False,
     seed: SeedOpt = 0,
+    plugin: PluginOpt = None,
+    baseline: Annotated[
+        Path | None,
+        Opt("--baseline", help="Compare with this saved run and exit 1 on a regression."),
+    ] = None,
+    threshold: ThresholdOpt = "5%",
+    md: MdOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Time each implementation (gated first against fp64): median, CI, GB/s, % of copy bandwidth.
 
@@ -171,7 +214,9 @@ def speed(
     from normbench.suites.speed import run_speed
 
     formats = parse_formats(fmt)
-    sel = selection(variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed)
+    sel = selection(
+        variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin
+    )
     budget = min(time_budget, 0.3) if quick else time_budget
     config = SpeedConfig(
         selection=sel,
@@ -181,13 +226,153 @@ def speed(
         hot=hot,
         out=out,
         formats=formats,
+        memory=memory,
+        plot=plot,
+        extra={"plugins": list(plugin)} if plugin else {},
     )
+    base = gate_baseline(baseline, sel.device, config.threads, force)  # before measuring
+    margin = parse_threshold_option(threshold)
     bar, update = progress_bar("speed")
     with bar:
         run = run_speed(config, update, debug=STATE["debug"])
-    finish(run, out, formats)
+    finish(run, out, formats, plot)
     if run.interrupted:
         raise typer.Exit(130)
+    if base is not None:
+        from normbench.compare import CompareConfig, compare_runs
+
+        names = (f"baseline {baseline.name}", "this run")
+        cmp = compare_runs(base, run, CompareConfig(threshold=margin, force=force), names)
+        cmp.config["base"]["path"] = str(baseline)
+        gate_finish(cmp, out, formats, md, plot=plot)
+
+
+@app.command()
+@guarded
+def memory(
+    variant: VariantOpt = None,
+    backend: BackendOpt = None,
+    dtype: DtypeOpt = None,
+    dim: DimOpt = None,
+    batch: BatchOpt = None,
+    seq: SeqOpt = None,
+    mode: Annotated[
+        list[str] | None, Opt("--mode", help="fwd, bwd, fwd+bwd (comma list; default fwd+bwd).")
+    ] = None,
+    device: DeviceOpt = "auto",
+    pattern: FilterOpt = None,
+    out: OutOpt = Path("reports"),
+    fmt: FormatOpt = "csv,md,json",
+    plot: PlotOpt = False,
+    seed: SeedOpt = 0,
+    plugin: PluginOpt = None,
+) -> None:
+    """What each implementation saves for backward and its peak extra memory, against the ideal
+    (x plus fp32 statistics per row), after the same fp64 correctness gate as speed.
+
+    Saved bytes come from autograd's saved-tensor hooks (exact on any device); peaks from the
+    CUDA caching allocator or, on CPU, the profiler's allocation events.
+    """
+    from normbench.report import parse_formats
+    from normbench.suites.memory import MemoryConfig, run_memory
+
+    formats = parse_formats(fmt)
+    sel = selection(
+        variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed,
+        defaults={"mode": "fwd+bwd"}, plugins=plugin,
+    )  # fmt: skip
+    config = MemoryConfig(
+        selection=sel,
+        out=out,
+        formats=formats,
+        plot=plot,
+        extra={"plugins": list(plugin)} if plugin else {},
+    )
+    bar, update = progress_bar("memory")
+    with bar:
+        run = run_memory(config, update, debug=STATE["debug"])
+    finish(run, out, formats, plot)
+    if run.interrupted:
+        raise typer.Exit(130)
+
+
+STABILITY_CPU = {"dim": "1000,4096,8192", "batch": "1", "seq": "4",
+                 "backend": "eager,composite,triton,gemma,triton-gemma"}  # fmt: skip
+STABILITY_GPU = {"dim": "1000,4096,8192", "batch": "4", "seq": "1024",
+                 "backend": "eager,composite,triton,gemma,triton-gemma"}  # fmt: skip
+
+
+@app.command()
+@guarded
+def stability(
+    variant: VariantOpt = None,
+    backend: BackendOpt = None,
+    dtype: DtypeOpt = None,
+    fp16: Annotated[bool, Opt("--fp16", help="Shortcut for --dtype fp16 (combinable).")] = False,
+    bf16: Annotated[bool, Opt("--bf16", help="Shortcut for --dtype bf16 (combinable).")] = False,
+    fp32: Annotated[bool, Opt("--fp32", help="Shortcut for --dtype fp32 (combinable).")] = False,
+    dist: Annotated[
+        list[str] | None, Opt("--dist", help="Input distributions, comma list (normbench list).")
+    ] = None,
+    dim: DimOpt = None,
+    batch: BatchOpt = None,
+    seq: SeqOpt = None,
+    sweep_range: Annotated[
+        str | None,
+        Opt("--sweep-range", help="Also scale unit-max inputs by 2^k for k in LO:HI, e.g. -24:16."),
+    ] = None,
+    fail_on: Annotated[
+        str | None, Opt("--fail-on", help="Exit 1 if any case reaches FAIL (or WARN).")
+    ] = None,
+    no_determinism: Annotated[
+        bool, Opt("--no-determinism", help="Skip the two-run bitwise check.")
+    ] = False,
+    device: DeviceOpt = "auto",
+    pattern: FilterOpt = None,
+    out: OutOpt = Path("reports"),
+    fmt: FormatOpt = "csv,md,json",
+    plot: PlotOpt = False,
+    seed: SeedOpt = 0,
+    plugin: PluginOpt = None,
+) -> None:
+    """Numerics against an fp64 oracle on adversarial inputs: PASS / WARN / FAIL with a reason.
+
+    Each implementation is compared, forward and backward, with the reference of the semantics
+    it declares, on inputs real models produce (normbench list shows them). With no options:
+    fp16, bf16 and fp32, N = 1000, 4096, 8192, eager, composite, triton and the Gemma-style
+    backends; `--fp16` alone takes about 40 s on 2 CPU cores.
+    """
+    from normbench.config import StabilityConfig, parse_sweep_range, split
+    from normbench.env import resolve_device
+    from normbench.report import parse_formats
+    from normbench.suites.stability import default_dists, failed, run_stability
+
+    formats = parse_formats(fmt)
+    flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
+    dtypes = split(dtype) + [f for f in flags if f not in split(dtype)]
+    defaults = dict(STABILITY_GPU if resolve_device(device).startswith("cuda") else STABILITY_CPU)
+    defaults.update(dtype="fp16,bf16,fp32", mode="fwd+bwd")
+    sel = selection(
+        variant, backend, dtypes or None, dim, batch, seq, None, device, pattern, seed,
+        defaults=defaults, plugins=plugin,
+    )  # fmt: skip
+    config = StabilityConfig(
+        selection=sel,
+        dists=tuple(split(dist)) or default_dists(),
+        sweep=parse_sweep_range(sweep_range) if sweep_range is not None else (),
+        determinism=not no_determinism,
+        fail_on=fail_on.upper() if fail_on else None,
+        out=out,
+        formats=formats,
+    )
+    bar, update = progress_bar("stability")
+    with bar:
+        run = run_stability(config, update, debug=STATE["debug"])
+    finish(run, out, formats, plot)
+    if run.interrupted:
+        raise typer.Exit(130)
+    if config.fail_on and failed(run, config.fail_on):
+        raise typer.Exit(1)
 
 
 @app.command("env")
@@ -229,6 +414,7 @@ def list_cmd(plugin: PluginOpt = None) -> None:
     from normbench.registry import backends
     from normbench.variants import VARIANTS
 
+    load_plugin_options(plugin)
     con = Console()
     t = Table(title="variants")
     for c in ("variant", "arguments", "description"):
@@ -254,6 +440,254 @@ def list_cmd(plugin: PluginOpt = None) -> None:
             b.describe(),
         )
     con.print(t)
+    from rich.markup import escape
+
+    from normbench.inputs import DISTRIBUTIONS
+
+    t = Table(title="input distributions (normbench stability --dist)")
+    for c in ("input", "description", "what it breaks"):
+        t.add_column(c, overflow="fold")
+    for d in DISTRIBUTIONS.values():
+        trap = d.trap + (f" ({', '.join(d.trap_dtypes)})" if d.trap and d.trap_dtypes else "")
+        name = d.name + ("" if d.default else " [dim](sweep)[/dim]")
+        t.add_row(name, escape(d.description), escape(trap))  # E[x^2] is not markup
+    con.print(t)
+
+
+@app.command("report")
+@guarded
+def report_cmd(
+    files: Annotated[
+        list[Path], typer.Argument(help="Saved runs (.json), from one machine or several.")
+    ],
+    plot: PlotOpt = False,
+    out: Annotated[
+        Path | None, Opt("--out", help="Folder for the files (default: beside the first run).")
+    ] = None,
+    fmt: Annotated[str, Opt("--format", help="csv,md,json,html or none.")] = "md,html",
+) -> None:
+    """Re-render saved runs without measuring again: the console table, Markdown, CSV, an HTML
+    page to read top to bottom and, with --plot, the plots.
+
+    Several files are merged (rows keyed by case and device; a device column appears when there
+    is more than one); runs of different suites are rendered one after the other. A file that is
+    missing, corrupt or not a normbench run is refused with exit 2.
+    """
+    import time
+
+    from normbench.report import parse_formats
+    from normbench.report.merge import merge, read_runs
+
+    formats = parse_formats(fmt)
+    runs = read_runs(files)
+    merged = merge(runs, [str(f) for f in files])
+    folder = out if out is not None else files[0].parent
+    for run in merged:
+        if len(files) == 1:
+            stem = f"{files[0].stem}-report"
+        else:
+            stem = f"{run.suite}-merged-{time.strftime('%Y%m%d-%H%M%S')}"
+        finish(run, folder, formats, plot, stem=stem)
+
+
+# --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------
+
+
+def parse_threshold_option(text: str) -> float:
+    from normbench.compare import parse_threshold
+
+    return parse_threshold(text)
+
+
+def gate_baseline(path: Path | None, device: str, threads: int, force: bool):
+    """Read the baseline and check its fingerprint before anything is measured (exit 3)."""
+    if path is None:
+        return None
+    from normbench.compare import check_compatible, load_baseline
+    from normbench.env import fingerprint
+
+    base = load_baseline(path)
+    check_compatible(base.env, fingerprint(device, threads), force, f"baseline {path}")
+    return base
+
+
+def gate_finish(
+    cmp, out: Path, formats: tuple[str, ...], md: Path | None, stem=None, plot: bool = False
+) -> None:
+    """Print and write the comparison, append the Markdown summary, exit 1 on a regression."""
+    from normbench.compare import exit_code
+    from normbench.report.compare_view import append_markdown
+
+    finish(cmp, out, formats, plot, stem=stem)
+    if md is not None:
+        try:
+            append_markdown(cmp, md)
+        except OSError as exc:
+            fail(f"--md {md}: cannot write ({exc.strerror})")
+    code = exit_code(cmp)
+    if code:
+        raise typer.Exit(code)
+
+
+GateFormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json,html or none.")]
+CalibrationOpt = Annotated[
+    Path | None,
+    Opt("--calibration", help="A `normbench calibrate` run: never use a margin below its own."),
+]
+
+
+@app.command()
+@guarded
+def compare(
+    base: Annotated[Path, typer.Argument(help="Baseline run (.json of normbench speed).")],
+    new: Annotated[Path, typer.Argument(help="The run to judge against it.")],
+    threshold: ThresholdOpt = "5%",
+    md: MdOpt = None,
+    force: ForceOpt = False,
+    calibration: CalibrationOpt = None,
+    out: OutOpt = Path("reports"),
+    fmt: GateFormatOpt = "md,json",
+    plot: PlotOpt = False,
+    seed: Annotated[int, Opt("--seed", help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Regression gate: per case, ratio of medians NEW/BASE with a bootstrap 95% CI; verdict
+    regression / improvement / same / inconclusive against the margin, Holm-corrected.
+
+    Exit 0: no confirmed regression; 1: a confirmed regression (or a case that ran in the
+    baseline now fails its correctness gate); 2: usage; 3: baseline missing, corrupt or from a
+    different device, driver, torch, triton or thread count (--force compares anyway).
+    """
+    from normbench.compare import CompareConfig, compare_files, load_calibration
+    from normbench.report import parse_formats
+
+    formats = parse_formats(fmt)
+    config = CompareConfig(
+        threshold=parse_threshold_option(threshold),
+        force=force,
+        seed=seed,
+        calibrated_margin=load_calibration(calibration) if calibration else None,
+    )
+    gate_finish(compare_files(base, new, config), out, formats, md, plot=plot)
+
+
+@app.command()
+@guarded
+def ab(
+    a: Annotated[str, Opt("--a", help="Side A, the reference: a backend name or plugin:SPEC.")],
+    b: Annotated[str, Opt("--b", help="Side B, judged against A: a backend or plugin:SPEC.")],
+    variant: VariantOpt = None,
+    dtype: DtypeOpt = None,
+    dim: DimOpt = None,
+    batch: BatchOpt = None,
+    seq: SeqOpt = None,
+    mode: ModeOpt = None,
+    device: DeviceOpt = "auto",
+    threads: Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")] = None,
+    time_budget: Annotated[
+        float, Opt("--time-budget", help="Seconds of timing per case and side.")
+    ] = 1.0,
+    quick: Annotated[bool, Opt("--quick", help="Shorter budget, looser CI target.")] = False,
+    hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    pattern: FilterOpt = None,
+    threshold: ThresholdOpt = "5%",
+    md: MdOpt = None,
+    out: OutOpt = Path("reports"),
+    fmt: GateFormatOpt = "md,json",
+    plot: PlotOpt = False,
+    seed: SeedOpt = 0,
+    plugin: PluginOpt = None,
+) -> None:
+    """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
+    lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
+    confirmed slower."""
+    import time
+
+    import torch
+
+    from normbench.compare import CompareConfig
+    from normbench.config import SpeedConfig
+    from normbench.report import parse_formats, write_reports
+    from normbench.suites.ab import ABConfig, resolve_side, run_ab
+
+    formats = parse_formats(fmt)
+    load_plugin_options(plugin)
+    name_a, name_b = resolve_side(a, "--a"), resolve_side(b, "--b")
+    sel = selection(variant, [name_a], dtype, dim, batch, seq, mode, device, pattern, seed)
+    speed_config = SpeedConfig(
+        selection=sel,
+        threads=threads or torch.get_num_threads(),
+        time_budget=min(time_budget, 0.3) if quick else time_budget,
+        quick=quick,
+        hot=hot,
+        out=out,
+        formats=formats,
+    )
+    cmp = CompareConfig(threshold=parse_threshold_option(threshold))
+    config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b))
+    bar, update = progress_bar(f"ab {name_a} vs {name_b}")
+    with bar:
+        result = run_ab(config, update, debug=STATE["debug"])
+    if result.comparison.interrupted or result.a.interrupted:
+        result.comparison.summary.append("Interrupted: the verdicts cover the finished cases.")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if "json" in formats:  # both sides, re-comparable later with `normbench compare`
+        for side, run in (("A", result.a), ("B", result.b)):
+            write_reports(run, out, ("json",), stem=f"ab-{stamp}-{side}")
+    gate_finish(result.comparison, out, formats, md, stem=f"ab-{stamp}", plot=plot)
+
+
+@app.command()
+@guarded
+def calibrate(
+    variant: VariantOpt = None,
+    backend: BackendOpt = None,
+    dtype: DtypeOpt = None,
+    dim: DimOpt = None,
+    batch: BatchOpt = None,
+    seq: SeqOpt = None,
+    mode: ModeOpt = None,
+    device: DeviceOpt = "auto",
+    threads: Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")] = None,
+    time_budget: Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")] = 1.0,
+    quick: Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")] = False,
+    hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    pattern: FilterOpt = None,
+    repeats: Annotated[int, Opt("--repeats", help="How many times to measure each case.")] = 5,
+    interleaved: Annotated[
+        bool, Opt("--interleaved", help="Calibrate `ab` (A/A interleaved) instead of runs.")
+    ] = False,
+    out: OutOpt = Path("reports"),
+    fmt: GateFormatOpt = "md,json",
+    seed: SeedOpt = 0,
+    plugin: PluginOpt = None,
+) -> None:
+    """A/A noise: measure the selected cases --repeats times, compare every pair as `compare`
+    would, and report the noise floor and the smallest margin with under 1% false alarms
+    (pass the JSON to `compare --calibration`)."""
+    import torch
+
+    from normbench.config import SpeedConfig
+    from normbench.report import parse_formats
+    from normbench.suites.calibrate import CalibrateConfig, run_calibrate
+
+    formats = parse_formats(fmt)
+    sel = selection(
+        variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin
+    )
+    speed_config = SpeedConfig(
+        selection=sel,
+        threads=threads or torch.get_num_threads(),
+        time_budget=min(time_budget, 0.3) if quick else time_budget,
+        quick=quick,
+        hot=hot,
+        out=out,
+        formats=formats,
+    )
+    config = CalibrateConfig(speed_config, repeats=repeats, interleaved=interleaved)
+    bar, update = progress_bar("calibrate")
+    with bar:
+        run = run_calibrate(config, update, debug=STATE["debug"])
+    finish(run, out, formats)
 
 
 def main() -> None:

@@ -109,22 +109,28 @@ def check_device_dtypes(device: str, dtypes: Iterable[str]) -> None:
         raise UsageError(f"--dtype bf16: {name} has no bfloat16 support (needs sm_80 or newer)")
 
 
-def check_fits(selection: Selection, per_element_bytes: int = 96) -> None:
-    """Refuse up front a shape whose tensors cannot fit in the device's memory.
+def case_bytes(shape: Shape, dtype: str, per_element_bytes: int = 96) -> int:
+    """About what one case holds on its device: the inputs, outputs and gradients in the case
+    dtype plus the fp64 oracle and its gradients, `per_element_bytes` per activation element
+    plus 8 copies in the case dtype."""
+    return shape.rows * shape.dim * (per_element_bytes + 8 * itemsize(dtype))
 
-    A case holds the inputs, outputs and gradients in the case dtype plus the fp64 oracle and its
-    gradients: about `per_element_bytes` per activation element for the largest dtype.
-    """
+
+def check_fits(selection: Selection, per_element_bytes: int = 96) -> None:
+    """Refuse up front a selection none of whose cases can fit in the device's memory. When only
+    some shapes are too big the run goes on and the suites skip those cases with the reason
+    (suites.common.too_big)."""
     from normbench.env import available_memory
     from normbench.report.tables import fmt_bytes
 
     avail = available_memory(selection.device)
-    biggest = max(selection.shapes, key=lambda s: s.rows * s.dim)
-    elements = biggest.rows * biggest.dim
-    need = elements * (per_element_bytes + 8 * max(itemsize(d) for d in selection.dtypes))
+    smallest = min(selection.shapes, key=lambda s: s.rows * s.dim)
+    dtype = min(selection.dtypes, key=itemsize)
+    need = case_bytes(smallest, dtype, per_element_bytes)
     if need > 0.9 * avail:
+        which = "the smallest selected shape" if len(selection.shapes) > 1 else "shape"
         raise UsageError(
-            f"shape {biggest} (batch x seq x dim) needs about {fmt_bytes(need)} but "
+            f"{which} {smallest} (batch x seq x dim) needs about {fmt_bytes(need)} but "
             f"{selection.device} has {fmt_bytes(avail)} available: lower --dim, --batch or --seq"
         )
 
@@ -147,6 +153,52 @@ class SpeedConfig:
             raise UsageError(f"--time-budget must be positive seconds, got {self.time_budget}")
         if self.threads <= 0:
             raise UsageError(f"--threads must be a positive integer, got {self.threads}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+SWEEP_LIMIT = 150  # |k| beyond 2^150 every dtype has overflowed or flushed to zero
+
+
+def parse_sweep_range(text: str) -> tuple[int, ...]:
+    """'-24:16' (or '-24..16') -> the exponents k = -24 ... 16 of the 2^k range sweep."""
+    sep = ".." if ".." in text else ":"
+    parts = text.strip().split(sep)
+    try:
+        lo, hi = (int(x) for x in parts)
+    except ValueError:
+        raise UsageError(
+            f"--sweep-range expects LO:HI in whole powers of two, e.g. -24:16; got {text!r}"
+        ) from None
+    if lo > hi:
+        raise UsageError(f"--sweep-range {text}: LO ({lo}) is above HI ({hi})")
+    if max(abs(lo), abs(hi)) > SWEEP_LIMIT:
+        raise UsageError(f"--sweep-range {text}: exponents must lie within +-{SWEEP_LIMIT}")
+    return tuple(range(lo, hi + 1))
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    selection: Selection
+    dists: tuple[str, ...]
+    sweep: tuple[int, ...] = ()  # exponents k of the 2^k range sweep; empty: no sweep
+    determinism: bool = True
+    fail_on: str | None = None
+    out: Path = Path("reports")
+    formats: tuple[str, ...] = ("csv", "md", "json")
+
+    def __post_init__(self) -> None:
+        from normbench.inputs import get_distribution
+
+        if not self.dists:
+            raise UsageError("--dist selects nothing")
+        for d in self.dists:
+            get_distribution(d)
+        if self.fail_on is not None and self.fail_on not in ("FAIL", "WARN"):
+            raise UsageError(f"--fail-on {self.fail_on!r}: choose from FAIL, WARN")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -112,15 +112,18 @@ def sm_clock_mhz(device: str) -> int | None:
 
 def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """Device, software versions and thread count of this process."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
     from normbench import __version__
 
+    # The installed version without importing triton: Triton decides interpreter vs compiler for
+    # its own @jit helpers on first import, so importing it before normbench.kernels has set
+    # TRITON_INTERPRET (no GPU) breaks every interpreted kernel in the process.
     try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
+        triton_version = version("triton")
+    except PackageNotFoundError:
         triton_version = "not installed"
     env: dict[str, Any] = {
         "normbench": __version__,

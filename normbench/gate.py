@@ -38,11 +38,12 @@ class Prepared:
         return {k: v.detach().clone().requires_grad_(True) for k, v in self.inputs.items()}
 
 
-def prepare(variant: Variant, case: Case, seed: int = 0) -> Prepared:
+def prepare(variant: Variant, case: Case, seed: int = 0, scale: float = 1.0) -> Prepared:
+    """The case's tensors; `scale` multiplies the activations (the stability range sweep)."""
     import torch
 
     dtype = to_torch(case.dtype)
-    t64 = make_tensors(variant, case.shape, seed, case.dist)
+    t64 = make_tensors(variant, case.shape, seed, case.dist, scale)
     inputs = {k: v.to(dtype).to(case.device) for k, v in t64.items()}
     g = torch.Generator().manual_seed(seed + 7)
     shape = inputs["x"].shape
@@ -57,6 +58,43 @@ def as_tuple(out: Any) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+class OutputProblem(Exception):
+    """What a backend returned cannot be compared: the message says why."""
+
+
+def _check_outputs(outs: tuple, names: tuple[str, ...], grads: bool) -> None:
+    import torch
+
+    if len(outs) < len(names):
+        raise OutputProblem(
+            f"returned {len(outs)} output(s), expected {len(names)} ({', '.join(names)})"
+        )
+    for name, o in zip(names, outs):
+        if not isinstance(o, torch.Tensor):
+            raise OutputProblem(f"{name} is a {type(o).__name__}, not a tensor")
+    if grads and not any(o.requires_grad for o in outs):
+        raise OutputProblem(
+            f"{names[0]} has no gradient: the function is not differentiable by autograd "
+            "(a forward-only backend declares modes=('fwd',))"
+        )
+
+
+def signature_problem(fn: Callable[..., Any], names: list[str]) -> str | None:
+    """Why `fn(**names)` cannot be called, or None (also when Python cannot tell)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(**dict.fromkeys(names))
+    except TypeError as exc:
+        takes = ", ".join(sig.parameters)
+        return f"wrong signature: it takes ({takes}) but is called as fn({', '.join(names)}): {exc}"
+    return None
+
+
 def _evaluate(
     fn: Callable[..., Any], p: Prepared, tensors: dict[str, torch.Tensor], grads: bool
 ) -> dict[str, torch.Tensor]:
@@ -66,8 +104,10 @@ def _evaluate(
     if not grads:
         with torch.no_grad():
             outs = as_tuple(fn(**tensors, **p.scalars))
+        _check_outputs(outs, names, grads)
         return dict(zip(names, outs))
     outs = as_tuple(fn(**tensors, **p.scalars))
+    _check_outputs(outs, names, grads)
     result = dict(zip(names, (o.detach() for o in outs)))
     leaves = list(tensors)
     dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
@@ -132,23 +172,51 @@ def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
 
 
+def _restore(before: list[torch.Tensor], after: tuple[torch.Tensor, ...]) -> bool:
+    """Put back inputs a backend modified in place, so the backends after it in the same case
+    group see them intact; True if any was modified."""
+    import torch
+
+    changed = False
+    with torch.no_grad():
+        for b, a in zip(before, after):
+            if not _bitwise_equal(a, b):
+                a.copy_(b)
+                changed = True
+    return changed
+
+
 def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> GateResult:
     """Run `fn` once on the case and compare every output (and gradient) with the oracle."""
     import torch
 
     ref, native = oracle(p, sem, grads)
+    problem = signature_problem(fn, [*p.inputs, *p.scalars])
+    if problem:
+        return GateResult(False, (), problem)
+    if sem.inplace:
+        # A declared in-place kernel writes into its inputs: give it its own copies.
+        inner = fn
+
+        def fn(**kw: Any) -> Any:
+            return inner(**{k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
+
     tensors = p.leaves() if grads else dict(p.inputs)
     before = [t.clone() for t in (*p.dys, *p.inputs.values())]
+    after = (*p.dys, *p.inputs.values())
     with torch.enable_grad() if grads else torch.no_grad():
         try:
             got = _evaluate(fn, p, tensors, grads)
+        except OutputProblem as exc:
+            return GateResult(False, (), str(exc))
         except (TypeError, ValueError) as exc:
             if "not enough values" in str(exc) or "unexpected keyword" in str(exc):
                 return GateResult(False, (), f"wrong signature or outputs: {exc}")
             raise
+        finally:
+            modified = _restore(before, after)
     # An input or dy modified in place breaks every other consumer of it (Liger #370, trap 11).
-    after = (*p.dys, *p.inputs.values())
-    if any(not _bitwise_equal(a, b) for a, b in zip(before, after)):
+    if modified:
         return GateResult(False, (), "modified an input or dy in place")
     for name, r in ref.items():
         if name not in got:

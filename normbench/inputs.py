@@ -165,7 +165,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             "offset",
             "1e4 + N(0, 1): mean >> std, E[x^2] - E[x]^2 cancels to a negative variance",
             _scaled(1.0, 1e4),
-            trap="mean 1e4 >> std: one-pass variance cancels",
+            trap="mean 1e4 >> std: cancellation (one-pass variance, uncentered sums; x^2 = 1e8)",
         ),
         Distribution(
             "massive",

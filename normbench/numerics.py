@@ -53,13 +53,18 @@ def compare(
     native: torch.Tensor | None,
     dtype: str,
     reduction: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> TensorError:
-    """Measure `impl` against the fp64 `ref` under the tolerance rule."""
+    """Measure `impl` against the fp64 `ref` under the tolerance rule. With `mask` (bool,
+    broadcastable), only the elements where it is True are judged (stability judges the rows of a
+    non-finite input by propagation instead)."""
     import torch
 
     out = impl.detach().to(torch.float64)
     ref = ref.detach().to(torch.float64)
     finite = torch.isfinite(ref)
+    if mask is not None:
+        finite = finite & mask.to(finite.device)
     nonfinite = int((~torch.isfinite(out) & finite).sum())
     diff = torch.where(finite, (out - ref).abs(), torch.zeros_like(ref))
     diff = torch.nan_to_num(diff, nan=float("inf"))

@@ -21,6 +21,7 @@ def _builtins() -> list[Backend]:
     from normbench.backends.composite import CompositeBackend
     from normbench.backends.eager import EagerBackend
     from normbench.backends.external import PEERS
+    from normbench.backends.gemma import GemmaBackend, TritonGemmaBackend
     from normbench.backends.torchscript import TorchScriptBackend
     from normbench.backends.triton import TritonBackend
 
@@ -30,14 +31,21 @@ def _builtins() -> list[Backend]:
         TorchScriptBackend(),
         CompileBackend(),
         TritonBackend(),
+        GemmaBackend(),
+        TritonGemmaBackend(),
         *PEERS,
     ]
 
 
 def backends() -> dict[str, Backend]:
-    """All registered backends, built-ins first, in registration order."""
+    """All registered backends, built-ins first, then installed plugins (the `normbench.backends`
+    entry points; a broken one is listed as unavailable), then `--plugin`s in load order."""
     if not _BACKENDS:
+        from normbench.plugins import entry_point_backends
+
         for b in _builtins():
+            _BACKENDS[b.name] = b
+        for b in entry_point_backends(taken=_BACKENDS):
             _BACKENDS[b.name] = b
     return _BACKENDS
 

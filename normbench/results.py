@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ def load_run(path: str | Path) -> Run:
         raise BaselineError(f"{path}: no such file") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"{path}: not a text file (binary, or not UTF-8)") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -149,17 +152,19 @@ def load_run(path: str | Path) -> Run:
             interrupted=bool(data.get("interrupted")),
             wall_s=float(data.get("wall_s") or 0.0),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. a row that is a list
         raise BaselineError(f"{path}: malformed run ({type(exc).__name__}: {exc})") from None
 
 
-def atomic_write_text(path: Path, text: str, overwrite: bool = False) -> Path:
-    """Write through a temporary file in the same folder. Without `overwrite`, the final name is
-    claimed with a hard link, which fails instead of replacing an existing file."""
+def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) -> Path:
+    """Write through a temporary file in the same folder (bytes are written as they are).
+    Without `overwrite`, the final name is claimed with a hard link, which fails instead of
+    replacing an existing file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    binary = isinstance(text, bytes)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -173,9 +178,13 @@ def atomic_write_text(path: Path, text: str, overwrite: bool = False) -> Path:
     return path
 
 
-def write_run_files(out_dir: Path, stem: str, contents: dict[str, str]) -> dict[str, Path]:
+def write_run_files(
+    out_dir: Path, stem: str, contents: dict[str, str | bytes | Callable[[str], str | bytes]]
+) -> dict[str, Path]:
     """Write {extension: text} as out_dir/stem[-k].ext, choosing the first k for which no file
-    of any of the extensions exists, so one run's reports share a name and none is overwritten."""
+    of any of the extensions exists, so one run's reports share a name and none is overwritten.
+    A callable value is called with the chosen name (stem[-k]) once it is known, for a report
+    that links its sibling files (the Markdown linking its plots)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for k in range(1, 1000):
@@ -186,7 +195,7 @@ def write_run_files(out_dir: Path, stem: str, contents: dict[str, str]) -> dict[
         written: dict[str, Path] = {}
         try:
             for ext, text in contents.items():
-                written[ext] = atomic_write_text(paths[ext], text)
+                written[ext] = atomic_write_text(paths[ext], text(name) if callable(text) else text)
         except FileExistsError:
             continue  # another process took this name between the check and the link
         return written

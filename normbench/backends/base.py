@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from normbench.variants.base import DEFAULT_SEMANTICS, Semantics
+from normbench.variants.base import DEFAULT_SEMANTICS, MODES, Semantics
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -27,6 +27,8 @@ class Backend:
     variants: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ("fp32", "fp16", "bf16")
     devices: tuple[str, ...] = ("cpu", "cuda")
+    # fwd, bwd, fwd+bwd: a forward-only kernel (no autograd) sets ("fwd",).
+    modes: tuple[str, ...] = MODES
     # Per-variant semantics; a missing variant uses `default_semantics`.
     semantics: Mapping[str, Semantics] = {}
     default_semantics: Semantics = DEFAULT_SEMANTICS
@@ -50,6 +52,8 @@ class Backend:
             return f"{self.name} does not support {case.dtype}"
         if case.device_type not in self.devices:
             return f"{self.name} does not run on {case.device_type}"
+        if case.mode not in self.modes:
+            return f"{self.name} has no {case.mode} (it implements {', '.join(self.modes)})"
         return None
 
     def semantics_for(self, variant: str) -> Semantics:
@@ -74,6 +78,7 @@ class FunctionBackend(Backend):
     semantics: Mapping[str, Semantics] = field(default_factory=dict)
     default_semantics: Semantics = DEFAULT_SEMANTICS
     origin: str = "builtin"
+    modes: tuple[str, ...] = MODES
 
     def __post_init__(self) -> None:
         self.variants = tuple(self.functions)
@@ -89,14 +94,21 @@ def backend_from_functions(
     description: str = "",
     dtypes: Iterable[str] = ("fp32", "fp16", "bf16"),
     devices: Iterable[str] = ("cpu", "cuda"),
-    semantics: Mapping[str, Semantics] | None = None,
+    semantics: Mapping[str, Semantics] | Semantics | None = None,
+    modes: Iterable[str] = MODES,
 ) -> FunctionBackend:
-    """Make a backend from `{"rmsnorm": fn, ...}`; each fn takes the variant's arguments."""
+    """Make a backend from `{"rmsnorm": fn, ...}`; each fn takes the variant's arguments.
+
+    `semantics` is one `Semantics` for every variant or a `{variant: Semantics}` table;
+    `modes=("fwd",)` for functions autograd cannot differentiate."""
+    one = isinstance(semantics, Semantics)
     return FunctionBackend(
         name=name,
         functions=dict(functions),
         description=description,
         dtypes=tuple(dtypes),
         devices=tuple(devices),
-        semantics=dict(semantics or {}),
+        semantics={} if one else dict(semantics or {}),
+        default_semantics=semantics if one else DEFAULT_SEMANTICS,
+        modes=tuple(modes),
     )

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 def render(run: Run) -> str:
     df = run.frame()
-    df.insert(0, "device_name", run.env.get("device_name", ""))
+    from normbench.report.merge import row_devices
+
+    df.insert(0, "device_name", row_devices(run))  # per row: a merged run holds several devices
     df.insert(1, "created", run.created)
     return df.to_csv(index=False)

@@ -26,11 +26,12 @@ def md_table(cols: list[str], rows: list[list[str]]) -> str:
 
 
 def render(run: Run, links: dict[str, str] | None = None) -> str:
-    env = run.env
     out = [f"# normbench {run.suite}", "", f"Run {run.created}, {run.wall_s:.0f} s."]
     if run.interrupted:
         out.append("**Interrupted**: the tables hold the cases that finished.")
-    out += ["", md_table(["environment", ""], [[k, str(env[k])] for k in ENV_KEYS if k in env])]
+    from normbench.report.merge import environment_table
+
+    out += ["", md_table(*environment_table(run, ENV_KEYS))]  # a column per device when merged
     for title, cols, rows in tables(run):
         out += ["", f"## {title}", "", md_table(cols, rows)]
     if run.summary:

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 
 Table = tuple[str, list[str], list[list[str]]]
 VIEWS: dict[str, Callable[[Run], list[Table]]] = {}
+# Views registered by modules that a command may not have imported: suite -> module.
+LAZY_VIEWS = {
+    "compare": "normbench.report.compare_view",
+    "calibrate": "normbench.report.compare_view",
+    "stability": "normbench.report.stability_view",
+    "memory": "normbench.report.memory_view",
+}
 
 
 def register_view(suite: str) -> Callable:
@@ -25,7 +32,23 @@ def register_view(suite: str) -> Callable:
 
 
 def tables(run: Run) -> list[Table]:
-    return VIEWS.get(run.suite, generic_view)(run)
+    """The suite's view; for a run merged from several devices, the view of each device's rows
+    joined under a leading `device` column."""
+    from normbench.report.merge import split_by_device
+
+    if run.suite in LAZY_VIEWS and run.suite not in VIEWS:  # a saved run read back
+        import importlib
+
+        importlib.import_module(LAZY_VIEWS[run.suite])
+    view = VIEWS.get(run.suite, generic_view)
+    parts = split_by_device(run)
+    if len(parts) <= 1:
+        return view(run)
+    joined: dict[tuple[str, tuple[str, ...]], list[list[str]]] = {}
+    for label, sub in parts:
+        for title, cols, rows in view(sub):
+            joined.setdefault((title, tuple(cols)), []).extend([label, *r] for r in rows)
+    return [(title, ["device", *cols], rows) for (title, cols), rows in joined.items()]
 
 
 def fmt_time_ms(ms: float | None) -> str:
@@ -77,6 +100,11 @@ def speed_view(run: Run) -> list[Table]:
         "variant", "dtype", "shape", "mode", "backend", "status", "median", "p20-p80",
         "CI +-", "n", "GB/s", "% copy bw", "vs eager", "note",
     ]  # fmt: skip
+    memory = any(r.metric == "saved_bytes" for r in run.rows)  # speed --memory
+    if memory:
+        from normbench.report.memory_view import with_ratio
+
+        cols[-1:-1] = ["saved (x ideal)"]  # the peaks: in the CSV, JSON and `normbench memory`
     rows = []
     for metrics in by_case(run).values():
         t = metrics.get("time") or next(iter(metrics.values()))
@@ -92,14 +120,15 @@ def speed_view(run: Run) -> list[Table]:
         notes = [t.note] if t.note else []
         if "compile_time" in metrics:
             notes.append(f"compile {metrics['compile_time'].value:.1f} s")
-        rows.append(
-            [
-                t.variant, t.dtype, t.shape, t.mode, t.backend, t.status,
-                fmt_time_ms(t.value) if t.status == "ok" else "-", spread, ci, n,
-                fmt(gbps.value) if gbps else "-",
-                f"{pct.value:.1f}" if pct and pct.value is not None else "-",
-                f"{speed.value:.2f}x" if speed and speed.value is not None else "-",
-                "; ".join(notes),
-            ]
-        )  # fmt: skip
+        line = [
+            t.variant, t.dtype, t.shape, t.mode, t.backend, t.status,
+            fmt_time_ms(t.value) if t.status == "ok" else "-", spread, ci, n,
+            fmt(gbps.value) if gbps else "-",
+            f"{pct.value:.1f}" if pct and pct.value is not None else "-",
+            f"{speed.value:.2f}x" if speed and speed.value is not None else "-",
+            "; ".join(notes),
+        ]  # fmt: skip
+        if memory:
+            line[-1:-1] = [with_ratio(metrics.get("saved_bytes"))]
+        rows.append(line)
     return [("speed", cols, rows)]

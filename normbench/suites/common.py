@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from normbench.plugins import label_plugin_rows
 from normbench.results import Row
 
 if TYPE_CHECKING:
@@ -43,6 +44,23 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {msg[:200]}" if msg else name
 
 
+def too_big(case: Case) -> str | None:
+    """Why `case` cannot fit in its device's memory now, or None: `config.check_fits`'s
+    estimate, per case (that check refuses a run only when no selected case fits)."""
+    from normbench.config import case_bytes
+    from normbench.env import available_memory
+    from normbench.report.tables import fmt_bytes
+
+    need = case_bytes(case.shape, case.dtype)
+    avail = available_memory(case.device)
+    if need <= 0.9 * avail:
+        return None
+    return (
+        f"too big for {case.device}: shape {case.shape} needs about {fmt_bytes(need)}, "
+        f"{fmt_bytes(avail)} available"
+    )
+
+
 @dataclass
 class CaseLoop:
     """Runs `work(case)` for each case; an exception becomes an error row, Ctrl-C stops the loop
@@ -53,6 +71,9 @@ class CaseLoop:
     debug: bool = False
     rows: list[Row] = field(default_factory=list)
     interrupted: bool = False
+    # The metric and unit of the loop's own rows (error, too big for the device).
+    metric: str = "time"
+    unit: str = "ms"
 
     def run(self, cases: list[Case], work: Callable[[Case], list[Row]]) -> list[Row]:
         total = len(cases)
@@ -60,15 +81,22 @@ class CaseLoop:
             if self.progress:
                 self.progress(i, total, case.id)
             try:
-                self.rows.extend(work(case))
+                reason = too_big(case)  # a sweep skips the shapes that cannot fit, runs the rest
+                if reason:
+                    rows = [case_row(case, self.suite, self.metric, None, self.unit,
+                                     status="skipped", note=reason)]  # fmt: skip
+                else:
+                    rows = work(case)
             except KeyboardInterrupt:
                 self.interrupted = True
                 break
             except Exception as exc:  # one failing case must not lose the run
                 if self.debug:
                     traceback.print_exc()
-                self.rows.append(case_row(case, self.suite, "time", None, "ms", status="error",
-                                          note=describe_error(exc)))  # fmt: skip
+                rows = [case_row(case, self.suite, self.metric, None, self.unit, status="error",
+                                 note=describe_error(exc))]  # fmt: skip
+            # A plugin's failure names the plugin and where it came from.
+            self.rows.extend(label_plugin_rows(rows))
         if self.progress:
             self.progress(total if not self.interrupted else i, total, "done")
         return self.rows

@@ -86,9 +86,24 @@ class SpeedCase:
         blocker = backend.timing_blocker(case.device)
         if blocker:
             note = f"{blocker} (numerics: {gate.note})"
-            return [case_row(case, SUITE, "time", None, "ms", status="skipped", note=note)]
+            skip = case_row(case, SUITE, "time", None, "ms", status="skipped", note=note)
+            return [skip, *self.memory(case, variant, backend, fn, p, sem)]
+        if sem.inplace:  # it overwrites its inputs: let it overwrite copies, not the shared ones
+            from dataclasses import replace
+
+            p = replace(p, inputs={k: v.clone() for k, v in p.inputs.items()})
         timing = measure(make_runner(fn, p, case.mode), case.device, self.timing)
-        return self.rows(case, variant, timing, first_call, getattr(backend, "compiles", False))
+        rows = self.rows(case, variant, timing, first_call, getattr(backend, "compiles", False))
+        return rows + self.memory(case, variant, backend, fn, p, sem)
+
+    def memory(self, case, variant, backend, fn, p, sem) -> list[Row]:
+        """--memory: the memory suite's rows for this gated case (after timing, never inside)."""
+        if not self.config.memory:
+            return []
+        from normbench.suites.memory import measure_memory
+
+        seed = self.config.selection.seed
+        return measure_memory(case, variant, backend, fn, p, sem, suite=SUITE, seed=seed)
 
     def rows(self, case, variant, timing, first_call: float, compiles: bool) -> list[Row]:
         s = timing.summary

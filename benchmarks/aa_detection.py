@@ -1,0 +1,191 @@
+"""Does the regression gate stay quiet on noise and catch a real slowdown?
+
+    .venv/bin/python benchmarks/aa_detection.py                 # separate runs, as CI measures
+    .venv/bin/python benchmarks/aa_detection.py --ab            # also the interleaved `ab` mode
+
+Separate runs (one process, one after the other, the way a CI job measures a baseline and a pull
+request), over a small quick case set (layernorm and rmsnorm, eager / composite / torchscript,
+fp32, 4 x 128 x {1024, 4096}, forward, `--quick`):
+
+- A/A: 21 runs of the set; run k compared with run k-1: 20 comparisons, no case may be judged
+  a regression;
+- 15%: the eager cases against `eager_slow15` (normbench.fixtures: eager plus 15% of its own time
+  spent repeating part of its work), measured right after each A/A run: a regression in at least
+  19 of 20 comparisons;
+- 5%: the same with `eager_slow5`: never an improvement.
+
+With --ab, the same three questions in same-job mode (`normbench ab`, A and B interleaved).
+Prints the figures (recorded in docs/regression-gate.md) and writes every verdict to a JSON
+file. Other processes on the same cores make the runs differ: the load average is printed
+before and after; re-run on a quiet machine for figures that describe the gate, not the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def tally(cmp) -> dict:
+    from normbench.compare import case_rows, counts
+
+    c = counts(cmp)
+    return {
+        "regression": c["regression"],
+        "improvement": c["improvement"],
+        "same": c["same"],
+        "inconclusive": c["inconclusive"],
+        "ratios": {r.case_id: r.value for r in case_rows(cmp) if r.value is not None},
+        "verdicts": {r.case_id: r.extra["verdict"] for r in case_rows(cmp)},
+    }
+
+
+def only(run, backend: str):
+    """The run with only `backend`'s rows (the slowed run is matched on the case without the
+    backend, so the other backends' rows must not compete for the same key)."""
+    return replace(run, rows=[r for r in run.rows if r.backend == backend])
+
+
+def separate(ns, sel, speed_config, progress) -> dict:
+    from normbench.compare import CompareConfig, compare_runs
+    from normbench.suites.speed import run_speed
+
+    aa, slow15, slow5 = [], [], []
+    match = CompareConfig(threshold=ns.threshold, match="group")
+    prev = None
+    for k in range(ns.comparisons + 1):
+        t0 = time.perf_counter()
+        run = run_speed(speed_config)
+        if prev is not None:
+            aa.append(tally(compare_runs(prev, run, CompareConfig(threshold=ns.threshold))))
+            base = only(run, "eager")
+            for name, sink in (("eager_slow15", slow15), ("eager_slow5", slow5)):
+                cfg = replace(speed_config, selection=replace(sel, backends=(name,)))
+                sink.append(tally(compare_runs(base, run_speed(cfg), match)))
+        prev = run
+        progress(f"separate runs: {k}/{ns.comparisons} done ({time.perf_counter() - t0:.0f} s)")
+    return {"aa": aa, "slow15": slow15, "slow5": slow5}
+
+
+def interleaved(ns, sel, speed_config, progress) -> dict:
+    from normbench.compare import CompareConfig
+    from normbench.suites.ab import ABConfig, run_ab
+
+    out: dict[str, list] = {"aa": [], "slow15": [], "slow5": []}
+    eager = replace(speed_config, selection=replace(sel, backends=("eager",)))
+    cmp = CompareConfig(threshold=ns.threshold)
+    for k in range(ns.comparisons):
+        for key, b in (("aa", "eager"), ("slow15", "eager_slow15"), ("slow5", "eager_slow5")):
+            out[key].append(tally(run_ab(ABConfig(eager, "eager", b, cmp)).comparison))
+        progress(f"interleaved: {k + 1}/{ns.comparisons} done")
+    return out
+
+
+def report(mode: str, res: dict, n: int) -> list[str]:
+    aa_reg = sum(c["regression"] for c in res["aa"])
+    aa_imp = sum(c["improvement"] for c in res["aa"])
+    aa_cases = sum(len(c["verdicts"]) for c in res["aa"])
+    caught = sum(1 for c in res["slow15"] if c["regression"])
+    caught_cases = sum(c["regression"] for c in res["slow15"])
+    cases15 = sum(len(c["verdicts"]) for c in res["slow15"])
+    imp5 = sum(c["improvement"] for c in res["slow5"])
+    reg5 = sum(1 for c in res["slow5"] if c["regression"])
+    ratios15 = sorted(r for c in res["slow15"] for r in c["ratios"].values())
+    ratios5 = sorted(r for c in res["slow5"] for r in c["ratios"].values())
+    med = lambda xs: xs[len(xs) // 2] if xs else float("nan")  # noqa: E731
+    ok = aa_reg == 0 and caught >= n - 1 and imp5 == 0
+    return [
+        f"## {mode}",
+        "",
+        "| question | result | target |",
+        "|---|---|---|",
+        f"| A/A: cases judged a regression | {aa_reg} of {aa_cases} ({len(res['aa'])} "
+        f"comparisons; {aa_imp} judged an improvement) | 0 |",
+        f"| 15% slower: comparisons with a regression | {caught} of {len(res['slow15'])} "
+        f"({caught_cases} of {cases15} cases) | >= {n - 1} of {n} |",
+        f"| 5% slower: cases judged an improvement | {imp5} (comparisons with a regression: "
+        f"{reg5} of {len(res['slow5'])}) | 0 |",
+        f"| measured slowdown of eager_slow15 / eager_slow5 (median ratio) | "
+        f"{med(ratios15):.3f} / {med(ratios5):.3f} | 1.15 / 1.05 |",
+        "",
+        f"{'PASS' if ok else 'FAIL'}: {mode}.",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comparisons", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="default: torch's")
+    parser.add_argument("--threshold", type=float, default=0.05)
+    parser.add_argument("--time-budget", type=float, default=0.3)
+    parser.add_argument("--ab", action="store_true", help="also the interleaved ab mode")
+    parser.add_argument("--ab-only", action="store_true", help="only the interleaved ab mode")
+    parser.add_argument("--dim", default="1024,4096")
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=None, help="JSON with every verdict")
+    ns = parser.parse_args()
+    os.environ.setdefault("NORMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="normbench-bench-"))
+
+    import torch
+
+    from normbench.config import Selection, SpeedConfig
+    from normbench.fixtures import register_slowed
+
+    register_slowed(0.15)
+    register_slowed(0.05)
+    threads = ns.threads or torch.get_num_threads()
+    dims = tuple(int(d) for d in ns.dim.split(","))
+    sel = Selection(("layernorm", "rmsnorm"), ("eager", "composite", "torchscript"), ("fp32",),
+                    dims, (4,), (ns.seq,), ("fwd",), device="cpu")  # fmt: skip
+    speed_config = SpeedConfig(sel, threads=threads, time_budget=ns.time_budget, quick=True)
+    start = time.perf_counter()
+    before = loadavg()
+
+    def progress(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s, load {loadavg()}] {msg}", file=sys.stderr)
+
+    results, lines = {}, []
+    if not ns.ab_only:
+        results["separate"] = separate(ns, sel, speed_config, progress)
+        lines += report("separate runs (CI: baseline job vs PR job)", results["separate"],
+                        ns.comparisons)  # fmt: skip
+    if ns.ab or ns.ab_only:
+        results["interleaved"] = interleaved(ns, sel, speed_config, progress)
+        lines += report("interleaved ab (same job)", results["interleaved"], ns.comparisons)
+    wall = time.perf_counter() - start
+    head = [
+        f"# aa_detection: {ns.comparisons} comparisons per question, margin {ns.threshold:.0%}",
+        "",
+        f"Cases: {', '.join(c.id for c in sel.cases())} (quick, {ns.time_budget} s per case), "
+        f"{threads} thread(s), torch {torch.__version__}.",
+        f"Wall time {wall:.0f} s; load average (1, 5, 15 min) before: {before}, "
+        f"after: {loadavg()} on {os.cpu_count()} cores.",
+        "",
+    ]
+    print("\n".join(head + lines))
+    out = (
+        ns.out
+        or Path(tempfile.gettempdir()) / f"aa_detection-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    out.write_text(json.dumps({"args": vars(ns) | {"out": str(out)}, "load_before": before,
+                               "load_after": loadavg(), "wall_s": wall, "results": results},
+                              indent=1))  # fmt: skip
+    print(f"Every verdict: {out}")
+
+
+if __name__ == "__main__":
+    main()

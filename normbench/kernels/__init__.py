@@ -1,0 +1,82 @@
+"""normbench's fused Triton normalization kernels: RMSNorm and LayerNorm, plain and residual-add.
+
+    from normbench.kernels import rms_norm, layer_norm, available
+    y = rms_norm(x, weight, eps=1e-6)                       # Gemma: offset=1.0
+    y, residual_out = layer_norm(x, weight, bias, residual=r)
+
+Without a CUDA device the kernels run in Triton's interpreter on CPU tensors: the numbers are
+real, the speed is not (never time them). Importing this package never fails: when triton cannot
+be imported, `available()` says why and the entry points raise RuntimeError with that reason.
+Rows wider than 8192 are refused with a ValueError (the whole row lives in registers).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["available", "interpreted", "layer_norm", "rms_norm"]
+
+
+def _use_interpreter_without_gpu() -> None:
+    # Triton decides interpreter vs compiler when each @triton.jit decorator runs, so this must
+    # happen before the kernel modules below are imported. An explicit TRITON_INTERPRET=0 is
+    # respected: the audit's compile worker needs the real compiler on a machine without a GPU.
+    try:
+        import torch
+    except ImportError:
+        return
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+_use_interpreter_without_gpu()
+
+_UNAVAILABLE: str | None = None
+try:
+    from normbench.kernels.layernorm import layer_norm
+    from normbench.kernels.rmsnorm import rms_norm
+except ImportError as exc:  # no triton wheel for this platform, or a broken install
+    _UNAVAILABLE = f"triton cannot be imported ({exc})"
+
+    def rms_norm(  # type: ignore[misc]
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        eps: float = 1e-6,
+        residual: torch.Tensor | None = None,
+        offset: float = 0.0,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        raise RuntimeError(f"normbench Triton kernels unavailable: {_UNAVAILABLE}")
+
+    def layer_norm(  # type: ignore[misc]
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        eps: float = 1e-5,
+        residual: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        raise RuntimeError(f"normbench Triton kernels unavailable: {_UNAVAILABLE}")
+
+
+def interpreted() -> bool:
+    """True when the kernels run in Triton's CPU interpreter (numerics only)."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def available() -> tuple[bool, str]:
+    """(usable, how): compiled on a named GPU, interpreted on CPU, or why not at all."""
+    if _UNAVAILABLE is not None:
+        return False, _UNAVAILABLE
+    if interpreted():
+        return True, "Triton interpreter (CPU): numerics only, never timed"
+    import torch
+
+    if not torch.cuda.is_available():
+        return (
+            False,
+            "no CUDA device and TRITON_INTERPRET=0 is set: unset it to use the interpreter",
+        )
+    return True, f"compiled on {torch.cuda.get_device_name()}"

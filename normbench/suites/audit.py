@@ -1,0 +1,289 @@
+"""Audit the compiled Triton kernels for GPUs this machine may not have (NUMERICS.md sections 5, 8).
+
+Every kernel configuration the launch table produces is compiled ahead of time for sm_80 / sm_90
+(triton.compile with the JIT's own specializations), then read: registers per thread, spills
+(stack frame bytes from `cuobjdump -res-usage`), shared memory, the width of every global load
+and store of the big tensors (traced in the PTX), and the occupancy those numbers allow.
+Compilation runs in worker processes (one per core) because Triton's compiler cannot run in a
+process whose kernels were defined for the interpreter. Identical compilations (N = 5120, 6144
+and 8192 share one) are done once per run; Triton's disk cache makes a second run fast.
+
+Library only: the CLI renders the rows. A configuration that cannot be compiled is a row with
+status "error" and the reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+ARCHS = ("sm_80", "sm_90")
+DTYPES = ("fp32", "fp16", "bf16")
+# The launch table's boundaries, plus N = 1000 (rows 16-byte aligned but N not a multiple of 16:
+# the ALIGN hint's case) and N = 1001 (odd: no vector access is possible, shown honestly).
+DEFAULT_DIMS = (128, 256, 512, 1000, 1001, 1024, 2048, 4096, 5120, 8192)
+
+# Per-SM limits for occupancy: A100 (sm_80) and H100 (sm_90). Shared memory is the largest
+# carve-out; the driver reserves 1 KiB of it per block.
+_LIMITS = {
+    "sm_80": {"warps": 64, "blocks": 32, "regs": 65536, "smem": 164 * 1024},
+    "sm_90": {"warps": 64, "blocks": 32, "regs": 65536, "smem": 228 * 1024},
+}
+_RESERVED_SMEM = 1024
+_REG_GRANULE = 256  # registers are allocated per warp in units of 256
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    kernel: str  # e.g. "rmsnorm_fwd", "add_layernorm_bwd", "rmsnorm_bwd_reduce"
+    arch: str
+    dtype: str
+    n: int  # hidden size
+    block: int
+    num_warps: int
+    registers: int  # per thread
+    spill_bytes: int  # per thread: stack frame + local memory (our kernels have no other use)
+    shared_bytes: int  # per block: Triton's dynamic allocation + the cubin's static shared
+    load_width_bytes: int  # narrowest global load of the main (M x N or partial) tensors
+    store_width_bytes: int  # narrowest global store of the main tensors
+    vector16: bool  # every main-tensor load and store is 16 bytes wide
+    occupancy_warps: int  # resident warps per SM
+    occupancy_pct: float  # of the SM's 64 warp slots
+    status: str  # "ok" or "error"
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def occupancy(arch: str, registers: int, shared_bytes: int, num_warps: int) -> int:
+    """Resident warps per SM allowed by registers, shared memory, warp and block slots."""
+    lim = _LIMITS[arch]
+    regs_per_warp = -(-registers * 32 // _REG_GRANULE) * _REG_GRANULE
+    by_regs = lim["regs"] // max(1, regs_per_warp * num_warps)
+    by_smem = lim["smem"] // (shared_bytes + _RESERVED_SMEM)
+    blocks = min(by_regs, by_smem, lim["warps"] // num_warps, lim["blocks"])
+    return blocks * num_warps
+
+
+def _validate(archs: Sequence[str], dtypes: Sequence[str], dims: Sequence[int]) -> None:
+    from normbench.kernels.launch import MAX_N
+
+    for a in archs:
+        if a not in _LIMITS:
+            raise ValueError(f"unknown arch {a!r}: choose from {', '.join(_LIMITS)}")
+    for d in dtypes:
+        if d not in DTYPES:
+            raise ValueError(f"unknown dtype {d!r}: choose from {', '.join(DTYPES)}")
+    for n in dims:
+        if not 1 <= n <= MAX_N:
+            raise ValueError(f"hidden size N={n} is outside 1..{MAX_N}, the kernels' range")
+
+
+def _error_row(job: dict, reason: str) -> AuditRow:
+    return AuditRow(
+        job["kernel"], job["arch"], job["dtype"], job["n"], 0, 0, 0, 0, 0, 0, 0, False, 0, 0.0,
+        "error", reason,
+    )  # fmt: skip
+
+
+def _describe(ptr: str, access: dict[str, list[int]]) -> str:
+    """'W ld 16B' / 'RSTD st 4B': the side tensors' widths, for the note."""
+    parts = [f"{kind} {'|'.join(map(str, widths))}B" for kind, widths in access.items() if widths]
+    return f"{ptr} {' '.join(parts)}"
+
+
+def _row(job: dict, res: dict) -> AuditRow:
+    if "error" in res:
+        return _error_row(job, res["error"])
+    spill = res["stack"] + res["local"]
+    shared = res["shared_dynamic"] + res["shared_static"]
+    main = [res["access"][p] for p in res["main_ptrs"] if p in res["access"]]
+    loads = sorted({w for a in main for w in a["ld"]})
+    stores = sorted({w for a in main for w in a["st"]})
+    if not loads or not stores:
+        return _error_row(job, "no global access of the main tensors found in the PTX")
+    vector16 = loads == [16] and stores == [16]
+    warps = occupancy(job["arch"], res["registers"], shared, res["num_warps"])
+    others = ", ".join(
+        _describe(p, a) for p, a in sorted(res["access"].items()) if p not in res["main_ptrs"]
+    )
+    notes = [f"widths {min(loads + stores)}-{max(loads + stores)}B"]
+    if spill:
+        notes.append(f"SPILLS {spill} B/thread")
+    if job["kernel"].endswith("_bwd"):
+        from normbench.kernels.launch import bwd_programs_per_sm
+
+        wanted, resident = bwd_programs_per_sm(job["n"]), warps // res["num_warps"]
+        if resident < wanted:
+            notes.append(f"grid needs 2 waves: {wanted} programs/SM, {resident} resident")
+    if not vector16:
+        notes.append("narrow main-tensor access")
+    notes.append(f"other: {others}" if others else "")
+    return AuditRow(
+        kernel=job["kernel"],
+        arch=job["arch"],
+        dtype=job["dtype"],
+        n=job["n"],
+        block=res["block"],
+        num_warps=res["num_warps"],
+        registers=res["registers"],
+        spill_bytes=spill,
+        shared_bytes=shared,
+        load_width_bytes=loads[0],
+        store_width_bytes=stores[0],
+        vector16=vector16,
+        occupancy_warps=warps,
+        occupancy_pct=round(100.0 * warps / _LIMITS[job["arch"]]["warps"], 1),
+        status="ok",
+        note="; ".join(n for n in notes if n),
+    )
+
+
+def _compile_key(job: dict) -> tuple:
+    """Everything the compiled code depends on: rows with equal keys share one compilation."""
+    from normbench.kernels.aot import KERNELS_BY_NAME, launch_for
+
+    spec = KERNELS_BY_NAME[job["kernel"]]
+    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
+    ints = tuple(
+        (k, v == 1, v % 16 == 0, v >= 2**31)
+        for k, v in sorted(values.items())
+        if isinstance(v, int)
+    )
+    return (
+        spec.module,
+        spec.fn,
+        job["arch"],
+        job["dtype"],
+        warps,
+        tuple(sorted(const.items())),
+        ints,
+    )
+
+
+class _Worker:
+    """One `python -m normbench.kernels.aot` process, fed one job at a time."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, TRITON_INTERPRET="0")
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "normbench.kernels.aot"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+        )
+
+    def run(self, job: dict) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = ""
+        if not line:
+            self.log.seek(0)
+            tail = self.log.read().strip().splitlines()[-1:] or ["no output"]
+            return {"error": f"compile worker died: {tail[0][:300]}"}
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _compile_all(jobs: list[dict], on_done: Callable[[dict, dict], None]) -> None:
+    todo: queue.Queue[dict] = queue.Queue()
+    for job in jobs:
+        todo.put(job)
+    lock = threading.Lock()
+
+    def drain() -> None:
+        worker = _Worker()
+        try:
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                res = worker.run(job)
+                if "error" in res and res["error"].startswith("compile worker died"):
+                    worker.close()
+                    worker = _Worker()
+                with lock:
+                    on_done(job, res)
+        finally:
+            worker.close()
+
+    n_workers = max(1, min(os.cpu_count() or 1, len(jobs)))
+    threads = [threading.Thread(target=drain, daemon=True) for _ in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def run_audit(
+    archs: Sequence[str] = ARCHS,
+    dtypes: Sequence[str] = DTYPES,
+    dims: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[AuditRow]:
+    """Compile and read every (kernel, arch, dtype, N) configuration; one row each, in order."""
+    dims = list(DEFAULT_DIMS if dims is None else dims)
+    _validate(archs, dtypes, dims)
+    say = progress or (lambda _msg: None)
+    start = time.perf_counter()
+    try:
+        from normbench.kernels.aot import KERNELS, tools_missing
+    except ImportError as exc:  # no triton: every row says so
+        kernels = [f"{s}_{k}" for s in ("rmsnorm", "layernorm") for k in ("fwd", "bwd")]
+        jobs = [
+            dict(kernel=k, arch=a, dtype=d, n=n) for a in archs for d in dtypes for n in dims
+            for k in kernels
+        ]  # fmt: skip
+        return [_error_row(j, f"triton cannot be imported ({exc})") for j in jobs]
+    jobs = [
+        dict(kernel=k.name, arch=a, dtype=d, n=n)
+        for a in archs
+        for d in dtypes
+        for n in dims
+        for k in KERNELS
+    ]
+    missing = tools_missing()
+    if missing:
+        return [_error_row(j, missing) for j in jobs]
+
+    unique: dict[tuple, dict] = {}
+    for job in jobs:
+        unique.setdefault(_compile_key(job), dict(job, id=len(unique)))
+    results: dict[int, dict] = {}
+
+    def on_done(job: dict, res: dict) -> None:
+        results[job["id"]] = res
+        state = res.get("error", f"{res.get('registers')} regs")
+        say(f"[{len(results)}/{len(unique)}] {job['kernel']} {job['arch']} {job['dtype']} "
+            f"N={job['n']}: {state}")  # fmt: skip
+
+    say(f"compiling {len(unique)} distinct configurations for {len(jobs)} rows")
+    _compile_all(list(unique.values()), on_done)
+    rows = [_row(job, results[unique[_compile_key(job)]["id"]]) for job in jobs]
+    say(f"audit done in {time.perf_counter() - start:.1f} s")
+    return rows

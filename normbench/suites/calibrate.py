@@ -1,0 +1,218 @@
+"""A/A calibration: how far apart two measurements of the same code land on this machine, and
+the smallest `compare` margin that keeps false alarms under 1%.
+
+The selected cases are measured `repeats` times (separate speed runs in one process, the way CI
+measures a baseline and a pull request; or, with `interleaved`, A/A in `ab` mode). Every pair
+of repeats is compared exactly as `compare` would (bootstrap CI, Holm within each comparison):
+
+- noise floor: the 99th percentile, over cases and pairs, of how far an A/A CI reaches from 1
+  (max(|log low|, |log high|), shown as a percentage);
+- smallest margin: the smallest d on a 0.5% grid for which fewer than 1% of the A/A case
+  comparisons get a regression or improvement verdict. `compare --calibration FILE` never uses
+  a margin below it.
+
+The pairs share runs, so they are not independent: with few repeats the 1% is resolved only as
+"none seen", and the report says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from normbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from normbench.config import SpeedConfig
+    from normbench.results import Row, Run
+    from normbench.suites.common import Progress
+
+SUITE = "calibrate"
+GRID = tuple(k / 1000 for k in range(5, 501, 5))  # margins 0.5% ... 50%
+TARGET_RATE = 0.01
+MIN_FOR_PERCENTILE = 100
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    speed: SpeedConfig
+    repeats: int = 5
+    interleaved: bool = False
+    alpha: float = 0.05
+    resamples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repeats < 2:
+            raise UsageError(
+                f"--repeats must be at least 2 (A/A needs two runs), got {self.repeats}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "speed": self.speed.to_dict(),
+            "repeats": self.repeats,
+            "interleaved": self.interleaved,
+            "alpha": self.alpha,
+            "resamples": self.resamples,
+            "seed": self.seed,
+        }
+
+
+def _scaled(progress: Progress | None, k: int, of: int) -> Progress | None:
+    if progress is None:
+        return None
+
+    def update(done: int, total: int, label: str) -> None:
+        progress(k * total + done, of * total, f"repeat {k + 1}/{of}: {label}")
+
+    return update
+
+
+def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple[list[Run], dict]:
+    """The A/A comparison runs (each one `compare` family) and the environment."""
+    from normbench.compare import CompareConfig, compare_runs
+
+    cmp = CompareConfig(alpha=config.alpha, resamples=config.resamples, seed=config.seed)
+    if config.interleaved:
+        from normbench.suites.ab import ABConfig, run_ab
+
+        sel = config.speed.selection
+        out = []
+        steps = config.repeats * len(sel.backends)
+        env: dict = {}
+        for k in range(config.repeats):
+            for j, b in enumerate(sel.backends):
+                speed = replace(config.speed, selection=replace(sel, backends=(b,)))
+                step = k * len(sel.backends) + j
+                res = run_ab(ABConfig(speed, b, b, cmp), _scaled(progress, step, steps), debug)
+                out.append(res.comparison)
+                env = res.a.env
+        return out, env
+    from itertools import combinations
+
+    from normbench.suites.speed import run_speed
+
+    runs = [
+        run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
+        for k in range(config.repeats)
+    ]
+    pairs = combinations(range(len(runs)), 2)
+    return [compare_runs(runs[i], runs[j], cmp) for i, j in pairs], runs[-1].env
+
+
+def _ci(r: Row):
+    """The RatioCI a compare row was judged with, rebuilt from its CI (compare.ratio_ci reads
+    the test's center and spread off the same two percentiles)."""
+    from normbench.stats import RatioCI, _norm_ppf
+
+    lo, hi = math.log(r.ci_low), math.log(r.ci_high)
+    return RatioCI(
+        r.value, r.ci_low, r.ci_high, (lo + hi) / 2, (hi - lo) / (2 * _norm_ppf(0.975)),
+        r.extra.get("base_n", 0), r.extra.get("new_n", 0),
+    )  # fmt: skip
+
+
+def _quantile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    if not values:
+        return math.nan
+    if len(values) < MIN_FOR_PERCENTILE:
+        return float(max(values))  # too few for a 99th percentile: the worst one seen
+    return float(np.quantile(values, q))
+
+
+def false_alarm_curve(comparisons: list[Run], alpha: float) -> list[tuple[float, int, int, int]]:
+    """(margin, alarmed case comparisons, all case comparisons, comparisons with any alarm) for
+    each margin of the grid, judging every A/A comparison as `compare` would."""
+    from normbench.compare import IMPROVEMENT, REGRESSION, judge
+
+    families = []
+    for c in comparisons:
+        rows = [r for r in c.rows if r.metric == "ratio" and r.status == "ok" and r.ci_low]
+        families.append([_ci(r) for r in rows])
+    total = sum(len(f) for f in families)
+    curve = []
+    for d in GRID:
+        alarms = any_alarm = 0
+        for f in families:
+            v = [x[0] for x in judge(f, d, alpha)] if f else []
+            k = sum(1 for x in v if x in (REGRESSION, IMPROVEMENT))
+            alarms += k
+            any_alarm += k > 0
+        curve.append((d, alarms, total, any_alarm))
+        if alarms == 0:
+            break  # larger margins only remove alarms
+    return curve
+
+
+def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -> Run:
+    import time
+
+    from normbench.results import Row, Run
+
+    start = time.perf_counter()
+    comparisons, env = aa_comparisons(config, progress, debug)
+    per_case: dict[str, list[Row]] = {}
+    for c in comparisons:
+        for r in c.rows:
+            if r.metric == "ratio" and r.status == "ok" and r.ci_low and r.ci_high:
+                per_case.setdefault(r.case_id, []).append(r)
+    rows, edges = [], []
+    for key, rs in per_case.items():
+        reach = [max(abs(math.log(r.ci_low)), abs(math.log(r.ci_high))) for r in rs]
+        edges += reach
+        floor = math.expm1(_quantile(reach, 0.99))
+        ratios = [r.value for r in rs]
+        ref = rs[0]
+        rows.append(Row(
+            case_id=key, suite=SUITE, variant=ref.variant, backend=ref.backend, dtype=ref.dtype,
+            shape=ref.shape, mode=ref.mode, metric="noise_floor", value=100 * floor, unit="%",
+            n=len(rs),
+            extra={
+                "ratios": ratios,
+                "ci": [[r.ci_low, r.ci_high] for r in rs],
+                "worst_ratio_change_pct": 100 * max(abs(x - 1) for x in ratios),
+            },
+        ))  # fmt: skip
+    if not rows:
+        raise UsageError("no case was timed in every repeat: nothing to calibrate")
+    curve = false_alarm_curve(comparisons, config.alpha)
+    total = curve[0][2]
+    margin = next((d for d, a, n, _ in curve if a < TARGET_RATE * n), curve[-1][0])
+    at_margin = next(x for x in curve if x[0] == margin)
+    floor = math.expm1(_quantile(edges, 0.99))
+    suite = dict(variant="", backend="", dtype="", shape="", mode="", suite=SUITE)
+    rows.append(Row(case_id="suite/noise_floor", metric="noise_floor", value=100 * floor,
+                    unit="%", n=len(edges), **suite))  # fmt: skip
+    rows.append(Row(
+        case_id="suite/min_margin", metric="min_margin", value=100 * margin, unit="%", n=total,
+        extra={
+            "alarms_at_margin": at_margin[1],
+            "comparisons_alarmed_at_margin": at_margin[3],
+            "comparisons": len(comparisons),
+            "curve": [[d, a, n, s] for d, a, n, s in curve],
+        },
+        **suite,
+    ))  # fmt: skip
+    run = Run(SUITE, env, config.to_dict(), rows, wall_s=time.perf_counter() - start)
+    mode = "interleaved A/A (ab)" if config.interleaved else "separate runs"
+    run.summary += [
+        f"A/A calibration over {config.repeats} repeats ({mode}): {len(comparisons)} "
+        f"comparisons, {total} case comparisons.",
+        f"Noise floor: {floor:.1%} (99th percentile of how far an A/A 95% CI reaches from 1"
+        + ("; fewer than 100 values, so the largest" if len(edges) < MIN_FOR_PERCENTILE else "")
+        + ").",
+        f"Smallest margin with under 1% false alarms: {margin:.1%} ({at_margin[1]} of {total} "
+        f"case comparisons alarmed; {at_margin[3]} of {len(comparisons)} comparisons).",
+        f"Use it: normbench compare --calibration THIS.json (margin = max(--threshold, "
+        f"{margin:.1%})), or --threshold {math.ceil(margin * 100)}%.",
+    ]
+    if total < MIN_FOR_PERCENTILE:
+        run.summary.append(
+            f"Warning: only {total} A/A case comparisons: 'under 1%' here means none was seen; "
+            "raise --repeats or select more cases for a rate that means 1%."
+        )
+    return run

@@ -1,0 +1,134 @@
+"""Same-job A/B, A/A calibration, `speed --baseline` and the slowed fixture, end to end on tiny
+cases (timings are never asserted: only the plumbing, the matching and the exit codes)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from normbench.cli import app
+from normbench.fixtures import register_slowed, slowed, slowed_backend
+from normbench.registry import unregister_backend
+
+runner = CliRunner()
+TINY = ["--variant", "rmsnorm", "--dim", "64", "--batch", "1", "--seq", "8", "--mode", "fwd",
+        "--dtype", "fp32", "--device", "cpu", "--quick", "--time-budget", "0.02"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_fixture_backends():
+    yield
+    for name in ("eager_slow15", "eager_slow5"):
+        unregister_backend(name)
+
+
+def test_slowed_backend_matches_eager_and_takes_longer():
+    import torch.nn.functional as F
+
+    x, w = torch.randn(2, 64, 256), torch.randn(256)
+    fn = slowed(lambda x, weight, eps: F.rms_norm(x, (256,), weight, eps), 0.5)
+    assert torch.equal(fn(x=x, weight=w, eps=1e-6), F.rms_norm(x, (256,), w, 1e-6))
+    # Tied to its own time: a call of the wrapper lasts at least 1.5x its inner call.
+    calls = []
+
+    def timed(**kw):
+        t0 = time.perf_counter()
+        out = F.rms_norm(kw["x"], (256,), kw["weight"], kw["eps"])
+        calls.append(time.perf_counter() - t0)
+        return out
+
+    t0 = time.perf_counter()
+    slowed(timed, 0.5)(x=x, weight=w, eps=1e-6)
+    assert time.perf_counter() - t0 >= 1.5 * calls[0]
+    assert slowed_backend(0.15).name == "eager_slow15"
+    with pytest.raises(ValueError):
+        slowed_backend(0)
+
+
+def test_register_slowed_is_idempotent():
+    assert register_slowed(0.15) == register_slowed(0.15) == "eager_slow15"
+
+
+def test_ab_cli_pairs_sides_by_case(tmp_path):
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["ab", "--a", "eager", "--b", "eager_slow15", "--plugin",
+                            "normbench.fixtures", *TINY, "--out", str(out),
+                            "--format", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1), r.output  # 1 when the 15% is confirmed
+    files = sorted(p.name for p in out.glob("ab-*.json"))
+    assert len(files) == 3 and files[0].endswith("-A.json") and files[1].endswith("-B.json")
+    cmp = json.loads(next(p for p in out.glob("ab-*.json") if p.stem[-2:] not in ("-A", "-B"))
+                     .read_text())  # fmt: skip
+    ratio = [row for row in cmp["rows"] if row["metric"] == "ratio"]
+    assert [row["case_id"] for row in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
+    assert ratio[0]["extra"]["verdict"] in ("regression", "inconclusive", "same")
+    assert ratio[0]["extra"]["base_n"] >= 8  # at least min_rounds blocks per side
+    side_a = json.loads(next(out.glob("ab-*-A.json")).read_text())
+    assert side_a["suite"] == "speed" and side_a["rows"][0]["backend"] == "eager"
+    assert (r.exit_code == 1) == (ratio[0]["extra"]["verdict"] == "regression")
+
+
+def test_ab_cli_refuses_unknown_sides():
+    r = runner.invoke(app, ["ab", "--a", "eager", "--b", "nosuch", *TINY, "--format", "none"])
+    assert r.exit_code == 2
+    assert r.output.strip().startswith("normbench: --b 'nosuch': unknown backend")
+    r = runner.invoke(app, ["ab", "--a", "plugin:normbench.fixtures", "--b", "eager", *TINY])
+    assert r.exit_code == 2
+    assert "defines 2 backends" in r.output
+
+
+def test_calibrate_then_compare_with_it(tmp_path):
+    out = tmp_path / "c"
+    r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, "--repeats", "3",
+                            "--out", str(out), "--format", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "Smallest margin with under 1% false alarms" in r.output
+    assert "only 3 A/A case comparisons" in r.output  # 3 pairs x 1 case: too few for 1%
+    cal = next(out.glob("calibrate-*.json"))
+    data = json.loads(cal.read_text())
+    margin = next(row for row in data["rows"] if row["metric"] == "min_margin")
+    assert 0.5 <= margin["value"] <= 50 and margin["n"] == 3
+    floor = next(row for row in data["rows"] if row["case_id"] == "rmsnorm/eager/fp32/1x8x64/fwd")
+    assert floor["n"] == 3 and len(floor["extra"]["ratios"]) == 3
+    # The calibration feeds compare: the margin is never below the calibrated one.
+    r1 = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--out", str(tmp_path / "s"),
+                             "--format", "json"])  # fmt: skip
+    assert r1.exit_code == 0, r1.output
+    run = str(next((tmp_path / "s").glob("speed-*.json")))
+    r = runner.invoke(app, ["compare", run, run, "--calibration", str(cal), "--threshold", "1%",
+                            "--format", "json", "--out", str(tmp_path / "k")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    saved = json.loads(next((tmp_path / "k").glob("compare-*.json")).read_text())
+    assert saved["config"]["margin"] == pytest.approx(max(0.01, margin["value"] / 100))
+
+
+def test_speed_with_baseline(tmp_path):
+    s = tmp_path / "s"
+    r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--out", str(s),
+                            "--format", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    base = next(s.glob("speed-*.json"))
+    md = tmp_path / "summary.md"
+    gate = ["--baseline", str(base), "--md", str(md)]
+    r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--out", str(s),
+                            "--format", "json", *gate])  # fmt: skip
+    assert r.exit_code in (0, 1), r.output  # an A/A may be judged either way on a busy CPU
+    assert "normbench compare:" in md.read_text()
+    assert len(list(s.glob("compare-*.json"))) == 1
+    # A baseline from another machine is refused before anything is measured.
+    data = json.loads(base.read_text())
+    data["env"]["device_name"] = "NVIDIA H100 80GB HBM3"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--format", "none",
+                            "--baseline", str(other)])  # fmt: skip
+    assert r.exit_code == 3, r.output
+    assert "different setup" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--format", "none",
+                            "--baseline", str(tmp_path / "none.json")])  # fmt: skip
+    assert r.exit_code == 3
+    assert r.output.strip() == f"normbench: baseline {tmp_path / 'none.json'}: no such file"

@@ -1,0 +1,378 @@
+"""The regression gate's statistics and verdicts on synthetic samples with known shifts, and the
+`compare` command's exit codes (NUMERICS.md section 7)."""
+
+from __future__ import annotations
+
+import json
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from normbench.cli import app
+from normbench.compare import (
+    BROKEN,
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    MISSING,
+    NEW,
+    REGRESSION,
+    SAME,
+    CompareConfig,
+    compare_runs,
+    counts,
+    exit_code,
+    judge,
+    parse_threshold,
+)
+from normbench.errors import BaselineError, UsageError
+from normbench.report.compare_view import markdown_summary
+from normbench.results import Row, Run, dumps
+from normbench.stats import (
+    RatioCI,
+    block_median_replicates,
+    effective_block_size,
+    holm,
+    log_ratio_replicates,
+    p_above,
+    p_below,
+    ratio_ci,
+)
+
+ENV = {"device_name": "cpu: test", "driver": "n/a", "torch": "2.13", "triton": "3.9", "threads": 2}
+runner = CliRunner()
+
+
+def timing_row(case: str, samples, block: int = 5, status: str = "ok", note: str = "") -> Row:
+    variant, backend, dtype, shape, mode = case.split("/")
+    samples = tuple(float(s) for s in samples)
+    return Row(
+        case_id=case, suite="speed", variant=variant, backend=backend, dtype=dtype, shape=shape,
+        mode=mode, metric="time", value=float(np.median(samples)) if samples else None,
+        unit="ms", status=status, note=note, n=len(samples), samples=samples,
+        extra={"block_size": block},
+    )  # fmt: skip
+
+
+def case_id(i: int, backend: str = "eager") -> str:
+    return f"rmsnorm/{backend}/fp32/1x{i + 1}x1024/fwd"
+
+
+def make_run(shifts, n: int = 40, sigma: float = 0.02, seed: int = 0, env=ENV) -> Run:
+    """One timing row per shift: lognormal samples around 1 ms x shift."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        timing_row(case_id(i), rng.lognormal(math.log(s), sigma, n)) for i, s in enumerate(shifts)
+    ]
+    return Run("speed", dict(env), {"time_budget": 0.3}, rows)
+
+
+def verdicts(run: Run) -> dict[str, str]:
+    return {r.case_id: r.extra["verdict"] for r in run.rows if r.metric == "ratio"}
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "block"), [(51, 1), (40, 5), (45, 5), (3, 1), (1, 1)])
+def test_block_bootstrap_equals_explicit_resampling(n, block):
+    # The weighted-median shortcut must give exactly the median of the explicitly resampled
+    # blocks for the same random draws.
+    x = np.random.default_rng(1).normal(10, 1, n)
+    got = block_median_replicates(x, block, 9, np.random.default_rng(5))
+    b = effective_block_size(n, block)
+    nb = -(-n // b)
+    picks = np.random.default_rng(5).integers(0, nb, size=(9, nb))
+    want = [np.median(np.concatenate([x[b * k : b * k + b] for k in p])) for p in picks]
+    np.testing.assert_allclose(got, want)
+
+
+def test_small_workspace_chunks_the_replicates():
+    x = np.random.default_rng(2).normal(5, 1, 40)
+    reps = block_median_replicates(x, 5, 50, np.random.default_rng(0), np.empty(90, np.int64))
+    assert reps.shape == (50,)
+    assert np.all((reps >= x.min()) & (reps <= x.max()))
+
+
+def test_effective_block_size_keeps_eight_blocks():
+    assert effective_block_size(100, 5) == 5  # 20 blocks
+    assert effective_block_size(15, 5) == 1  # 3 blocks of 5 -> single samples
+    assert effective_block_size(24, 5) == 3  # 8 blocks of 3
+    assert effective_block_size(0, 5) == 1
+
+
+def test_ratio_ci_covers_a_known_shift():
+    # 200 synthetic comparisons with a true ratio of medians of 1.10: the 95% CI must cover it
+    # about 95% of the time (a percentile bootstrap of medians at n = 60 runs a little narrow).
+    covered = 0
+    trials = 200
+    for t in range(trials):
+        rng = np.random.default_rng(t)
+        base = rng.lognormal(0.0, 0.05, 60)
+        new = rng.lognormal(math.log(1.10), 0.05, 60)
+        ci = ratio_ci(base, new, log_ratio_replicates(base, 5, new, 5, 1000, seed=t))
+        covered += ci.low <= 1.10 <= ci.high
+    assert 0.88 * trials <= covered <= 0.995 * trials
+
+
+def test_ratio_ci_is_seeded():
+    rng = np.random.default_rng(3)
+    base, new = rng.normal(1, 0.05, 40), rng.normal(1.2, 0.05, 40)
+    a = ratio_ci(base, new, log_ratio_replicates(base, 5, new, 5, 500, seed=7))
+    b = ratio_ci(base, new, log_ratio_replicates(base, 5, new, 5, 500, seed=7))
+    assert a == b
+    assert a.ratio == pytest.approx(np.median(new) / np.median(base))
+
+
+def test_holm_adjusted_pvalues_by_hand():
+    # Holm (1979): sorted p = 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 = 0.04, 0.09, 0.08, 0.5;
+    # running maximum 0.04, 0.09, 0.09, 0.5; returned in the input order.
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2 x 0.8 capped at 1
+    assert holm([]) == []
+
+
+def test_one_sided_pvalues_by_hand():
+    # log-ratio centered at log 1.2 with s = 0.05, margin 1.05:
+    # z = (ln 1.2 - ln 1.05) / 0.05 = 2.6706, p = 1 - Phi(z) = 0.00379.
+    z = (math.log(1.2) - math.log(1.05)) / 0.05
+    assert z == pytest.approx(2.6706, abs=1e-4)
+    assert p_above(math.log(1.2), 0.05, 1.05) == pytest.approx(0.003786, abs=1e-5)
+    assert p_below(math.log(0.8), 0.05, 0.95) == pytest.approx(
+        NormalDist().cdf((math.log(0.8) - math.log(0.95)) / 0.05)
+    )
+    assert p_above(math.log(1.2), 0.0, 1.05) == 0.0
+    assert p_above(math.nan, 0.05, 1.05) == 1.0
+
+
+def test_ci_edge_on_the_margin_is_p_0025():
+    # The CI rule and the test are one statement: a CI whose lower edge sits exactly on 1 + d has
+    # a one-sided p of 0.025.
+    lo, hi = math.log(1.05), math.log(1.25)
+    center, se = (lo + hi) / 2, (hi - lo) / (2 * 1.959963984540054)
+    assert p_above(center, se, 1.05) == pytest.approx(0.025, abs=1e-9)
+
+
+def ci_at(center_ratio: float, se: float) -> RatioCI:
+    c = math.log(center_ratio)
+    z = 1.959963984540054
+    return RatioCI(center_ratio, math.exp(c - z * se), math.exp(c + z * se), c, se, 40, 40)
+
+
+def test_holm_turns_a_lone_borderline_regression_inconclusive():
+    # CI just above +5% (z = 2.3 above the margin, p = 0.011): alone it is a regression; among
+    # ten cases Holm asks for p <= 0.005 and it is not significant any more.
+    se = 0.02
+    borderline = ci_at(math.exp(math.log(1.05) + 2.3 * se), se)
+    assert borderline.low > 1.05
+    assert judge([borderline], 0.05)[0][0] == REGRESSION
+    many = judge([borderline] + [ci_at(1.0, 0.01)] * 9, 0.05)
+    assert many[0][0] == INCONCLUSIVE
+    assert "Holm" in many[0][1]
+    assert many[0][2]["p_regression_holm"] == pytest.approx(10 * many[0][2]["p_regression"])
+    assert {v for v, _, _ in many[1:]} == {SAME}
+
+
+def test_judge_improvement_and_straddle():
+    got = judge([ci_at(0.8, 0.01), ci_at(1.05, 0.02)], 0.05)
+    assert [v for v, _, _ in got] == [IMPROVEMENT, INCONCLUSIVE]
+
+
+# --- comparisons of runs -----------------------------------------------------------------------
+
+
+def test_known_shifts_get_the_right_verdicts():
+    base = make_run([1.0] * 6, seed=1)
+    new = make_run([1.0, 1.0, 1.0, 1.15, 0.85, 1.05], sigma=0.02, seed=2)
+    v = list(verdicts(compare_runs(base, new)).values())
+    assert v[:3] == [SAME, SAME, SAME]
+    assert v[3] == REGRESSION
+    assert v[4] == IMPROVEMENT
+    assert v[5] == INCONCLUSIVE  # a true 5% shift sits on the margin
+    assert exit_code(compare_runs(base, new)) == 1
+
+
+def test_aa_synthetic_runs_never_regress():
+    # 20 A/A comparisons of 12 cases with 3% noise: no regression, no improvement.
+    for k in range(20):
+        cmp = compare_runs(make_run([1.0] * 12, sigma=0.03, seed=2 * k),
+                           make_run([1.0] * 12, sigma=0.03, seed=2 * k + 1))  # fmt: skip
+        c = counts(cmp)
+        assert c[REGRESSION] == 0 and c[IMPROVEMENT] == 0
+        assert exit_code(cmp) == 0
+
+
+def test_five_percent_slower_is_never_an_improvement():
+    for k in range(10):
+        cmp = compare_runs(make_run([1.0] * 4, seed=k), make_run([1.05] * 4, seed=100 + k))
+        assert counts(cmp)[IMPROVEMENT] == 0
+
+
+def test_geomean_of_known_ratios():
+    base = make_run([1.0, 1.0], sigma=1e-4, seed=1)
+    new = make_run([1.2, 1 / 1.2 * 1.1], sigma=1e-4, seed=2)
+    geo = next(r for r in compare_runs(base, new).rows if r.metric == "geomean_ratio")
+    ratios = [r.value for r in compare_runs(base, new).rows if r.metric == "ratio"]
+    assert geo.value == pytest.approx(math.sqrt(ratios[0] * ratios[1]))
+    assert geo.value == pytest.approx(math.sqrt(1.1), rel=1e-3)
+    assert geo.ci_low <= geo.value <= geo.ci_high
+
+
+def test_cases_on_one_side_are_listed_and_broken_fails():
+    base = make_run([1.0] * 3, seed=1)
+    base.rows.append(timing_row(case_id(7), [1.0] * 40))
+    new = make_run([1.0] * 2, seed=2)
+    new.rows.append(timing_row(case_id(2), [], status="mismatch", note="dx differs"))
+    new.rows.append(timing_row(case_id(9), [1.0] * 40))
+    cmp = compare_runs(base, new)
+    v = verdicts(cmp)
+    assert v[case_id(2)] == BROKEN
+    assert v[case_id(7)] == MISSING
+    assert v[case_id(9)] == NEW
+    assert exit_code(cmp) == 1
+    assert any("only in the baseline" in line for line in cmp.summary)
+    assert "dx differs" in next(r.note for r in cmp.rows if r.case_id == case_id(2))
+
+
+def test_error_in_the_baseline_is_not_compared_and_does_not_fail():
+    base = make_run([1.0], seed=1)
+    base.rows.append(timing_row(case_id(5), [], status="error", note="boom"))
+    new = make_run([1.0], seed=2)
+    new.rows.append(timing_row(case_id(5), [1.0] * 10))
+    cmp = compare_runs(base, new)
+    assert verdicts(cmp)[case_id(5)] == "not compared"
+    assert exit_code(cmp) == 0
+
+
+def test_fingerprints_must_match_unless_forced():
+    base = make_run([1.0], seed=1)
+    new = make_run([1.0], seed=2, env={**ENV, "torch": "2.14", "threads": 4})
+    with pytest.raises(BaselineError, match="torch: 2.13 vs 2.14; threads: 2 vs 4"):
+        compare_runs(base, new)
+    cmp = compare_runs(base, new, CompareConfig(force=True))
+    assert any("fingerprints differ" in line for line in cmp.summary)
+    assert cmp.config["forced"]
+
+
+def test_runs_without_timing_rows_or_samples_are_refused():
+    other = Run("stability", ENV, {}, [])
+    with pytest.raises(BaselineError, match="no timing rows"):
+        compare_runs(other, make_run([1.0]))
+    bare = Run("speed", ENV, {}, [timing_row(case_id(0), [])])
+    bare.rows[0] = Row(**{**bare.rows[0].__dict__, "value": 1.0})
+    with pytest.raises(BaselineError, match="no raw timing samples"):
+        compare_runs(bare, make_run([1.0]))
+
+
+def test_match_by_group_pairs_two_backends():
+    base = make_run([1.0] * 2, seed=1)
+    new = make_run([1.0] * 2, seed=2)
+    new.rows = [
+        Row(**{**r.__dict__, "case_id": r.case_id.replace("/eager/", "/mine/"), "backend": "mine"})
+        for r in new.rows
+    ]
+    cmp = compare_runs(base, new, CompareConfig(match="group"))
+    assert set(verdicts(cmp)) == {"rmsnorm/fp32/1x1x1024/fwd", "rmsnorm/fp32/1x2x1024/fwd"}
+    assert set(verdicts(cmp).values()) == {SAME}
+
+
+def test_calibrated_margin_raises_the_threshold():
+    cmp = compare_runs(make_run([1.0]), make_run([1.15], seed=3),
+                       CompareConfig(calibrated_margin=0.2))  # fmt: skip
+    assert cmp.config["margin"] == pytest.approx(0.2)
+    assert verdicts(cmp)[case_id(0)] == SAME  # +15% is inside +-20%
+    assert "raised from 5%" in cmp.summary[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("5%", 0.05), ("2.5%", 0.025), ("0.05", 0.05), ("10", 0.10)]
+)
+def test_parse_threshold(text, value):
+    assert parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "0%", "60%", "-5%", "nan"])
+def test_parse_threshold_refuses(text):
+    with pytest.raises(UsageError):
+        parse_threshold(text)
+
+
+def test_markdown_summary_lists_flagged_cases_first():
+    cmp = compare_runs(make_run([1.0] * 3, seed=1), make_run([1.0, 1.3, 1.0], seed=2))
+    md = markdown_summary(cmp)
+    assert md.startswith("### :x: normbench compare: FAIL: 1 confirmed regression")
+    table = md.split("<details>")[0]
+    assert case_id(1) in table and case_id(0) not in table
+    assert "<details><summary>All 3 cases (2 same)</summary>" in md
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def save(run: Run, path) -> str:
+    path.write_text(dumps(run))
+    return str(path)
+
+
+def test_cli_compare_pass_fail_and_markdown(tmp_path):
+    base = save(make_run([1.0] * 3, seed=1), tmp_path / "base.json")
+    same = save(make_run([1.0] * 3, seed=2), tmp_path / "same.json")
+    slow = save(make_run([1.0, 1.3, 1.0], seed=3), tmp_path / "slow.json")
+    out = tmp_path / "reports"
+    r = runner.invoke(app, ["compare", base, same, "--out", str(out), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert "PASS: no confirmed regression" in r.output
+    saved = json.loads(next(out.glob("compare-*.json")).read_text())
+    assert saved["suite"] == "compare"
+    assert {row["extra"]["verdict"] for row in saved["rows"] if row["metric"] == "ratio"} == {SAME}
+    md = tmp_path / "summary.md"
+    md.write_text("earlier step\n")
+    r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(md)])
+    assert r.exit_code == 1, r.output
+    text = md.read_text()
+    assert text.startswith("earlier step\n")  # appended, as $GITHUB_STEP_SUMMARY expects
+    assert "FAIL: 1 confirmed regression" in text
+
+
+def one_sentence(r, code: int, *phrases: str) -> None:
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("normbench: "), r.output
+    for p in phrases:
+        assert p in lines[0]
+
+
+def test_cli_bad_baselines_exit_3(tmp_path):
+    new = save(make_run([1.0], seed=2), tmp_path / "new.json")
+    good = (tmp_path / "base.json").write_text(dumps(make_run([1.0])))  # noqa: F841
+    text = (tmp_path / "base.json").read_text()
+    (tmp_path / "trunc.json").write_text(text[: len(text) // 2])
+    (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+    other_env = save(
+        make_run([1.0], env={**ENV, "device_name": "NVIDIA H100"}), tmp_path / "h.json"
+    )
+    args = ["--format", "none"]
+    one_sentence(runner.invoke(app, ["compare", str(tmp_path / "nope.json"), new, *args]), 3,
+                 "baseline", "no such file")  # fmt: skip
+    one_sentence(runner.invoke(app, ["compare", str(tmp_path / "trunc.json"), new, *args]), 3,
+                 "corrupt or truncated")  # fmt: skip
+    one_sentence(runner.invoke(app, ["compare", str(tmp_path / "other.json"), new, *args]), 3,
+                 "not a normbench run")  # fmt: skip
+    one_sentence(runner.invoke(app, ["compare", other_env, new, *args]), 3,
+                 "device_name: NVIDIA H100 vs cpu: test", "--force")  # fmt: skip
+    r = runner.invoke(app, ["compare", other_env, new, *args, "--force"])
+    assert r.exit_code == 0, r.output
+    assert "fingerprints differ" in r.output
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    base = save(make_run([1.0]), tmp_path / "base.json")
+    one_sentence(runner.invoke(app, ["compare", base, base, "--threshold", "lots"]), 2,
+                 "--threshold")  # fmt: skip
+    one_sentence(runner.invoke(app, ["compare", base, str(tmp_path / "missing.json")]), 2,
+                 "new run", "no such file")  # fmt: skip
+    r = runner.invoke(app, ["compare", base])
+    assert r.exit_code == 2
