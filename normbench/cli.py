@@ -690,6 +690,114 @@ def calibrate(
     finish(run, out, formats)
 
 
+@app.command()
+@guarded
+def audit(
+    arch: Annotated[str, Opt("--arch", help="Targets, e.g. sm_80,sm_90.")] = "sm_80,sm_90",
+    dtype: DtypeOpt = None,
+    dim: DimOpt = None,
+    fail_on_spill: Annotated[
+        bool, Opt("--fail-on-spill", help="Exit 1 when any configuration spills.")
+    ] = False,
+    out: OutOpt = Path("reports"),
+    fmt: FormatOpt = "csv,md,json",
+) -> None:
+    """Compile every Triton kernel configuration for a GPU you may not have: registers, spills,
+    shared memory, global load/store width, occupancy."""
+    from normbench.config import parse_ints, split
+    from normbench.dtypes import canonical
+    from normbench.env import fingerprint
+    from normbench.report import parse_formats
+    from normbench.report.audit_view import SUITE, audit_rows, spills
+    from normbench.results import Run
+    from normbench.suites.audit import run_audit
+
+    formats = parse_formats(fmt)
+    archs = split(arch)
+    dtypes = [canonical(d) for d in split(dtype)] or ["fp32", "fp16", "bf16"]
+    dims = parse_ints(dim, "--dim") or None
+    bar, update = progress_bar("audit")
+    count = {"n": 0}
+
+    def say(message: str) -> None:
+        count["n"] += 1
+        update(count["n"], 0, message[:80])
+
+    try:
+        with bar:
+            rows = run_audit(archs, dtypes, dims, progress=say)
+    except ValueError as exc:
+        fail(str(exc))
+    config = {"archs": archs, "dtypes": dtypes, "dims": dims}
+    run = Run(SUITE, fingerprint("cpu"), config, audit_rows(rows))
+    spilled = spills(run)
+    errors = sum(1 for r in rows if r.status != "ok")
+    narrow = sum(1 for r in rows if r.status == "ok" and not r.vector16)
+    run.summary.append(
+        f"{len(rows)} configurations: {len(spilled)} spill, {narrow} not 16-byte wide, "
+        f"{errors} failed to compile."
+    )
+    finish(run, out, formats)
+    if fail_on_spill and spilled:
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def diagnose(
+    probes: Annotated[
+        list[str] | None, typer.Argument(help="Probes to run (default: all).")
+    ] = None,
+    quick: Annotated[bool, Opt("--quick", help="Smaller versions (about 90 s in all).")] = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    depths: Annotated[str | None, Opt("--depths", help="Depths, e.g. 6,12,24.")] = None,
+    norms: Annotated[
+        str | None, Opt("--norms", help="e.g. post-layernorm,pre-rmsnorm,none.")
+    ] = None,
+    out: OutOpt = Path("reports"),
+    fmt: FormatOpt = "csv,md,json",
+    plot: Annotated[bool, Opt("--plot", help="Write a PNG per probe where it helps.")] = False,
+) -> None:
+    """The folk claims about normalization, measured: a verdict per claim with its numbers."""
+    import tempfile
+
+    from normbench.config import parse_ints, split
+    from normbench.env import fingerprint, resolve_device
+    from normbench.report import parse_formats
+    from normbench.report.diagnose_view import SUITE, diagnose_rows
+    from normbench.results import Run
+    from normbench.suites.diagnose import run_diagnose
+
+    formats = parse_formats(fmt)
+    dev = resolve_device(device)
+    plot_dir = Path(out) if plot else None
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        plot_dir = Path(tempfile.mkdtemp(prefix="diagnose-", dir=plot_dir))
+    bar, update = progress_bar("diagnose")
+    config = {"probes": probes, "quick": quick, "seed": seed, "depths": depths, "norms": norms}
+    try:
+        with bar:
+            results = run_diagnose(
+                [p for p in split(probes)] or None,
+                quick=quick,
+                seed=seed,
+                device=dev,
+                depths=parse_ints(depths, "--depths") or None,
+                norms=split(norms) or None,
+                plot_dir=plot_dir,
+                progress=lambda label, frac: update(int(frac * 1000), 1000, label[:80]),
+            )
+    except ValueError as exc:
+        fail(str(exc))
+    run = Run(SUITE, fingerprint(dev), config, diagnose_rows(results))
+    for r in results:
+        if r.figure is not None:
+            run.summary.append(f"{r.probe}: figure {r.figure}")
+    finish(run, out, formats)
+
+
 def main() -> None:
     # Quiet the TorchScript deprecation and Inductor chatter that would land in the tables.
     os.environ.setdefault("TORCHINDUCTOR_LOG_LEVEL", "ERROR")

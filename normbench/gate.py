@@ -238,7 +238,9 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
     bad = [e for e in errors if not e.ok]
     if not bad:
         w = max(errors, key=lambda e: e.worst_ratio)
-        return GateResult(True, errors, f"matches fp64 (worst {w.name}: {w.max_ulp:.1f} ulp)")
+        return GateResult(
+            True, errors, f"matches fp64 (worst {w.name}: {w.worst_ratio:.2f}x the tolerance)"
+        )
     e = max(bad, key=lambda e: e.worst_ratio)
     if e.nonfinite:
         why = f"{e.name} has {e.nonfinite} non-finite values where fp64 is finite"

@@ -33,8 +33,11 @@ def render(run: Run, console: Console | None = None) -> None:
     console = console or make_console()
     for title, cols, rows in tables(run):
         table = Table(title=title, show_lines=False, header_style="bold")
-        for c in cols:
-            table.add_column(c, overflow="fold", no_wrap=c not in ("note", "reason", "summary"))
+        for i, c in enumerate(cols):
+            # Short columns (names, verdicts, numbers) keep their width; long prose wraps.
+            widest = max([len(c), *(len(r[i]) for r in rows)])
+            short = widest <= 24
+            table.add_column(c, overflow="fold", no_wrap=short, min_width=min(widest, 24))
         status_at = cols.index("status") if "status" in cols else None
         for r in rows:
             style = STATUS_STYLE.get(r[status_at], "") if status_at is not None else ""

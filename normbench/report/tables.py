@@ -20,6 +20,8 @@ LAZY_VIEWS = {
     "calibrate": "normbench.report.compare_view",
     "stability": "normbench.report.stability_view",
     "memory": "normbench.report.memory_view",
+    "audit": "normbench.report.audit_view",
+    "diagnose": "normbench.report.diagnose_view",
 }
 
 

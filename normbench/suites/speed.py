@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from normbench.results import Row, Run
 
 SUITE = "speed"
+# Rows an untimed (interpreted) backend is gated on: Triton's interpreter runs tens of
+# 4096-wide rows a second.
+GATE_ROWS = 16
 
 
 def make_runner(fn: Callable[..., Any], p: Prepared, mode: str) -> Callable[[], object]:
@@ -73,21 +76,19 @@ class SpeedCase:
         reason = backend.supports(case)
         if reason:
             return [case_row(case, SUITE, "time", None, "ms", status="skipped", note=reason)]
-        p = self.cache.get(case)
         fn = backend.build(variant, case)
         grads = case.mode != "fwd"
         sem = backend.semantics_for(variant.name)
+        blocker = backend.timing_blocker(case.device)
+        if blocker:
+            return self.untimed(case, variant, backend, fn, sem, blocker)
+        p = self.cache.get(case)
         oracle(p, sem, grads)  # outside the first-call timing below
         t0 = time.perf_counter()
         gate = check(fn, p, sem, grads)
         first_call = time.perf_counter() - t0
         if not gate.ok:
             return [case_row(case, SUITE, "time", None, "ms", status="mismatch", note=gate.note)]
-        blocker = backend.timing_blocker(case.device)
-        if blocker:
-            note = f"{blocker} (numerics: {gate.note})"
-            skip = case_row(case, SUITE, "time", None, "ms", status="skipped", note=note)
-            return [skip, *self.memory(case, variant, backend, fn, p, sem)]
         if sem.inplace:  # it overwrites its inputs: let it overwrite copies, not the shared ones
             from dataclasses import replace
 
@@ -95,6 +96,37 @@ class SpeedCase:
         timing = measure(make_runner(fn, p, case.mode), case.device, self.timing)
         rows = self.rows(case, variant, timing, first_call, getattr(backend, "compiles", False))
         return rows + self.memory(case, variant, backend, fn, p, sem)
+
+    def untimed(self, case, variant, backend, fn, sem, blocker: str) -> list[Row]:
+        """A backend whose times mean nothing here (an interpreter) is still gated, on at most
+        GATE_ROWS rows: an interpreter takes minutes for a full-size case, and a row-wise
+        kernel's numerics do not depend on the row count."""
+        from dataclasses import replace
+
+        from normbench.gate import check, prepare
+        from normbench.variants.base import Shape
+
+        small = case
+        if case.shape.rows > GATE_ROWS:
+            small = replace(case, shape=Shape(1, GATE_ROWS, case.shape.dim))
+        p = prepare(variant, small, self.config.selection.seed)
+        gate = check(fn, p, sem, case.mode != "fwd")
+        if not gate.ok:
+            note = f"at {small.shape}: {gate.note}"
+            return [case_row(case, SUITE, "time", None, "ms", status="mismatch", note=note)]
+        where = f" at {small.shape}" if small is not case else ""
+        note = f"{blocker} (numerics{where}: {gate.note})"
+        skip = case_row(case, SUITE, "time", None, "ms", status="skipped", note=note)
+        if not self.config.memory:
+            return [skip]
+        from normbench.suites.memory import interpreted
+
+        # The memory suite measures an interpreted case at small sizes itself (p unused).
+        if small is not case and not interpreted(backend, case):
+            p = prepare(variant, case, self.config.selection.seed)
+        elif small is not case:
+            p = None
+        return [skip, *self.memory(case, variant, backend, fn, p, sem)]
 
     def memory(self, case, variant, backend, fn, p, sem) -> list[Row]:
         """--memory: the memory suite's rows for this gated case (after timing, never inside)."""

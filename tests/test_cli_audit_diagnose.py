@@ -1,0 +1,48 @@
+"""`normbench audit` and `normbench diagnose` from the command line: reports and exit codes."""
+
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from normbench.cli import app
+
+runner = CliRunner()
+
+
+def test_audit_writes_tidy_reports(tmp_path):
+    result = runner.invoke(
+        app,
+        ["audit", "--arch", "sm_90", "--dtype", "bf16", "--dim", "4096", "--out", str(tmp_path),
+         "--fail-on-spill"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(next(tmp_path.glob("*.csv")))
+    regs = df[df.metric == "registers"]
+    assert len(regs) >= 4 and (regs.value > 0).all()
+    assert set(df[df.metric == "load_width_bytes"].value) == {16.0}
+    assert "0 spill" in result.output
+
+
+def test_audit_bad_arch_is_one_sentence(tmp_path):
+    result = runner.invoke(app, ["audit", "--arch", "sm_1", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "sm_1" in result.output
+
+
+def test_diagnose_one_probe_reports_its_verdict(tmp_path):
+    result = runner.invoke(app, ["diagnose", "lipschitz", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = json.loads(next(tmp_path.glob("*.json")).read_text())
+    (verdict,) = [r for r in run["rows"] if r["metric"] == "verdict"]
+    assert verdict["case_id"] == "lipschitz"
+    assert verdict["unit"] in ("confirmed", "refuted", "inconclusive")
+    # The claim of a global bound is refuted: the Jacobian gain grows like 1/sqrt(var + eps).
+    gains = [r["value"] for r in run["rows"] if r["case_id"] == "lipschitz" and r["value"]]
+    assert gains and max(gains) > 10
+
+
+def test_diagnose_unknown_probe(tmp_path):
+    result = runner.invoke(app, ["diagnose", "nosuch", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "grad-init" in result.output and "Traceback" not in result.output
