@@ -138,11 +138,39 @@ def default_measure(
     return out
 
 
+def speed_suite_measure(
+    *,
+    quick: bool = False,
+    device: str = "cpu",
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The speed suite's medians (gated against fp64 first) for RMSNorm and LayerNorm, eager and
+    composite, fp32 forward, 1 x 2048 x 4096 (quick: 1 x 512 x 4096), in seconds."""
+    from normbench.config import Selection, SpeedConfig
+    from normbench.suites.speed import run_speed
+
+    rows = 512 if quick else 2048
+    sel = Selection(
+        variants=("rmsnorm", "layernorm"), backends=("eager", "composite"), dtypes=("fp32",),
+        dims=(4096,), batches=(1,), seqs=(rows,), modes=("fwd",), device=device,
+    )  # fmt: skip
+    config = SpeedConfig(sel, threads=torch.get_num_threads(), time_budget=0.3 if quick else 1.0)
+    report = (
+        (lambda done, total, label: progress(label, done / max(total, 1))) if progress else None
+    )
+    run = run_speed(config, report)
+    out: dict[str, dict[str, float]] = {}
+    for r in run.rows:
+        if r.metric == "time" and r.status == "ok" and r.value:
+            out.setdefault(r.backend, {})[r.variant] = r.value / 1e3
+    return out
+
+
 def run(ctx: ProbeContext, measure: Measure | None = None) -> Finding:
     if measure is None:
 
         def measure() -> dict[str, dict[str, float]]:
-            return default_measure(quick=ctx.quick, device=ctx.device, progress=ctx.report)
+            return speed_suite_measure(quick=ctx.quick, device=ctx.device, progress=ctx.report)
 
     times = measure()
     ctx.report("rmsnorm-speed timed", 1.0)
