@@ -550,6 +550,9 @@ def compare(
     fmt: GateFormatOpt = "md,json",
     plot: PlotOpt = False,
     seed: Annotated[int, Opt("--seed", help="Seed of the bootstrap.")] = 0,
+    between_runs: Annotated[
+        str, Opt("--between-runs", help="auto: widen CIs by the run-to-run noise; off.")
+    ] = "auto",
 ) -> None:
     """Regression gate: per case, ratio of medians NEW/BASE with a bootstrap 95% CI; verdict
     regression / improvement / same / inconclusive against the margin, Holm-corrected.
@@ -567,6 +570,7 @@ def compare(
         force=force,
         seed=seed,
         calibrated_margin=load_calibration(calibration) if calibration else None,
+        between_runs=between_runs,
     )
     gate_finish(compare_files(base, new, config), out, formats, md, plot=plot)
 

@@ -11,6 +11,11 @@ A/A margin when one is given):
 - inconclusive: anything else (a CI straddling a margin, or above it but not significant once
                 the number of cases is accounted for).
 
+Noise between the two runs, which no within-run CI sees, is estimated from the spread of the
+cases' log ratios (robust MAD, minus the within-run variance) and added to every case's variance;
+the CIs and tests then use Student's t (`between_run_noise`, `widen`; off with
+between_runs="off"). docs/regression-gate.md has the measured reason.
+
 The p-values come from the same bootstrap: log(ratio) ~ Normal(c, s) with c the midpoint of the
 95% percentile interval and s its half-width / 1.96, so "CI wholly above 1 + d" is exactly
 "p < 0.025". Holm needs continuous p-values (0.05 / 300 is finer than any percentile of 2000
@@ -79,6 +84,10 @@ class CompareConfig:
     # How cases are matched: "case" (the full case id) or "group" (the id without the backend,
     # for comparing two implementations of the same case: `normbench ab`).
     match: str = "case"
+    # Noise between two runs that no within-run CI can see (a case timed a few seconds later
+    # lands elsewhere): "auto" estimates it from the spread of the cases' ratios and widens
+    # every CI by it; "off" trusts the within-run CIs alone (interleaved data, or a quiet GPU).
+    between_runs: str = "auto"
     # What the two sides are called in notes and tables ("A", "B" for `normbench ab`).
     labels: tuple[str, str] = ("base", "new")
     extra: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +101,8 @@ class CompareConfig:
             raise UsageError(f"resamples must be at least 100, got {self.resamples}")
         if self.match not in ("case", "group"):
             raise UsageError(f"match must be 'case' or 'group', got {self.match!r}")
+        if self.between_runs not in ("auto", "off"):
+            raise UsageError(f"between_runs must be 'auto' or 'off', got {self.between_runs!r}")
 
     @property
     def margin(self) -> float:
@@ -221,6 +232,10 @@ def compare_runs(
         if math.isfinite(ci.low):
             cis[p.key] = ci
             reps.append(rep)
+    noise = between_run_noise(list(cis.values())) if config.between_runs == "auto" else None
+    tau = noise[0] if noise else None
+    if noise and tau:
+        cis = {k: widen(c, *noise) for k, c in cis.items()}
     judged = dict(zip(cis, judge(list(cis.values()), d, config.alpha)))
 
     rows = []
@@ -233,16 +248,62 @@ def compare_runs(
             rows.append(_row(p, verdict, note, d, None, {}))
 
     run = Run(SUITE, dict(new.env), _config_dict(base, new, config, names, diffs), rows)
+    run.config["between_run_noise"] = tau
+    run.config["between_run_df"] = noise[1] if noise else None
     geo = None
     if reps:
         mean_rep = np.mean(np.vstack(reps), axis=0)
         mean_rep = mean_rep[np.isfinite(mean_rep)]
         lo, hi = np.quantile(mean_rep, [0.025, 0.975])
         point = float(np.exp(np.mean([math.log(c.ratio) for c in cis.values()])))
+        if tau:  # independent between-run noise per case: tau^2 / m on the mean
+            from normbench.stats import Z95
+
+            se = math.sqrt(((hi - lo) / (2 * Z95)) ** 2 + tau**2 / len(cis))
+            mid = (lo + hi) / 2
+            lo, hi = mid - Z95 * se, mid + Z95 * se
         geo = (point, float(np.exp(lo)), float(np.exp(hi)))
         run.rows.append(_geomean_row(geo, len(cis)))
     run.summary = _summary(run, config, diffs, geo, base, new)
     return run
+
+
+MIN_CASES_FOR_SPREAD = 6
+
+
+# Efficiency of the MAD as a scale estimator for normal data (0.37): its estimate is about as
+# uncertain as a standard deviation from 0.37 x (m - 1) degrees of freedom.
+MAD_EFFICIENCY = 0.37
+
+
+def between_run_noise(cis: list[RatioCI]) -> tuple[float, float] | None:
+    """(tau, df): the standard deviation of log(ratio) between runs that the within-run CIs miss,
+    from the spread of the cases' ratios, and the degrees of freedom of that estimate.
+    tau^2 = MAD^2 - median(s_i^2), MAD the normalized median absolute deviation of log r_i
+    around their median (robust to a few truly changed cases). None with fewer than
+    MIN_CASES_FOR_SPREAD cases (too few to tell noise from change)."""
+    import numpy as np
+
+    if len(cis) < MIN_CASES_FOR_SPREAD:
+        return None
+    logs = np.log([c.ratio for c in cis])
+    mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    within = float(np.median([c.log_se**2 for c in cis]))
+    tau = math.sqrt(max(0.0, mad**2 - within))
+    return tau, max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
+
+
+def widen(ci: RatioCI, tau: float, df: float) -> RatioCI:
+    """The CI with the between-run variance added, s' = sqrt(s^2 + tau^2), same center, and a
+    Student-t quantile: tau is an estimate, so the tests use t with `df` degrees of freedom."""
+    from dataclasses import replace
+
+    from scipy.stats import t
+
+    se = math.sqrt(ci.log_se**2 + tau**2)
+    q = float(t.ppf(0.975, df))
+    c = ci.log_center
+    return replace(ci, low=math.exp(c - q * se), high=math.exp(c + q * se), log_se=se, df=df)
 
 
 def _comparable(p: _Pair) -> bool:
@@ -257,13 +318,16 @@ def judge(cis: list[RatioCI], margin: float, alpha: float = ALPHA) -> list[tuple
     separately for the regression and the improvement family."""
     from normbench.stats import holm, p_above, p_below
 
-    p_reg = [p_above(c.log_center, c.log_se, 1 + margin) for c in cis]
-    p_imp = [p_below(c.log_center, c.log_se, 1 - margin) for c in cis]
+    p_reg = [p_above(c.log_center, c.log_se, 1 + margin, c.df) for c in cis]
+    p_imp = [p_below(c.log_center, c.log_se, 1 - margin, c.df) for c in cis]
     h_reg, h_imp = holm(p_reg), holm(p_imp)
     out = []
     for i, ci in enumerate(cis):
         verdict, note = _verdict(ci, margin, h_reg[i], h_imp[i], alpha, len(cis))
         extra = {
+            "log_center": ci.log_center,
+            "log_se": ci.log_se,
+            "df": ci.df if math.isfinite(ci.df) else None,
             "p_regression": p_reg[i],
             "p_improvement": p_imp[i],
             "p_regression_holm": h_reg[i],
@@ -373,6 +437,7 @@ def _config_dict(base: Run, new: Run, config: CompareConfig, names, diffs) -> di
         "resamples": config.resamples,
         "seed": config.seed,
         "match": config.match,
+        "between_runs": config.between_runs,
         "labels": list(config.labels),
         "forced": bool(diffs),
         "fingerprint_diffs": diffs,
@@ -430,6 +495,18 @@ def _summary(run: Run, config: CompareConfig, diffs, geo, base: Run, new: Run) -
         f"Verdicts: ratio of medians new/base with a block-bootstrap 95% CI ({config.resamples} "
         f"resamples), {margin}, Holm-corrected over {m} compared cases at alpha {config.alpha:g}."
     )
+    tau = run.config.get("between_run_noise")
+    if tau:
+        lines.append(
+            f"Between-run noise estimated from the spread of the {m} cases' ratios: "
+            f"+-{math.expm1(tau):.1%} (1 sd), added to every CI, tests on Student's t with "
+            f"{run.config.get('between_run_df'):g} df (--between-runs off: within-run CIs only)."
+        )
+    elif config.between_runs == "auto" and m < MIN_CASES_FOR_SPREAD:
+        lines.append(
+            f"Note: {m} compared cases are too few to estimate the between-run noise (needs "
+            f"{MIN_CASES_FOR_SPREAD}): the CIs hold the within-run noise only."
+        )
     if geo:
         lines.append(
             f"Geometric-mean ratio new/base over {m} cases: {geo[0]:.3f}x "

@@ -50,23 +50,25 @@ def slowed(fn: Callable[..., Any], fraction: float) -> Callable[..., Any]:
     """fn, then part of fn's work again (results discarded) for `fraction` of its time."""
     import torch
 
+    last_step = [0.0]  # the cost of one slice call, from the calls before: never overshoot
+
     @functools.wraps(fn)
     def run(**kw: Any) -> Any:
-        cuda = any(isinstance(v, torch.Tensor) and v.is_cuda for v in kw.values())
         t0 = time.perf_counter()
         out = fn(**kw)
         spent = time.perf_counter() - t0
+        cuda = any(isinstance(v, torch.Tensor) and v.is_cuda for v in kw.values())
         with torch.no_grad():
             if cuda:
                 fn(**_rows(kw, fraction))
                 return out
-            part = _rows(kw, SLICE)
             deadline = t0 + spent * (1 + fraction)
             now = time.perf_counter()
-            step = 0.0
-            while now + step < deadline:  # whole slices while one more still fits
-                fn(**part)
-                step, now = time.perf_counter() - now, time.perf_counter()
+            if now + last_step[0] < deadline:
+                part = _rows(kw, SLICE)
+                while now + last_step[0] < deadline:  # whole slices while one more still fits
+                    fn(**part)
+                    last_step[0], now = time.perf_counter() - now, time.perf_counter()
             while time.perf_counter() < deadline:  # the remainder, shorter than one slice
                 pass
         return out

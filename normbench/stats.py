@@ -93,6 +93,7 @@ def geomean(values: Sequence[float]) -> float:
 # resamples): below it the blocks are split into shorter runs of consecutive samples.
 MIN_BOOT_BLOCKS = 8
 WORKSPACE = 1 << 20  # int64 elements (8 MB) of scratch for the bootstrap
+Z95 = 1.959963984540054  # standard normal 97.5% quantile
 
 
 def effective_block_size(n: int, block_size: int) -> int:
@@ -166,6 +167,9 @@ class RatioCI:
     log_se: float
     n_base: int
     n_new: int
+    # Degrees of freedom of the tests: infinite (normal) for the bootstrap alone; finite when
+    # an estimated between-run variance is added (compare.widen).
+    df: float = math.inf
 
 
 def log_ratio_replicates(
@@ -229,11 +233,12 @@ def _norm_ppf(q: float) -> float:
     return NormalDist().inv_cdf(q)
 
 
-def p_above(log_center: float, log_se: float, bound: float) -> float:
+def p_above(log_center: float, log_se: float, bound: float, df: float = math.inf) -> float:
     """One-sided p-value of H0: ratio <= bound (small p: the ratio is above `bound`), from the
-    normal approximation of the bootstrap distribution of log(ratio). A continuous p-value is
-    needed because Holm asks for levels such as 0.05/300, finer than any percentile of a few
-    thousand replicates can resolve."""
+    normal approximation of the bootstrap distribution of log(ratio) (Student's t with `df`
+    degrees of freedom when part of the variance is estimated). A continuous p-value is needed
+    because Holm asks for levels such as 0.05/300, finer than any percentile of a few thousand
+    replicates can resolve."""
     from statistics import NormalDist
 
     if not (math.isfinite(log_center) and math.isfinite(log_se)) or bound <= 0:
@@ -241,15 +246,19 @@ def p_above(log_center: float, log_se: float, bound: float) -> float:
     d = log_center - math.log(bound)
     if log_se <= 0:
         return 0.0 if d > 0 else 1.0
+    if math.isfinite(df):
+        from scipy.stats import t
+
+        return float(t.sf(d / log_se, df))
     return 1.0 - NormalDist().cdf(d / log_se)
 
 
-def p_below(log_center: float, log_se: float, bound: float) -> float:
+def p_below(log_center: float, log_se: float, bound: float, df: float = math.inf) -> float:
     """One-sided p-value of H0: ratio >= bound (small p: the ratio is below `bound`)."""
     if not (math.isfinite(log_center) and math.isfinite(log_se)) or bound <= 0:
         return 1.0
     # Mirror in log space: ratio < bound  <=>  1/ratio > 1/bound.
-    return p_above(-log_center, log_se, 1.0 / bound)
+    return p_above(-log_center, log_se, 1.0 / bound, df)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

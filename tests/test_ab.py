@@ -132,3 +132,14 @@ def test_speed_with_baseline(tmp_path):
                             "--baseline", str(tmp_path / "none.json")])  # fmt: skip
     assert r.exit_code == 3
     assert r.output.strip() == f"normbench: baseline {tmp_path / 'none.json'}: no such file"
+
+
+def test_calibrate_interleaved(tmp_path):
+    args = ["--repeats", "2", "--interleaved", "--out", str(tmp_path), "--format", "json"]
+    r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, *args])
+    assert r.exit_code == 0, r.output
+    data = json.loads(next(tmp_path.glob("calibrate-*.json")).read_text())
+    assert data["config"]["interleaved"] is True
+    case = next(row for row in data["rows"] if row["metric"] == "noise_floor" and row["n"])
+    assert case["case_id"] == "rmsnorm/fp32/1x8x64/fwd"  # ab matches on the id without backend
+    assert case["n"] == 2  # one A/A comparison per repeat

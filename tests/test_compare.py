@@ -186,12 +186,13 @@ def test_judge_improvement_and_straddle():
 def test_known_shifts_get_the_right_verdicts():
     base = make_run([1.0] * 6, seed=1)
     new = make_run([1.0, 1.0, 1.0, 1.15, 0.85, 1.05], sigma=0.02, seed=2)
-    v = list(verdicts(compare_runs(base, new)).values())
+    within = CompareConfig(between_runs="off")  # the within-run CI rule alone
+    v = list(verdicts(compare_runs(base, new, within)).values())
     assert v[:3] == [SAME, SAME, SAME]
     assert v[3] == REGRESSION
     assert v[4] == IMPROVEMENT
     assert v[5] == INCONCLUSIVE  # a true 5% shift sits on the margin
-    assert exit_code(compare_runs(base, new)) == 1
+    assert exit_code(compare_runs(base, new, within)) == 1
 
 
 def test_aa_synthetic_runs_never_regress():
@@ -202,6 +203,58 @@ def test_aa_synthetic_runs_never_regress():
         c = counts(cmp)
         assert c[REGRESSION] == 0 and c[IMPROVEMENT] == 0
         assert exit_code(cmp) == 0
+
+
+def jittered_run(shifts, tau: float, seed: int, n: int = 40) -> Run:
+    """A run whose every case is also moved by a run-level factor exp(N(0, tau)): the noise
+    between two runs that no within-run CI sees."""
+    run = make_run(shifts, n=n, sigma=0.02, seed=seed)
+    rng = np.random.default_rng(10_000 + seed)
+    rows = []
+    for r in run.rows:
+        f = float(np.exp(rng.normal(0, tau)))
+        rows.append(Row(**{**r.__dict__, "samples": tuple(s * f for s in r.samples),
+                           "value": r.value * f}))  # fmt: skip
+    return Run("speed", dict(ENV), {}, rows)
+
+
+def test_between_run_noise_keeps_aa_quiet():
+    # 12 cases, each moved +-15% (1 sd) between runs: trusting the within-run CIs alone flags
+    # many cases; with the spread across cases added (Student t), 20 A/A comparisons are quiet.
+    alarms_off = alarms_auto = 0
+    taus = []
+    for k in range(20):
+        base = jittered_run([1.0] * 12, 0.15, 2 * k)
+        new = jittered_run([1.0] * 12, 0.15, 2 * k + 1)
+        off = counts(compare_runs(base, new, CompareConfig(between_runs="off")))
+        auto = compare_runs(base, new)
+        alarms_off += off[REGRESSION] + off[IMPROVEMENT]
+        alarms_auto += counts(auto)[REGRESSION] + counts(auto)[IMPROVEMENT]
+        taus.append(auto.config["between_run_noise"])
+    assert alarms_off > 20
+    assert alarms_auto == 0
+    # Each run moves by 0.15, so the log ratio moves by sqrt(2) x 0.15 = 0.21 between runs.
+    assert 0.12 < float(np.median(taus)) < 0.30
+
+
+def test_between_run_noise_by_hand():
+    from normbench.compare import between_run_noise, widen
+
+    # log ratios -0.2, -0.1, 0, 0, 0.1, 0.2 (median 0); |deviations| median 0.1 -> MAD 0.14826;
+    # within-run s = 0.05 for all: tau^2 = 0.14826^2 - 0.05^2.
+    cis = [ci_at(math.exp(x), 0.05) for x in (-0.2, -0.1, 0.0, 0.0, 0.1, 0.2)]
+    tau, df = between_run_noise(cis)
+    assert tau == pytest.approx(math.sqrt(0.14826**2 - 0.05**2), rel=1e-4)
+    assert df == 2  # floor(0.37 x 5) = 1, at least 2
+    assert between_run_noise(cis[:5]) is None  # too few cases to tell noise from change
+    w = widen(cis[4], tau, df)
+    from scipy.stats import t as student
+
+    se = math.sqrt(0.05**2 + tau**2)
+    assert w.low == pytest.approx(math.exp(0.1 - student.ppf(0.975, 2) * se))
+    # The CI edge on the margin is still p = 0.025, now under Student's t.
+    lo = math.log(w.low)
+    assert p_above(w.log_center, w.log_se, math.exp(lo), w.df) == pytest.approx(0.025)
 
 
 def test_five_percent_slower_is_never_an_improvement():

@@ -103,14 +103,14 @@ def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple
 
 
 def _ci(r: Row):
-    """The RatioCI a compare row was judged with, rebuilt from its CI (compare.ratio_ci reads
-    the test's center and spread off the same two percentiles)."""
-    from normbench.stats import RatioCI, _norm_ppf
+    """The RatioCI a compare row was judged with (its test center, spread and df are kept in
+    the row)."""
+    from normbench.stats import RatioCI
 
-    lo, hi = math.log(r.ci_low), math.log(r.ci_high)
+    x = r.extra
     return RatioCI(
-        r.value, r.ci_low, r.ci_high, (lo + hi) / 2, (hi - lo) / (2 * _norm_ppf(0.975)),
-        r.extra.get("base_n", 0), r.extra.get("new_n", 0),
+        r.value, r.ci_low, r.ci_high, x["log_center"], x["log_se"], x.get("base_n", 0),
+        x.get("new_n", 0), x.get("df") or math.inf,
     )  # fmt: skip
 
 
