@@ -108,13 +108,10 @@ def _block_size(per_sample_s: float, config: TimingConfig) -> int:
     return config.block_size
 
 
-def _measure_cpu(run: Callable[[], object], config: TimingConfig) -> Timing:
-    first, warm = _warmup(run, lambda: None, config.warmup_s)
-    per_call = sorted(warm)[len(warm) // 2]
-    inner = max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
-    block = _block_size(per_call * inner, config)
+def cpu_taker(run: Callable[[], object], inner: int) -> Callable[[int], list[float]]:
+    """A block of k CPU samples, each `inner` calls long, in seconds per call."""
 
-    def take_block(k: int) -> list[float]:
+    def take(k: int) -> list[float]:
         out = []
         for _ in range(k):
             t0 = time.perf_counter_ns()
@@ -123,6 +120,50 @@ def _measure_cpu(run: Callable[[], object], config: TimingConfig) -> Timing:
             out.append((time.perf_counter_ns() - t0) * 1e-9 / inner)
         return out
 
+    return take
+
+
+def cuda_taker(run: Callable[[], object], device: str, flush) -> Callable[[int], list[float]]:
+    """A block of k CUDA-event samples (L2 flushed before each when `flush` is a buffer), with one
+    synchronize per block, not per sample."""
+    import torch
+
+    def take(k: int) -> list[float]:
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            for _ in range(k)
+        ]
+        for start, end in events:
+            if flush is not None:
+                flush.zero_()
+            start.record()
+            run()
+            end.record()
+        torch.cuda.synchronize(device)
+        return [s.elapsed_time(e) * 1e-3 for s, e in events]
+
+    return take
+
+
+def l2_flush_buffer(device: str, hot: bool):
+    """None for hot numbers; else a buffer twice the L2 size, zeroed before each sample to evict
+    the L2 (cold numbers)."""
+    if hot:
+        return None
+    import torch
+
+    dev = torch.device(device)
+    l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 0) or 64 << 20
+    return torch.empty(2 * l2 // 4, dtype=torch.int32, device=dev)
+
+
+def _measure_cpu(run: Callable[[], object], config: TimingConfig) -> Timing:
+    first, warm = _warmup(run, lambda: None, config.warmup_s)
+    per_call = sorted(warm)[len(warm) // 2]
+    inner = max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
+    block = _block_size(per_call * inner, config)
+
+    take_block = cpu_taker(run, inner)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a sample is noise that belongs to no backend
     try:
@@ -137,28 +178,10 @@ def _measure_cuda(run: Callable[[], object], device: str, config: TimingConfig) 
     import torch
 
     dev = torch.device(device)
-    sync = lambda: torch.cuda.synchronize(dev)  # noqa: E731
-    flush = None
-    if not config.hot:
-        # Cold numbers: evict the L2 before each sample by writing twice its size.
-        l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 0) or 64 << 20
-        flush = torch.empty(2 * l2 // 4, dtype=torch.int32, device=dev)
-    first, warm = _warmup(run, sync, config.warmup_s)
+    flush = l2_flush_buffer(device, config.hot)
+    first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
     block = _block_size(sorted(warm)[len(warm) // 2], config)
-
-    def take_block(k: int) -> list[float]:
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            for _ in range(k)
-        ]
-        for start, end in events:
-            if flush is not None:
-                flush.zero_()
-            start.record()
-            run()
-            end.record()
-        sync()  # one synchronize per block, not per sample
-        return [s.elapsed_time(e) * 1e-3 for s, e in events]
+    take_block = cuda_taker(run, device, flush)
 
     gc_was_enabled = gc.isenabled()
     gc.disable()

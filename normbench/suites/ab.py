@@ -94,39 +94,6 @@ class ABResult:
 # --- interleaved timing ------------------------------------------------------------------------
 
 
-def _cpu_taker(run: Callable[[], object], inner: int) -> Callable[[int], list[float]]:
-    def take(k: int) -> list[float]:
-        out = []
-        for _ in range(k):
-            t0 = time.perf_counter_ns()
-            for _ in range(inner):
-                run()
-            out.append((time.perf_counter_ns() - t0) * 1e-9 / inner)
-        return out
-
-    return take
-
-
-def _cuda_taker(run: Callable[[], object], device: str, flush) -> Callable[[int], list[float]]:
-    import torch
-
-    def take(k: int) -> list[float]:
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            for _ in range(k)
-        ]
-        for start, end in events:
-            if flush is not None:
-                flush.zero_()
-            start.record()
-            run()
-            end.record()
-        torch.cuda.synchronize(device)
-        return [s.elapsed_time(e) * 1e-3 for s, e in events]
-
-    return take
-
-
 def interleaved(
     runs: tuple[Callable[[], object], Callable[[], object]],
     device: str,
@@ -136,7 +103,15 @@ def interleaved(
     """Time two callables in alternating blocks (A B, B A, A B, ...) until both medians' CIs are
     within the target, after at least `min_rounds` rounds, or the budget (both sides) is spent."""
     from normbench.stats import summarize
-    from normbench.timing import MIN_SAMPLE_S, _block_size, _finish, _warmup
+    from normbench.timing import (
+        MIN_SAMPLE_S,
+        _block_size,
+        _finish,
+        _warmup,
+        cpu_taker,
+        cuda_taker,
+        l2_flush_buffer,
+    )
 
     cuda = device.startswith("cuda")
     if cuda:
@@ -144,22 +119,18 @@ def interleaved(
 
         dev = torch.device(device)
         sync = lambda: torch.cuda.synchronize(dev)  # noqa: E731
-        flush = None
-        if not config.hot:
-            props = torch.cuda.get_device_properties(dev)
-            l2 = getattr(props, "L2_cache_size", 0) or 64 << 20
-            flush = torch.empty(2 * l2 // 4, dtype=torch.int32, device=dev)
+        flush = l2_flush_buffer(device, config.hot)
     else:
         sync = lambda: None  # noqa: E731
     warm = [_warmup(r, sync, config.warmup_s) for r in runs]
     per_call = [sorted(w)[len(w) // 2] for _, w in warm]
     if cuda:
         inner = [1, 1]
-        takers = [_cuda_taker(r, device, flush) for r in runs]
+        takers = [cuda_taker(r, device, flush) for r in runs]
         timer = "cuda events, interleaved" + ("" if flush is not None else " (hot L2)")
     else:
         inner = [max(1, math.ceil(MIN_SAMPLE_S / max(c, 1e-9))) for c in per_call]
-        takers = [_cpu_taker(r, k) for r, k in zip(runs, inner)]
+        takers = [cpu_taker(r, k) for r, k in zip(runs, inner)]
         timer = "perf_counter_ns, interleaved"
     block = _block_size(max(c * k for c, k in zip(per_call, inner)), config)
     samples: tuple[list[float], list[float]] = ([], [])
