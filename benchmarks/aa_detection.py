@@ -31,6 +31,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def loadavg() -> str:
     try:
@@ -106,6 +108,34 @@ def interleaved(ns, sel, speed_config, progress) -> dict:
     return out
 
 
+def across_installs(ns, speed_config, progress) -> dict:
+    """The CI gate across two installs (`normbench ab --a @BASE --b @.`): A/A over the default
+    quick suite (every default backend, BASE a git worktree of the same commit); 15% and 5% as
+    `--a eager@BASE --b eager_slow15` (the slowed backend from this checkout's fixtures)."""
+    from normbench.cli import selection
+    from normbench.compare import CompareConfig
+    from normbench.suites.ab import ABConfig, run_ab
+    from normbench.worker import Install
+
+    here, base = Install(sys.executable, str(ROOT)), Install(sys.executable, str(ns.base))
+    suite = selection(None, None, None, None, None, None, None, "cpu", None, 0)
+    eager_sel = replace(suite, backends=("eager",))
+    cmp = CompareConfig(threshold=ns.threshold)
+    out: dict[str, list] = {"aa": [], "slow15": [], "slow5": []}
+    plugins = ("normbench.fixtures",)
+    for k in range(ns.comparisons):
+        aa = ABConfig(replace(speed_config, selection=suite), "", "", cmp,
+                      specs=(f"@{ns.base}", "@."), installs=(base, here))  # fmt: skip
+        out["aa"].append(tally(run_ab(aa).comparison))
+        for key, b in (("slow15", "eager_slow15"), ("slow5", "eager_slow5")):
+            cfg = ABConfig(replace(speed_config, selection=eager_sel), "eager", b, cmp,
+                           specs=(f"eager@{ns.base}", f"{b}@."), installs=(base, here),
+                           plugins=plugins)  # fmt: skip
+            out[key].append(tally(run_ab(cfg).comparison))
+        progress(f"across installs: {k + 1}/{ns.comparisons} done")
+    return out
+
+
 def eager(case: str) -> bool:
     return "/eager" in case or case.count("/") == 3  # ab ids carry no backend
 
@@ -163,6 +193,9 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=0.3)
     parser.add_argument("--ab", action="store_true", help="also the interleaved ab mode")
     parser.add_argument("--ab-only", action="store_true", help="only the interleaved ab mode")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="a checkout of the base commit (git worktree): measure the gate "
+                        "across two installs (ab @BASE vs @.) instead")  # fmt: skip
     parser.add_argument("--dim", default="1024,4096")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--out", type=Path, default=None, help="JSON with every verdict")
@@ -188,7 +221,11 @@ def main() -> None:
         print(f"[{time.perf_counter() - start:6.0f} s, load {loadavg()}] {msg}", file=sys.stderr)
 
     results, lines = {}, []
-    if not ns.ab_only:
+    if ns.base:
+        results["installs"] = across_installs(ns, speed_config, progress)
+        lines += report("across installs (ab @BASE vs @., worker processes)",
+                        results["installs"], ns.comparisons)  # fmt: skip
+    elif not ns.ab_only:
         results["separate"] = separate(ns, sel, speed_config, progress)
         lines += report("separate runs (CI: baseline job vs PR job)", results["separate"],
                         ns.comparisons)  # fmt: skip

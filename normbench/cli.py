@@ -58,6 +58,9 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     STATE["debug"] = debug
+    from normbench.env import prefer_huge_pages
+
+    prefer_huge_pages()  # before any command imports torch
 
 
 Opt = typer.Option
@@ -578,9 +581,26 @@ def compare(
 @app.command()
 @guarded
 def ab(
-    a: Annotated[str, Opt("--a", help="Side A, the reference: a backend name or plugin:SPEC.")],
-    b: Annotated[str, Opt("--b", help="Side B, judged against A: a backend or plugin:SPEC.")],
+    a: Annotated[
+        str,
+        Opt(
+            "--a",
+            help="Side A, the reference: a backend name or plugin:SPEC, then @PATH for "
+            "another install (a checkout or a virtual environment).",
+        ),
+    ],
+    b: Annotated[
+        str, Opt("--b", help="Side B, judged against A: as --a, e.g. eager or eager@../base.")
+    ],
     variant: VariantOpt = None,
+    backend: Annotated[
+        list[str] | None,
+        Opt(
+            "--backend",
+            help="With @PATH sides only: the backends to time from both "
+            "installs (default: the speed suite's).",
+        ),
+    ] = None,
     dtype: DtypeOpt = None,
     dim: DimOpt = None,
     batch: BatchOpt = None,
@@ -611,13 +631,31 @@ def ab(
 
     from normbench.compare import CompareConfig
     from normbench.config import SpeedConfig
+    from normbench.errors import UsageError
+    from normbench.plugins import absolute_plugin
     from normbench.report import parse_formats, write_reports
     from normbench.suites.ab import ABConfig, resolve_side, run_ab
+    from normbench.worker import locate, split_spec
 
     formats = parse_formats(fmt)
     load_plugin_options(plugin)
-    name_a, name_b = resolve_side(a, "--a"), resolve_side(b, "--b")
-    sel = selection(variant, [name_a], dtype, dim, batch, seq, mode, device, pattern, seed)
+    (spec_a, at_a), (spec_b, at_b) = split_spec(a), split_spec(b)
+    installs = (at_a and locate(at_a, "--a"), at_b and locate(at_b, "--b"))
+    if bool(spec_a) != bool(spec_b) or (backend and (spec_a or spec_b)):
+        raise UsageError(
+            "either name a backend on both sides (--a eager@../base --b eager) or on neither "
+            "(--a @../base --b @. times every --backend from both installs)"
+        )
+    if any(installs):  # the workers resolve the specs, each in its own install
+        name_a, name_b = spec_a, spec_b
+        # The cases only: a named side's case ids carry its own backend.
+        local = backend or (["eager"] if spec_a else None)
+    elif not spec_a:
+        raise UsageError("--a @PATH / --b @PATH need a path on at least one side")
+    else:
+        name_a, name_b = resolve_side(a, "--a"), resolve_side(b, "--b")
+        local = [name_a]
+    sel = selection(variant, local, dtype, dim, batch, seq, mode, device, pattern, seed)
     speed_config = SpeedConfig(
         selection=sel,
         threads=threads or torch.get_num_threads(),
@@ -628,8 +666,10 @@ def ab(
         formats=formats,
     )
     cmp = CompareConfig(threshold=parse_threshold_option(threshold))
-    config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b))
-    bar, update = progress_bar(f"ab {name_a} vs {name_b}")
+    plugins = tuple(absolute_plugin(p) for p in plugin or ())
+    config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b), installs=installs,
+                      plugins=plugins)  # fmt: skip
+    bar, update = progress_bar(f"ab {a} vs {b}")
     with bar:
         result = run_ab(config, update, debug=STATE["debug"])
     if result.comparison.interrupted or result.a.interrupted:

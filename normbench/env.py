@@ -16,6 +16,22 @@ from typing import Any
 # Two runs are comparable only when these agree (NUMERICS.md section 7).
 FINGERPRINT_KEYS = ("device_name", "driver", "torch", "triton", "threads")
 
+# PyTorch's CPU allocator asks for transparent huge pages (madvise) for allocations of 2 MB and
+# more when this is set; it reads it once, at its first allocation, so it is set before torch
+# is imported. Measured on this project's 2-core VM (4 x 128 x 1024 fp32 LayerNorm written as
+# composite model code, 1 thread, 5 processes x 10 visits of 0.3 s): without it the visit
+# medians ranged from 0.53 to 8.8 ms (one process stayed at ~7.8 ms throughout), with it from
+# 0.45 to 0.80 ms. Pages of 4 KB behind every fresh activation made the timing a measurement
+# of the VM's page tables, not of the kernel. The CUDA caching allocator has no such cost.
+THP_ENV = "THP_MEM_ALLOC_ENABLE"
+
+
+def prefer_huge_pages() -> None:
+    """Ask torch's CPU allocator for huge pages (unless the user set THP_MEM_ALLOC_ENABLE);
+    effective only before torch is first imported."""
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        os.environ.setdefault(THP_ENV, "1")
+
 
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is present, else 'cpu'; refuse 'cuda' without one."""
@@ -135,6 +151,7 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "cpu_count": os.cpu_count(),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "device": device,
+        "cpu_huge_pages": os.environ.get(THP_ENV, "0") == "1",
     }
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0

@@ -281,6 +281,16 @@ def parse_spec(spec: str) -> tuple[str, str | None, bool]:
     return spec, None, False
 
 
+def absolute_plugin(spec: str) -> str:
+    """A file spec with its path made absolute (for a process started in another directory);
+    a module spec as it is."""
+    target, attr, is_file = parse_spec(spec)
+    if not is_file:
+        return spec.strip()
+    path = str(Path(target).expanduser().resolve())
+    return f"{path}:{attr}" if attr else path
+
+
 def _load_spec(spec: str) -> tuple[list[Backend], str]:
     label = f"plugin {spec!r}"
     if not spec.strip():

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.errors import UsageError
-from normbench.suites.common import CaseLoop, Progress, case_row
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row
 from normbench.suites.speed import SpeedCase, make_runner
+from normbench.worker import Install
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -72,13 +75,23 @@ class ABConfig:
     specs: tuple[str, str] = ("", "")
     min_rounds: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where each side runs: None in this process; with either set, both sides run in worker
+    # processes (normbench.worker), the other one with this interpreter.
+    installs: tuple[Install | None, Install | None] = (None, None)
+    plugins: tuple[str, ...] = ()  # --plugin specs, loaded by the workers too
 
     def __post_init__(self) -> None:
         if self.min_rounds < 2:
             raise UsageError(f"min_rounds must be at least 2, got {self.min_rounds}")
 
+    @property
+    def remote(self) -> bool:
+        return any(self.installs)
+
     def to_dict(self) -> dict[str, Any]:
         d = {"a": self.a, "b": self.b, "specs": list(self.specs), "min_rounds": self.min_rounds}
+        if self.remote:
+            d["installs"] = [i.label if i else sys.executable for i in self.installs]
         d["speed"] = self.speed.to_dict()
         d["compare"] = asdict(self.compare)
         return {**d, **self.extra}
@@ -102,120 +115,218 @@ def interleaved(
 ) -> tuple[Timing, Timing]:
     """Time two callables in alternating blocks (A B, B A, A B, ...) until both medians' CIs are
     within the target, after at least `min_rounds` rounds, or the budget (both sides) is spent."""
-    from normbench.stats import summarize
-    from normbench.timing import (
-        MIN_SAMPLE_S,
-        _block_size,
-        _finish,
-        _warmup,
-        cpu_taker,
-        cuda_taker,
-        l2_flush_buffer,
-    )
+    sides = [warm_taker(r, device, config) for r in runs]
+    return time_sides(sides, config, min_rounds)
 
-    cuda = device.startswith("cuda")
-    if cuda:
+
+@dataclass(frozen=True)
+class Warm:
+    """A side ready to time: `take(k)` returns k samples (seconds per call)."""
+
+    take: Callable[[int], list[float]]
+    per_call: float
+    inner: int
+    first_call_s: float
+    warmup_calls: int
+    timer: str
+
+
+def warm_taker(run: Callable[[], object], device: str, config: TimingConfig) -> Warm:
+    """Warm `run` up and return its block taker (CUDA events, or perf_counter_ns looped to at
+    least MIN_SAMPLE_S per sample)."""
+    from normbench.timing import MIN_SAMPLE_S, _warmup, cpu_taker, cuda_taker, l2_flush_buffer
+
+    if device.startswith("cuda"):
         import torch
 
         dev = torch.device(device)
-        sync = lambda: torch.cuda.synchronize(dev)  # noqa: E731
         flush = l2_flush_buffer(device, config.hot)
-    else:
-        sync = lambda: None  # noqa: E731
-    warm = [_warmup(r, sync, config.warmup_s) for r in runs]
-    per_call = [sorted(w)[len(w) // 2] for _, w in warm]
-    if cuda:
-        inner = [1, 1]
-        takers = [cuda_taker(r, device, flush) for r in runs]
+        first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
+        per_call = sorted(warm)[len(warm) // 2]
         timer = "cuda events, interleaved" + ("" if flush is not None else " (hot L2)")
-    else:
-        inner = [max(1, math.ceil(MIN_SAMPLE_S / max(c, 1e-9))) for c in per_call]
-        takers = [cpu_taker(r, k) for r, k in zip(runs, inner)]
-        timer = "perf_counter_ns, interleaved"
-    block = _block_size(max(c * k for c, k in zip(per_call, inner)), config)
-    samples: tuple[list[float], list[float]] = ([], [])
-    rounds, stopped = 0, "budget"
+        return Warm(cuda_taker(run, device, flush), per_call, 1, first, len(warm), timer)
+    first, warm = _warmup(run, lambda: None, config.warmup_s)
+    per_call = sorted(warm)[len(warm) // 2]
+    inner = max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
+    timer = "perf_counter_ns, interleaved"
+    return Warm(cpu_taker(run, inner), per_call, inner, first, len(warm), timer)
+
+
+def time_sides(sides: list[Warm], config: TimingConfig, min_rounds: int) -> tuple[Timing, Timing]:
+    """Both sides timed alternately with one block size (from the slower side's sample)."""
+    from normbench.timing import _block_size, _finish
+
+    block = _block_size(max(w.per_call * w.inner for w in sides), config)
     gc_was_enabled = gc.isenabled()
-    gc.disable()
-    start = time.perf_counter()
+    gc.disable()  # in-process sides; a worker disables its own collector per block
     try:
-        while True:
-            for i in (0, 1) if rounds % 2 == 0 else (1, 0):
-                samples[i].extend(takers[i](block))
-            rounds += 1
-            if rounds >= min_rounds:
-                if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
-                    stopped = "converged"
-                    break
-                if time.perf_counter() - start >= config.budget_s:
-                    break
-            if len(samples[0]) >= config.max_samples:
-                break
+        samples, stopped = alternate([w.take for w in sides], block, config, min_rounds)
     finally:
         if gc_was_enabled:
             gc.enable()
     return tuple(  # type: ignore[return-value]
-        _finish(samples[i], block, inner[i], warm[i][0], len(warm[i][1]), stopped, timer)
-        for i in (0, 1)
+        _finish(samples[i], block, w.inner, w.first_call_s, w.warmup_calls, stopped, w.timer)
+        for i, w in enumerate(sides)
     )
+
+
+def alternate(
+    takers: list[Callable[[int], list[float]]], block: int, config: TimingConfig, min_rounds: int
+) -> tuple[list[list[float]], str]:
+    """Rounds of one block per side, the order alternating (A B, B A, ...), until both medians'
+    CIs are within the target after at least `min_rounds` rounds, or the budget is spent. The
+    samples per side, and why it stopped."""
+    from normbench.stats import summarize
+
+    samples: list[list[float]] = [[], []]
+    rounds, stopped = 0, "budget"
+    start = time.perf_counter()
+    while True:
+        for i in (0, 1) if rounds % 2 == 0 else (1, 0):
+            samples[i].extend(takers[i](block))
+        rounds += 1
+        if rounds >= min_rounds:
+            if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
+                stopped = "converged"
+                break
+            if time.perf_counter() - start >= config.budget_s:
+                break
+        if len(samples[0]) >= config.max_samples:
+            break
+    return samples, stopped
 
 
 # --- the suite -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Ready:
+    """One side of one case after its gate: status ok (then `warm` is set), skipped, mismatch
+    or error, with the note saying why."""
+
+    status: str
+    note: str = ""
+    first_call_s: float = 0.0  # the gate's call: compilation included
+    compiles: bool = False
+    warm: Warm | None = None
+
+    @property
+    def take(self) -> Callable[[int], list[float]] | None:
+        return self.warm.take if self.warm else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status, "note": self.note}
+        d.update(first_call_s=self.first_call_s, compiles=self.compiles)
+        if self.warm:
+            w = self.warm
+            d.update(per_call=w.per_call, inner=w.inner, warm_first_s=w.first_call_s,
+                     warmup_calls=w.warmup_calls, timer=w.timer)  # fmt: skip
+        return d
+
+
+def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
+    """Gate `case` (its backend is the side's) against fp64 and warm it up. An exception is an
+    error status: one side failing must not stop the run."""
+    from normbench.gate import check, oracle
+    from normbench.registry import get_backend
+    from normbench.suites.common import describe_error
+    from normbench.variants import get_variant
+
+    try:
+        backend = get_backend(case.backend)
+        reason = backend.supports(case) or backend.timing_blocker(case.device)
+        if reason:
+            return Ready("skipped", reason)
+        variant = get_variant(case.variant)
+        p = cache.get(case)
+        grads = case.mode != "fwd"
+        fn = backend.build(variant, case)
+        sem = backend.semantics_for(variant.name)
+        oracle(p, sem, grads)
+        t0 = time.perf_counter()
+        gate = check(fn, p, sem, grads)
+        first = time.perf_counter() - t0
+        if not gate.ok:
+            return Ready("mismatch", gate.note)
+        if sem.inplace:  # it overwrites its inputs: let it overwrite copies
+            p = replace(p, inputs={k: v.clone() for k, v in p.inputs.items()})
+        warm = warm_taker(make_runner(fn, p, case.mode), case.device, timing)
+        return Ready("ok", "", first, bool(getattr(backend, "compiles", False)), warm)
+    except Exception as exc:
+        return Ready("error", describe_error(exc))
+
+
+class LocalSide:
+    """A side in this process."""
+
+    def __init__(self, name: str, cache: PreparedCache) -> None:
+        self.name = name
+        self.cache = cache
+
+    def setup(self, case: Case, timing: TimingConfig) -> Ready:
+        return setup_side(replace(case, backend=self.name or case.backend), self.cache, timing)
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteSide:
+    """A side in a worker process (normbench.worker): another install's backend."""
+
+    def __init__(self, worker, name: str, seed: int) -> None:
+        self.worker = worker
+        self.name = name
+        self.seed = seed
+
+    def setup(self, case: Case, timing: TimingConfig) -> Ready:
+        fields = {"variant": case.variant, "backend": case.backend, "dtype": case.dtype,
+                  "mode": case.mode,
+                  "device": case.device, "dist": case.dist,
+                  "shape": [case.shape.batch, case.shape.seq, case.shape.dim]}  # fmt: skip
+        d = self.worker.request("setup", case=fields, seed=self.seed, timing=asdict(timing))
+        if d["status"] != "ok":
+            return Ready(d["status"], d.get("note", ""))
+        take = lambda k: self.worker.request("block", k=k)["samples"]  # noqa: E731
+        warm = Warm(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
+                    d["timer"] + ", worker process")  # fmt: skip
+        return Ready("ok", "", d["first_call_s"], d["compiles"], warm)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
 class ABCase(SpeedCase):
     """Gate both sides, then time them interleaved; rows carry extra['side'] = 'A' or 'B'."""
 
-    def __init__(self, config: ABConfig, copy_gbps: float) -> None:
+    def __init__(self, config: ABConfig, copy_gbps: float, sides: list) -> None:
         super().__init__(config.speed, copy_gbps)
         self.ab = config
+        self.sides = sides
         # Both sides share the time: the budget is per side.
         self.timing = replace(self.timing, budget_s=2 * config.speed.time_budget)
 
     def __call__(self, case: Case) -> list[Row]:
-        from normbench.gate import check, oracle
-        from normbench.registry import get_backend
         from normbench.variants import get_variant
 
-        variant = get_variant(case.variant)
-        p = self.cache.get(case)
-        grads = case.mode != "fwd"
-        sides = []
-        problems: list[Row] = []
-        for label, name in zip(SIDES, (self.ab.a, self.ab.b)):
-            c = replace(case, backend=name)
-            backend = get_backend(name)
-            reason = backend.supports(c) or backend.timing_blocker(c.device)
-            if reason:
-                problems.append(self._row(c, label, "skipped", reason))
-                continue
-            fn = backend.build(variant, c)
-            sem = backend.semantics_for(variant.name)
-            oracle(p, sem, grads)
-            t0 = time.perf_counter()
-            gate = check(fn, p, sem, grads)
-            first = time.perf_counter() - t0
-            if not gate.ok:
-                problems.append(self._row(c, label, "mismatch", gate.note))
-                continue
-            q = replace(p, inputs={k: v.clone() for k, v in p.inputs.items()}) if sem.inplace else p
-            sides.append((label, c, make_runner(fn, q, c.mode), first, backend))
-        if problems:
+        ready = [side.setup(case, self.timing) for side in self.sides]
+        # A side with no name (`@PATH` alone) times the case's own backend.
+        cases = [replace(case, backend=side.name or case.backend) for side in self.sides]
+        if any(r.status != "ok" for r in ready):
             # Neither side is timed alone: an A/B with one side missing says nothing.
-            failed = {r.extra["side"] for r in problems}
-            for label, c, *_ in sides:
-                other = "B" if label == "A" else "A"
-                if other in failed:
-                    problems.append(
-                        self._row(c, label, "skipped", f"not timed: side {other} failed")
-                    )
-            return problems
-        ta, tb = interleaved((sides[0][2], sides[1][2]), case.device, self.timing,
-                             self.ab.min_rounds)  # fmt: skip
+            rows = []
+            for i, (label, r, c) in enumerate(zip(SIDES, ready, cases)):
+                other = SIDES[1 - i]
+                if r.status == "ok":
+                    rows.append(self._row(c, label, "skipped", f"not timed: side {other} failed"))
+                else:
+                    rows.append(self._row(c, label, r.status, r.note))
+            return rows
+        timings = time_sides([r.warm for r in ready], self.timing, self.ab.min_rounds)
+        variant = get_variant(case.variant)
         rows = []
-        for (label, c, _, first, backend), timing in zip(sides, (ta, tb)):
-            for r in self.rows(c, variant, timing, first, getattr(backend, "compiles", False)):
-                rows.append(replace(r, extra={**r.extra, "side": label}))
+        for label, c, r, timing in zip(SIDES, cases, ready, timings):
+            for row in self.rows(c, variant, timing, r.first_call_s, r.compiles):
+                rows.append(replace(row, extra={**row.extra, "side": label}))
         return rows
 
     def _row(self, case: Case, side: str, status: str, note: str) -> Row:
@@ -223,6 +334,52 @@ class ABCase(SpeedCase):
 
         r = case_row(case, SPEED, "time", None, "ms", status=status, note=note)
         return replace(r, extra={"side": side})
+
+
+def open_sides(config: ABConfig) -> tuple[list, list[str]]:
+    """The two sides, and a line per worker saying what it runs. In-process sides share one
+    PreparedCache (the same tensors); workers each prepare their own from the same seed."""
+    from normbench.errors import UsageError
+    from normbench.worker import Worker, WorkerError, split_spec
+
+    seed = config.speed.selection.seed
+    if not config.remote:
+        cache = PreparedCache(seed)
+        return [LocalSide(config.a, cache), LocalSide(config.b, cache)], []
+    sides: list = []
+    notes = []
+    try:
+        for label, spec, install in zip(SIDES, config.specs, config.installs):
+            install = install or Install(sys.executable)
+            worker = Worker(install, f"side {label} ({spec})")
+            sides.append(RemoteSide(worker, "", seed))
+            hello = worker.request(
+                "hello", spec=split_spec(spec)[0], plugins=list(config.plugins),
+                threads=config.speed.threads,
+            )  # fmt: skip
+            sides[-1].name = hello["backend"]
+            tree = Path(install.cwd or "")
+            own = (tree / "normbench").resolve()
+            if install.cwd and own.is_dir() and Path(hello["normbench_file"]) != own:
+                raise UsageError(
+                    f"side {label} ({spec}): {tree}'s normbench was not imported (got "
+                    f"{hello['normbench_file']}); is an installed copy shadowing it?"
+                )
+            v = hello["env"]
+            notes.append(
+                f"Side {label}: {hello['backend']} from {install.label} (normbench "
+                f"{v['normbench']} at {hello['normbench_file']}, torch {v['torch']}, "
+                f"triton {v['triton']})."
+            )
+    except WorkerError as exc:
+        for side in sides:
+            side.close()
+        raise UsageError(str(exc)) from None
+    except BaseException:
+        for side in sides:
+            side.close()
+        raise
+    return sides, notes
 
 
 def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:
@@ -239,8 +396,14 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     env = fingerprint(sel.device, config.speed.threads)
     env["copy_bandwidth_gbps"] = round(copy_bandwidth(sel.device, config.speed.threads), 2)
     cases = sel.cases()
+    sides, notes = open_sides(config)
+    config = replace(config, a=sides[0].name, b=sides[1].name)
     loop = CaseLoop("speed", progress, debug)
-    rows = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"]))
+    try:
+        rows = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
+    finally:
+        for side in sides:
+            side.close()
     wall = time.perf_counter() - start
     runs = []
     for label, name in zip(SIDES, (config.a, config.b)):
@@ -249,18 +412,26 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
             side = r.extra.get("side")
             if side == label:
                 side_rows.append(r)
-            elif side is None:  # an exception in the case: an error row on both sides
+            elif side is None and name:  # an exception in the case: an error row on both sides
                 case_id = r.case_id.replace(f"/{r.backend}/", f"/{name}/", 1)
                 side_rows.append(replace(r, case_id=case_id, backend=name))
+            elif side is None:
+                side_rows.append(r)
         cfg = {**config.speed.to_dict(), "ab": config.to_dict(), "side": label}
         run = Run(SUITE, env, cfg, side_rows, interrupted=loop.interrupted, wall_s=wall)
-        run.summary.append(f"Side {label} of an interleaved A/B run: {name}.")
+        run.summary.append(f"Side {label} of an interleaved A/B run: {name or 'every backend'}.")
         runs.append(run)
+    whole = not (config.a or config.b)  # @PATH sides: every backend, matched on the case id
     labels = (f"A {config.a}", f"B {config.b}")
-    cmp_config = replace(config.compare, match="group", labels=labels)
+    if whole:
+        labels = tuple(f"{s} {i.label if i else '.'}" for s, i in zip(SIDES, config.installs))
+    cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels)
     comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
-    comparison.summary.insert(
-        1, f"Interleaved A/B in one process: B = {config.b} relative to A = {config.a}."
-    )
+    where = "in two worker processes" if config.remote else "in one process"
+    comparison.summary[1:1] = [
+        f"Interleaved A/B {where}: B = {config.b or labels[1][2:]} relative to "
+        f"A = {config.a or labels[0][2:]}" + (", every selected backend." if whole else "."),
+        *notes,
+    ]
     comparison.wall_s = wall
     return ABResult(runs[0], runs[1], comparison)

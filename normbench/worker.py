@@ -1,0 +1,236 @@
+"""One side of `normbench ab` in its own process, so that A and B can come from two installs.
+
+`normbench ab --a eager@../base --b eager` times the backend of another checkout (a git worktree
+of the base commit) against this one, interleaved block by block like an in-process A/B: each
+side runs in a worker (`python -m normbench.worker`) that gates its cases against fp64, warms
+them up and takes one block of samples when asked. Only one worker runs at a time (the other
+waits on its pipe), so they do not compete for the cores, and the machine's drift lands on both.
+
+Where a side comes from (`SPEC@PATH`):
+
+- PATH a virtual environment (it has bin/python) or a Python executable: that interpreter;
+- PATH any other directory (a checkout, e.g. `git worktree add ../base main`): this interpreter,
+  started in PATH with PATH first on sys.path, so PATH's `normbench` (or plugin package) is the
+  one imported. SPEC's file paths (`plugin:examples/x.py`) are relative to PATH.
+
+`@PATH` alone (no SPEC) times every selected backend (`--backend`) from PATH: the whole suite,
+two installs, interleaved case by case.
+
+The protocol is one JSON object per line: the parent writes a request on the worker's stdin and
+reads one answer from its stdout (stray prints in the worker go to stderr). Requests: `hello`
+(loads the plugins, resolves SPEC to a backend; answers versions and where normbench came from),
+`setup` (one case: gate, warm up; answers the status, per-call time and inner loop count),
+`block` (k samples of the case set up last, seconds per call), `exit`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from normbench.errors import UsageError
+
+PROTOCOL = 1
+
+
+# --- where a side comes from ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Install:
+    """How to start a worker: the interpreter, and the directory it starts in (None: ours)."""
+
+    python: str
+    cwd: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.cwd or self.python
+
+
+def locate(path: str, option: str) -> Install:
+    """`@PATH` -> an Install; one sentence when PATH is neither a directory nor an interpreter."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        for py in (p / "bin" / "python", p / "Scripts" / "python.exe"):
+            if py.is_file():
+                return Install(str(py))
+        return Install(sys.executable, str(p.resolve()))
+    if p.is_file() and os.access(p, os.X_OK):
+        return Install(str(p))
+    raise UsageError(
+        f"{option} ...@{path}: not a directory (a checkout or a virtual environment) "
+        "nor a Python executable"
+    )
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """'eager@../base' -> ('eager', '../base'); without '@', (spec, None)."""
+    name, sep, where = spec.rpartition("@")
+    if not sep:
+        return spec, None
+    return name, where
+
+
+# --- the parent's end -------------------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """The worker process died or answered nonsense; the message ends with its last stderr line."""
+
+
+class Worker:
+    """A running worker. `request` sends one request and returns the answer."""
+
+    def __init__(self, install: Install, label: str) -> None:
+        self.install = install
+        self.label = label
+        # The worker's stderr, read back for the one-line reason when it dies.
+        self._log = tempfile.TemporaryFile(mode="w+", prefix="normbench-worker-")  # noqa: SIM115
+        env = dict(os.environ)
+        if install.cwd:
+            env["PYTHONPATH"] = os.pathsep.join(
+                x for x in (install.cwd, env.get("PYTHONPATH", "")) if x
+            )
+        try:
+            self.proc = subprocess.Popen(
+                [install.python, "-m", "normbench.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                cwd=install.cwd,
+                env=env,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as exc:
+            raise UsageError(f"{label}: cannot start {install.python}: {exc.strerror}") from None
+
+    def request(self, op: str, **kw: Any) -> dict[str, Any]:
+        try:
+            assert self.proc.stdin and self.proc.stdout
+            self.proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self.proc.wait(timeout=10)
+            raise WorkerError(f"{self.label}: the worker exited ({self.last_error()})")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            raise WorkerError(f"{self.label}: the worker answered {line[:80]!r}") from None
+        if "fatal" in answer:
+            raise WorkerError(f"{self.label}: {answer['fatal']}")
+        return answer
+
+    def last_error(self) -> str:
+        self._log.seek(0)
+        lines = [x.strip() for x in self._log.read().splitlines() if x.strip()]
+        code = self.proc.returncode
+        return (lines[-1][:200] if lines else "no output") + f"; exit code {code}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(WorkerError):
+                self.request("exit")
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+# --- the worker's end -------------------------------------------------------------------------
+
+
+class Server:
+    """The worker's state: its plugins, its side's backend and the case set up last."""
+
+    def __init__(self) -> None:
+        self.backend: str | None = None
+        self.ready = None
+        self.cache = None
+
+    def hello(self, spec: str, plugins: list[str], threads: int) -> dict[str, Any]:
+        import torch
+
+        import normbench
+        from normbench.env import fingerprint
+        from normbench.plugins import load_plugins
+        from normbench.suites.ab import resolve_side
+
+        torch.set_num_threads(threads)
+        if plugins:
+            load_plugins(plugins)
+        # An empty spec (`@PATH` alone): each case's own backend, from this install.
+        self.backend = resolve_side(spec, "side") if spec else None
+        env = fingerprint("cpu", threads)
+        return {
+            "protocol": PROTOCOL,
+            "backend": self.backend or "",
+            "normbench_file": str(Path(normbench.__file__).resolve().parent),
+            "env": {k: env[k] for k in ("normbench", "python", "torch", "triton")},
+        }
+
+    def setup(self, case: dict[str, Any], seed: int, timing: dict[str, Any]) -> dict[str, Any]:
+        from normbench.cases import Case
+        from normbench.suites.ab import setup_side
+        from normbench.suites.common import PreparedCache
+        from normbench.timing import TimingConfig
+        from normbench.variants.base import Shape
+
+        backend = self.backend or case["backend"]
+        c = Case(**{**case, "shape": Shape(*case["shape"]), "backend": backend})
+        if self.cache is None or self.cache.seed != seed:
+            self.cache = PreparedCache(seed)
+        self.ready = setup_side(c, self.cache, TimingConfig(**timing))
+        return self.ready.to_dict()
+
+    def block(self, k: int) -> dict[str, Any]:
+        import gc
+
+        if self.ready is None or self.ready.take is None:
+            return {"fatal": "block before a successful setup"}
+        gc.disable()
+        try:
+            return {"samples": self.ready.take(k)}
+        finally:
+            gc.enable()
+
+
+def serve() -> None:
+    """Answer requests on stdin until `exit` or end of input."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # a stray print must not break the protocol
+    server = Server()
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = req.pop("op")
+        if op == "exit":
+            break
+        try:
+            answer = getattr(server, op)(**req) if op in ("hello", "setup", "block") else None
+            if answer is None:
+                answer = {"fatal": f"unknown request {op!r}"}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as one sentence
+            from normbench.suites.common import describe_error
+
+            answer = {"fatal": describe_error(exc)}
+        out.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    from normbench.env import prefer_huge_pages
+
+    prefer_huge_pages()
+    with contextlib.suppress(KeyboardInterrupt):  # the parent's Ctrl-C reaches the group
+        serve()
