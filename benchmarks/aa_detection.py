@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/aa_detection.py                 # separate runs, as CI measures
     .venv/bin/python benchmarks/aa_detection.py --ab            # also the interleaved `ab` mode
+    git worktree add --detach ../base HEAD
+    .venv/bin/python benchmarks/aa_detection.py --base ../base [--slow-budget 1]   # across installs
 
 Separate runs (one process, one after the other, the way a CI job measures a baseline and a pull
 request) of a small quick case set (layernorm and rmsnorm, eager / composite / torchscript,
@@ -123,12 +125,22 @@ def across_installs(ns, speed_config, progress) -> dict:
     cmp = CompareConfig(threshold=ns.threshold)
     out: dict[str, list] = {"aa": [], "slow15": [], "slow5": []}
     plugins = ("normbench.fixtures",)
+    # The slowed questions may take a longer budget (a CI gate's, not --quick's); an A/A of the
+    # same eager cases at that budget is added so that its false alarms are counted too.
+    slow_config = replace(speed_config, selection=eager_sel,
+                          time_budget=ns.slow_budget or speed_config.time_budget)  # fmt: skip
+    if ns.slow_budget:
+        out["aa_eager"] = []
     for k in range(ns.comparisons):
-        aa = ABConfig(replace(speed_config, selection=suite), "", "", cmp,
-                      specs=(f"@{ns.base}", "@."), installs=(base, here))  # fmt: skip
-        out["aa"].append(tally(run_ab(aa).comparison))
-        for key, b in (("slow15", "eager_slow15"), ("slow5", "eager_slow5")):
-            cfg = ABConfig(replace(speed_config, selection=eager_sel), "eager", b, cmp,
+        if not ns.no_suite_aa:
+            aa = ABConfig(replace(speed_config, selection=suite), "", "", cmp,
+                          specs=(f"@{ns.base}", "@."), installs=(base, here))  # fmt: skip
+            out["aa"].append(tally(run_ab(aa).comparison))
+        pairs = [("slow15", "eager_slow15"), ("slow5", "eager_slow5")]
+        if ns.slow_budget:
+            pairs.append(("aa_eager", "eager"))
+        for key, b in pairs:
+            cfg = ABConfig(slow_config, "eager", b, cmp,
                            specs=(f"eager@{ns.base}", f"{b}@."), installs=(base, here),
                            plugins=plugins)  # fmt: skip
             out[key].append(tally(run_ab(cfg).comparison))
@@ -143,7 +155,7 @@ def eager(case: str) -> bool:
 def report(mode: str, res: dict, n: int) -> list[str]:
     aa_reg = sum(c["regression"] for c in res["aa"])
     aa_imp = sum(c["improvement"] for c in res["aa"])
-    aa_cases = sum(len(c["verdicts"]) for c in res["aa"])
+    aa_cases = sum(len(c["ratios"]) for c in res["aa"])  # compared cases
     caught = sum(
         1 for c in res["slow15"] if any(v == "regression" for k, v in c["verdicts"].items()
                                         if eager(k))
@@ -163,6 +175,16 @@ def report(mode: str, res: dict, n: int) -> list[str]:
     taus = sorted(c["between_run_noise"] or 0.0 for c in res["aa"])
     med = lambda xs: xs[len(xs) // 2] if xs else float("nan")  # noqa: E731
     ok = aa_reg == 0 and caught >= n - 1 and imp5 == 0
+    extra = []
+    if res.get("aa_eager"):
+        reg = sum(c["regression"] for c in res["aa_eager"])
+        imp = sum(c["improvement"] for c in res["aa_eager"])
+        cases = sum(len(c["ratios"]) for c in res["aa_eager"])
+        extra.append(
+            f"| A/A of the slowed questions' eager cases, same budget: cases judged a "
+            f"regression | {reg} of {cases} ({imp} judged an improvement) | 0 |"
+        )
+        ok = ok and reg == 0
     return [
         f"## {mode}",
         "",
@@ -179,6 +201,7 @@ def report(mode: str, res: dict, n: int) -> list[str]:
         f"{med(ratios15):.3f} / {med(ratios5):.3f} | 1.15 / 1.05 |",
         f"| A/A between-run noise estimated by compare (median, max; 1 sd of log ratio) | "
         f"{med(taus):.3f}, {max(taus, default=0):.3f} | - |",
+        *extra,
         "",
         f"{'PASS' if ok else 'FAIL'}: {mode}.",
         "",
@@ -193,6 +216,11 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=0.3)
     parser.add_argument("--ab", action="store_true", help="also the interleaved ab mode")
     parser.add_argument("--ab-only", action="store_true", help="only the interleaved ab mode")
+    parser.add_argument("--slow-budget", type=float, default=None,
+                        help="with --base: seconds per case and side for the slowed questions "
+                        "(and an eager A/A at that budget)")  # fmt: skip
+    parser.add_argument("--no-suite-aa", action="store_true",
+                        help="with --base: skip the A/A of the whole default suite")  # fmt: skip
     parser.add_argument("--base", type=Path, default=None,
                         help="a checkout of the base commit (git worktree): measure the gate "
                         "across two installs (ab @BASE vs @.) instead")  # fmt: skip
@@ -247,7 +275,8 @@ def main() -> None:
         ns.out
         or Path(tempfile.gettempdir()) / f"aa_detection-{time.strftime('%Y%m%d-%H%M%S')}.json"
     )
-    out.write_text(json.dumps({"args": vars(ns) | {"out": str(out)}, "load_before": before,
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(ns).items()}
+    out.write_text(json.dumps({"args": args | {"out": str(out)}, "load_before": before,
                                "load_after": loadavg(), "wall_s": wall, "results": results},
                               indent=1))  # fmt: skip
     print(f"Every verdict: {out}")

@@ -21,7 +21,7 @@ FINGERPRINT_KEYS = ("device_name", "driver", "torch", "triton", "threads")
 # is imported. Measured on this project's 2-core VM (4 x 128 x 1024 fp32 LayerNorm written as
 # composite model code, 1 thread, 5 processes x 10 visits of 0.3 s): without it the visit
 # medians ranged from 0.53 to 8.8 ms (one process stayed at ~7.8 ms throughout), with it from
-# 0.45 to 0.80 ms. Pages of 4 KB behind every fresh activation made the timing a measurement
+# 0.52 to 0.80 ms. Pages of 4 KB behind every fresh activation made the timing a measurement
 # of the VM's page tables, not of the kernel. The CUDA caching allocator has no such cost.
 THP_ENV = "THP_MEM_ALLOC_ENABLE"
 

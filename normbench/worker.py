@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normbench.errors import UsageError
+from normbench.errors import NormbenchError, UsageError
 
 PROTOCOL = 1
 
@@ -172,7 +172,7 @@ class Server:
         if plugins:
             load_plugins(plugins)
         # An empty spec (`@PATH` alone): each case's own backend, from this install.
-        self.backend = resolve_side(spec, "side") if spec else None
+        self.backend = resolve_side(spec, "backend") if spec else None
         env = fingerprint("cpu", threads)
         return {
             "protocol": PROTOCOL,
@@ -221,6 +221,8 @@ def serve() -> None:
             answer = getattr(server, op)(**req) if op in ("hello", "setup", "block") else None
             if answer is None:
                 answer = {"fatal": f"unknown request {op!r}"}
+        except NormbenchError as exc:  # already one sentence
+            answer = {"fatal": str(exc)}
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one sentence
             from normbench.suites.common import describe_error
 

@@ -1,4 +1,4 @@
-"""Same-job A/B: two implementations timed interleaved in one process, then compared.
+"""Same-job A/B: two implementations timed interleaved, then compared.
 
 Comparing two separate CI jobs also compares two machines' moods (clocks, neighbours, caches);
 timing A and B block by block, alternately, in one process puts the same drift on both sides, so
@@ -10,10 +10,9 @@ medians are tight or the time budget is spent. The verdicts are `compare`'s, wit
 on the id without the backend.
 
 A side is a registered backend name (`eager`, `compile`, ...), or `plugin:SPEC` with SPEC as for
---plugin (`pkg.mod:object`, `path/file.py[:object]`) naming one backend. Two installs of
-normbench (two git worktrees) are compared by running the gate in each and `normbench compare`
-on the two JSON files, or by installing both kernels as plugins in one environment: only then
-can they share the interleaving.
+--plugin (`pkg.mod:object`, `path/file.py[:object]`) naming one backend, then optionally `@PATH`
+for another install (a checkout or a virtual environment; `@PATH` alone: every selected backend).
+With `@` on either side both sides run in worker processes (normbench.worker), one at a time.
 """
 
 from __future__ import annotations
@@ -105,18 +104,6 @@ class ABResult:
 
 
 # --- interleaved timing ------------------------------------------------------------------------
-
-
-def interleaved(
-    runs: tuple[Callable[[], object], Callable[[], object]],
-    device: str,
-    config: TimingConfig,
-    min_rounds: int = 8,
-) -> tuple[Timing, Timing]:
-    """Time two callables in alternating blocks (A B, B A, A B, ...) until both medians' CIs are
-    within the target, after at least `min_rounds` rounds, or the budget (both sides) is spent."""
-    sides = [warm_taker(r, device, config) for r in runs]
-    return time_sides(sides, config, min_rounds)
 
 
 @dataclass(frozen=True)

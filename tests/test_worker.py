@@ -1,0 +1,148 @@
+"""`ab` across installs: sides in worker processes (normbench.worker), end to end on tiny cases.
+Timings are never asserted: the plumbing, the matching, the errors and the exit codes are."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from normbench.cli import app
+from normbench.errors import UsageError
+from normbench.plugins import absolute_plugin
+from normbench.worker import Install, Worker, WorkerError, locate, split_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+TINY = ["--variant", "rmsnorm", "--dim", "64", "--batch", "1", "--seq", "8", "--mode", "fwd",
+        "--dtype", "fp32", "--device", "cpu", "--quick", "--time-budget", "0.02"]  # fmt: skip
+
+
+def comparison(out: Path) -> dict:
+    path = next(p for p in out.glob("ab-*.json") if p.stem[-2:] not in ("-A", "-B"))
+    return json.loads(path.read_text())
+
+
+def test_split_spec_and_locate(tmp_path):
+    assert split_spec("eager@../base") == ("eager", "../base")
+    assert split_spec("plugin:x.py:obj@/a/b") == ("plugin:x.py:obj", "/a/b")
+    assert split_spec("@.") == ("", ".")
+    assert split_spec("eager") == ("eager", None)
+    # A checkout: this interpreter, started in it.
+    assert locate(str(ROOT), "--a") == Install(sys.executable, str(ROOT))
+    # A virtual environment: its interpreter, in our directory.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    py = venv / "bin" / "python"
+    py.write_text("#!/bin/sh\n")
+    assert locate(str(venv), "--b") == Install(str(py))
+    py.chmod(py.stat().st_mode | stat.S_IXUSR)
+    assert locate(str(py), "--b") == Install(str(py))
+    with pytest.raises(UsageError, match="--a ...@/no/such: not a directory"):
+        locate("/no/such", "--a")
+
+
+def test_absolute_plugin_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_plugin("pkg.mod:obj") == "pkg.mod:obj"
+    assert absolute_plugin("dir/f.py") == str(tmp_path / "dir" / "f.py")
+    assert absolute_plugin("f.py:obj") == f"{tmp_path / 'f.py'}:obj"
+
+
+def test_worker_protocol_gates_and_times_a_case():
+    w = Worker(Install(sys.executable, str(ROOT)), "side A")
+    try:
+        hello = w.request("hello", spec="eager", plugins=[], threads=1)
+        assert hello["backend"] == "eager"
+        assert Path(hello["normbench_file"]) == ROOT / "normbench"
+        case = {"variant": "layernorm", "backend": "x", "dtype": "fp32", "mode": "fwd",
+                "device": "cpu", "dist": "normal", "shape": [1, 4, 32]}  # fmt: skip
+        timing = {"budget_s": 0.01, "warmup_s": 0.01}
+        ready = w.request("setup", case=case, seed=0, timing=timing)
+        assert ready["status"] == "ok" and ready["inner"] >= 1 and ready["per_call"] > 0
+        samples = w.request("block", k=3)["samples"]
+        assert len(samples) == 3 and all(s > 0 for s in samples)
+        # A failing case is a status, and the worker goes on.
+        bad = w.request("setup", case={**case, "dist": "nosuch"}, seed=0, timing=timing)
+        assert bad["status"] == "error" and "nosuch" in bad["note"], bad
+        with pytest.raises(WorkerError, match="block before a successful setup"):
+            w.request("block", k=1)
+    finally:
+        w.close()
+    assert w.proc.returncode == 0
+
+
+def test_ab_named_backend_from_another_install(tmp_path):
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["ab", "--a", f"eager@{ROOT}", "--b", "eager", *TINY,
+                            "--out", str(out), "--format", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1), r.output
+    cmp = comparison(out)
+    assert "Interleaved A/B in two worker processes" in " ".join(cmp["summary"])
+    assert any(line.startswith(f"Side A: eager from {ROOT}") for line in cmp["summary"])
+    ratio = [row for row in cmp["rows"] if row["metric"] == "ratio"]
+    assert [row["case_id"] for row in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
+    assert ratio[0]["extra"]["base_n"] >= 8
+    side_b = json.loads(next(out.glob("ab-*-B.json")).read_text())
+    assert side_b["rows"][0]["extra"]["timer"].endswith("worker process")
+    assert side_b["config"]["ab"]["installs"] == [str(ROOT), sys.executable]
+
+
+def test_ab_every_backend_from_two_installs(tmp_path):
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["ab", "--a", f"@{ROOT}", "--b", f"@{ROOT}", "--backend",
+                            "eager,composite,triton", *TINY, "--out", str(out),
+                            "--format", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1), r.output
+    rows = {row["case_id"]: row for row in comparison(out)["rows"] if row["metric"] == "ratio"}
+    # Matched on the full case id: one comparison per backend.
+    assert set(rows) == {f"rmsnorm/{b}/fp32/1x8x64/fwd" for b in ("eager", "composite", "triton")}
+    assert rows["rmsnorm/eager/fp32/1x8x64/fwd"]["value"] > 0
+    triton = rows["rmsnorm/triton/fp32/1x8x64/fwd"]
+    assert triton["value"] is None and "never timed" in triton["note"]
+
+
+def test_ab_worker_that_cannot_start_is_one_sentence(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'no module named normbench' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    r = runner.invoke(app, ["ab", "--a", f"eager@{fake}", "--b", "eager", *TINY])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        f"normbench: side A (eager@{fake}): the worker exited (no module named normbench; "
+        "exit code 3)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (f"@{ROOT}", "eager", "either name a backend on both sides"),
+        ("eager@/no/such", "eager", "--a ...@/no/such: not a directory"),
+        (f"eager@{ROOT}", "nosuch", "side B (nosuch): backend 'nosuch': unknown backend"),
+    ],
+)
+def test_ab_bad_sides(a, b, message):
+    r = runner.invoke(app, ["ab", "--a", a, "--b", b, *TINY, "--format", "none"])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_huge_pages_requested_before_torch(monkeypatch):
+    """The CLI asks torch's CPU allocator for huge pages; torch reads the variable once, so it
+    must be set before torch is imported (a fresh interpreter shows it)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    code = (
+        "from normbench.env import prefer_huge_pages; prefer_huge_pages(); import os, torch;"
+        "from normbench.env import fingerprint; print(os.environ.get('THP_MEM_ALLOC_ENABLE'),"
+        " fingerprint()['cpu_huge_pages'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == (["1", "True"] if sys.platform == "linux" else ["None", "False"])
