@@ -64,6 +64,10 @@ def main_options(
 
 
 Opt = typer.Option
+ThreadsOpt = Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")]
+BudgetOpt = Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")]
+QuickOpt = Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")]
+HotOpt = Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")]
 VariantOpt = Annotated[list[str] | None, Opt("--variant", "-v", help="Variants, comma list.")]
 BackendOpt = Annotated[list[str] | None, Opt("--backend", "-b", help="Backends, comma list.")]
 DtypeOpt = Annotated[list[str] | None, Opt("--dtype", help="fp32, fp16, bf16 (comma list).")]
@@ -174,6 +178,25 @@ def finish(
         con.print("Reports: " + ", ".join(str(p) for p in paths.values()))
 
 
+def timing_config(sel, threads, time_budget, quick, hot, out, formats, **kw):
+    """The timing options of speed, ab and calibrate as one SpeedConfig (--quick caps the
+    budget at 0.3 s per case)."""
+    import torch
+
+    from normbench.config import SpeedConfig
+
+    return SpeedConfig(
+        selection=sel,
+        threads=threads or torch.get_num_threads(),
+        time_budget=min(time_budget, 0.3) if quick else time_budget,
+        quick=quick,
+        hot=hot,
+        out=out,
+        formats=formats,
+        **kw,
+    )
+
+
 @app.command()
 @guarded
 def speed(
@@ -185,10 +208,10 @@ def speed(
     seq: SeqOpt = None,
     mode: ModeOpt = None,
     device: DeviceOpt = "auto",
-    threads: Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")] = None,
-    time_budget: Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")] = 1.0,
-    quick: Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")] = False,
-    hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    threads: ThreadsOpt = None,
+    time_budget: BudgetOpt = 1.0,
+    quick: QuickOpt = False,
+    hot: HotOpt = False,
     memory: Annotated[
         bool, Opt("--memory", help="Also measure saved-for-backward and peak memory per case.")
     ] = False,
@@ -211,9 +234,7 @@ def speed(
     With no options, a sweep that takes about a minute on 2 CPU cores and answers whether
     RMSNorm is faster than LayerNorm here, per backend.
     """
-    import torch
 
-    from normbench.config import SpeedConfig
     from normbench.report import parse_formats
     from normbench.suites.speed import run_speed
 
@@ -221,19 +242,12 @@ def speed(
     sel = selection(
         variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin
     )
-    budget = min(time_budget, 0.3) if quick else time_budget
-    config = SpeedConfig(
-        selection=sel,
-        threads=threads or torch.get_num_threads(),
-        time_budget=budget,
-        quick=quick,
-        hot=hot,
-        out=out,
-        formats=formats,
+    config = timing_config(
+        sel, threads, time_budget, quick, hot, out, formats,
         memory=memory,
         plot=plot,
         extra={"plugins": list(plugin)} if plugin else {},
-    )
+    )  # fmt: skip
     base = gate_baseline(baseline, sel.device, config.threads, force)  # before measuring
     margin = parse_threshold_option(threshold)
     bar, update = progress_bar("speed")
@@ -393,12 +407,10 @@ def env_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from normbench.env import copy_bandwidth, fingerprint, resolve_device
+    from normbench.env import resolve_device, timing_env
 
     dev = resolve_device(device)
-    threads = torch.get_num_threads()
-    info = fingerprint(dev, threads)
-    info["copy_bandwidth_gbps"] = round(copy_bandwidth(dev, threads, refresh=refresh), 2)
+    info = timing_env(dev, torch.get_num_threads(), refresh=refresh)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -533,7 +545,6 @@ def gate_finish(
         raise typer.Exit(code)
 
 
-GateFormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json,html or none.")]
 CalibrationOpt = Annotated[
     Path | None,
     Opt("--calibration", help="A `normbench calibrate` run: never use a margin below its own."),
@@ -550,7 +561,7 @@ def compare(
     force: ForceOpt = False,
     calibration: CalibrationOpt = None,
     out: OutOpt = Path("reports"),
-    fmt: GateFormatOpt = "md,json",
+    fmt: FormatOpt = "md,json",
     plot: PlotOpt = False,
     seed: Annotated[int, Opt("--seed", help="Seed of the bootstrap.")] = 0,
     between_runs: Annotated[
@@ -607,17 +618,17 @@ def ab(
     seq: SeqOpt = None,
     mode: ModeOpt = None,
     device: DeviceOpt = "auto",
-    threads: Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")] = None,
+    threads: ThreadsOpt = None,
     time_budget: Annotated[
         float, Opt("--time-budget", help="Seconds of timing per case and side.")
     ] = 1.0,
-    quick: Annotated[bool, Opt("--quick", help="Shorter budget, looser CI target.")] = False,
-    hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    quick: QuickOpt = False,
+    hot: HotOpt = False,
     pattern: FilterOpt = None,
     threshold: ThresholdOpt = "5%",
     md: MdOpt = None,
     out: OutOpt = Path("reports"),
-    fmt: GateFormatOpt = "md,json",
+    fmt: FormatOpt = "md,json",
     plot: PlotOpt = False,
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
@@ -627,10 +638,7 @@ def ab(
     confirmed slower."""
     import time
 
-    import torch
-
     from normbench.compare import CompareConfig
-    from normbench.config import SpeedConfig
     from normbench.errors import UsageError
     from normbench.plugins import absolute_plugin
     from normbench.report import parse_formats, write_reports
@@ -656,15 +664,7 @@ def ab(
         name_a, name_b = resolve_side(a, "--a"), resolve_side(b, "--b")
         local = [name_a]
     sel = selection(variant, local, dtype, dim, batch, seq, mode, device, pattern, seed)
-    speed_config = SpeedConfig(
-        selection=sel,
-        threads=threads or torch.get_num_threads(),
-        time_budget=min(time_budget, 0.3) if quick else time_budget,
-        quick=quick,
-        hot=hot,
-        out=out,
-        formats=formats,
-    )
+    speed_config = timing_config(sel, threads, time_budget, quick, hot, out, formats)
     cmp = CompareConfig(threshold=parse_threshold_option(threshold))
     plugins = tuple(absolute_plugin(p) for p in plugin or ())
     config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b), installs=installs,
@@ -692,26 +692,24 @@ def calibrate(
     seq: SeqOpt = None,
     mode: ModeOpt = None,
     device: DeviceOpt = "auto",
-    threads: Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")] = None,
-    time_budget: Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")] = 1.0,
-    quick: Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")] = False,
-    hot: Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")] = False,
+    threads: ThreadsOpt = None,
+    time_budget: BudgetOpt = 1.0,
+    quick: QuickOpt = False,
+    hot: HotOpt = False,
     pattern: FilterOpt = None,
     repeats: Annotated[int, Opt("--repeats", help="How many times to measure each case.")] = 5,
     interleaved: Annotated[
         bool, Opt("--interleaved", help="Calibrate `ab` (A/A interleaved) instead of runs.")
     ] = False,
     out: OutOpt = Path("reports"),
-    fmt: GateFormatOpt = "md,json",
+    fmt: FormatOpt = "md,json",
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
 ) -> None:
     """A/A noise: measure the selected cases --repeats times, compare every pair as `compare`
     would, and report the noise floor and the smallest margin with under 1% false alarms
     (pass the JSON to `compare --calibration`)."""
-    import torch
 
-    from normbench.config import SpeedConfig
     from normbench.report import parse_formats
     from normbench.suites.calibrate import CalibrateConfig, run_calibrate
 
@@ -719,15 +717,7 @@ def calibrate(
     sel = selection(
         variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin
     )
-    speed_config = SpeedConfig(
-        selection=sel,
-        threads=threads or torch.get_num_threads(),
-        time_budget=min(time_budget, 0.3) if quick else time_budget,
-        quick=quick,
-        hot=hot,
-        out=out,
-        formats=formats,
-    )
+    speed_config = timing_config(sel, threads, time_budget, quick, hot, out, formats)
     config = CalibrateConfig(speed_config, repeats=repeats, interleaved=interleaved)
     bar, update = progress_bar("calibrate")
     with bar:

@@ -478,7 +478,7 @@ def headline(run: Run) -> str:
     c = counts(run)
     margin = run.config.get("margin", DEFAULT_THRESHOLD)
     parts = ", ".join(f"{c[v]} {v}" for v in VERDICTS if c[v]) or "no cases"
-    if exit_code(run):
+    if any(c[v] for v in FAILING):
         what = _plural(c[REGRESSION], "confirmed regression")
         what += f", {c[BROKEN]} broken" if c[BROKEN] else ""
         return f"FAIL: {what} (margin +-{margin:.0%}; {parts})."

@@ -169,13 +169,23 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, An
     return env
 
 
+def timing_env(device: str, threads: int, refresh: bool = False) -> dict[str, Any]:
+    """The fingerprint of a timing run, with the copy bandwidth its GB/s are measured against."""
+    env = fingerprint(device, threads)
+    env["copy_bandwidth_gbps"] = round(copy_bandwidth(device, threads, refresh, env), 2)
+    return env
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("NORMBENCH_CACHE_DIR", Path.home() / ".cache" / "normbench"))
 
 
-def copy_bandwidth(device: str, threads: int, refresh: bool = False) -> float:
-    """Measured copy bandwidth in GB/s (bytes read + written), cached per device and threads."""
-    env = fingerprint(device, threads)
+def copy_bandwidth(
+    device: str, threads: int, refresh: bool = False, env: dict[str, Any] | None = None
+) -> float:
+    """Measured copy bandwidth in GB/s (bytes read + written), cached per device and threads
+    (`env`: this process's fingerprint, when the caller has it already)."""
+    env = env or fingerprint(device, threads)
     key = f"{env['device_name']}|threads={threads}|torch={env['torch']}"
     path = cache_dir() / "bandwidth.json"
     try:

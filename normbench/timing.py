@@ -8,10 +8,11 @@ so a later comparison can bootstrap over blocks.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from normbench.stats import Summary, summarize
@@ -157,20 +158,37 @@ def l2_flush_buffer(device: str, hot: bool):
     return torch.empty(2 * l2 // 4, dtype=torch.int32, device=dev)
 
 
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """No garbage collection inside: a collection inside a sample is noise that belongs to no
+    backend."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def upper_median(times: list[float]) -> float:
+    """The typical warm-up call (the upper median: one of the measured values)."""
+    return sorted(times)[len(times) // 2]
+
+
+def cpu_inner_loops(per_call: float) -> int:
+    """Calls per CPU sample, so that a sample lasts at least MIN_SAMPLE_S."""
+    return max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
+
+
 def _measure_cpu(run: Callable[[], object], config: TimingConfig) -> Timing:
     first, warm = _warmup(run, lambda: None, config.warmup_s)
-    per_call = sorted(warm)[len(warm) // 2]
-    inner = max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
+    per_call = upper_median(warm)
+    inner = cpu_inner_loops(per_call)
     block = _block_size(per_call * inner, config)
 
-    take_block = cpu_taker(run, inner)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection inside a sample is noise that belongs to no backend
-    try:
-        samples, stopped = _adaptive(take_block, config, block)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    with no_gc():
+        samples, stopped = _adaptive(cpu_taker(run, inner), config, block)
     return _finish(samples, block, inner, first, len(warm), stopped, "perf_counter_ns")
 
 
@@ -180,16 +198,9 @@ def _measure_cuda(run: Callable[[], object], device: str, config: TimingConfig) 
     dev = torch.device(device)
     flush = l2_flush_buffer(device, config.hot)
     first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
-    block = _block_size(sorted(warm)[len(warm) // 2], config)
-    take_block = cuda_taker(run, device, flush)
-
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        samples, stopped = _adaptive(take_block, config, block)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    block = _block_size(upper_median(warm), config)
+    with no_gc():
+        samples, stopped = _adaptive(cuda_taker(run, device, flush), config, block)
     timer = "cuda events" + ("" if flush is not None else " (hot L2)")
     return _finish(samples, block, 1, first, len(warm), stopped, timer)
 

@@ -90,7 +90,6 @@ class Worker:
     """A running worker. `request` sends one request and returns the answer."""
 
     def __init__(self, install: Install, label: str) -> None:
-        self.install = install
         self.label = label
         # The worker's stderr, read back for the one-line reason when it dies.
         self._log = tempfile.TemporaryFile(mode="w+", prefix="normbench-worker-")  # noqa: SIM115
@@ -196,15 +195,12 @@ class Server:
         return self.ready.to_dict()
 
     def block(self, k: int) -> dict[str, Any]:
-        import gc
+        from normbench.timing import no_gc
 
         if self.ready is None or self.ready.take is None:
             return {"fatal": "block before a successful setup"}
-        gc.disable()
-        try:
+        with no_gc():
             return {"samples": self.ready.take(k)}
-        finally:
-            gc.enable()
 
 
 def serve() -> None:

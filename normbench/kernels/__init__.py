@@ -35,6 +35,12 @@ def _use_interpreter_without_gpu() -> None:
 
 _use_interpreter_without_gpu()
 
+
+def interpreted() -> bool:
+    """True when the kernels run in Triton's CPU interpreter (numerics only)."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
 _UNAVAILABLE: str | None = None
 try:
     from normbench.kernels.layernorm import layer_norm
@@ -59,11 +65,6 @@ except ImportError as exc:  # no triton wheel for this platform, or a broken ins
         residual: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         raise RuntimeError(f"normbench Triton kernels unavailable: {_UNAVAILABLE}")
-
-
-def interpreted() -> bool:
-    """True when the kernels run in Triton's CPU interpreter (numerics only)."""
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
 def available() -> tuple[bool, str]:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton.language as tl
 
+from normbench.kernels import interpreted  # defined before __init__ imports this module
 from normbench.kernels.launch import check_n
 
 _ACTIVATION_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 # CPU stand-in for the SM count: the interpreter runs programs one after another, so a few are
 # enough to exercise the partial-sum reduction without slowing tests down.
 _INTERPRETER_PROGRAMS = 4
-
-
-def interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
 def kernel_dtype(dtype: torch.dtype) -> torch.dtype:

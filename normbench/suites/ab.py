@@ -17,8 +17,6 @@ With `@` on either side both sides run in worker processes (normbench.worker), o
 
 from __future__ import annotations
 
-import gc
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.errors import UsageError
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row, describe_error
 from normbench.suites.speed import SpeedCase, make_runner
 from normbench.worker import Install
 
@@ -121,7 +119,14 @@ class Warm:
 def warm_taker(run: Callable[[], object], device: str, config: TimingConfig) -> Warm:
     """Warm `run` up and return its block taker (CUDA events, or perf_counter_ns looped to at
     least MIN_SAMPLE_S per sample)."""
-    from normbench.timing import MIN_SAMPLE_S, _warmup, cpu_taker, cuda_taker, l2_flush_buffer
+    from normbench.timing import (
+        _warmup,
+        cpu_inner_loops,
+        cpu_taker,
+        cuda_taker,
+        l2_flush_buffer,
+        upper_median,
+    )
 
     if device.startswith("cuda"):
         import torch
@@ -129,28 +134,23 @@ def warm_taker(run: Callable[[], object], device: str, config: TimingConfig) -> 
         dev = torch.device(device)
         flush = l2_flush_buffer(device, config.hot)
         first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
-        per_call = sorted(warm)[len(warm) // 2]
         timer = "cuda events, interleaved" + ("" if flush is not None else " (hot L2)")
-        return Warm(cuda_taker(run, device, flush), per_call, 1, first, len(warm), timer)
+        take = cuda_taker(run, device, flush)
+        return Warm(take, upper_median(warm), 1, first, len(warm), timer)
     first, warm = _warmup(run, lambda: None, config.warmup_s)
-    per_call = sorted(warm)[len(warm) // 2]
-    inner = max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
+    per_call = upper_median(warm)
+    inner = cpu_inner_loops(per_call)
     timer = "perf_counter_ns, interleaved"
     return Warm(cpu_taker(run, inner), per_call, inner, first, len(warm), timer)
 
 
 def time_sides(sides: list[Warm], config: TimingConfig, min_rounds: int) -> tuple[Timing, Timing]:
     """Both sides timed alternately with one block size (from the slower side's sample)."""
-    from normbench.timing import _block_size, _finish
+    from normbench.timing import _block_size, _finish, no_gc
 
     block = _block_size(max(w.per_call * w.inner for w in sides), config)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # in-process sides; a worker disables its own collector per block
-    try:
+    with no_gc():  # in-process sides; a worker disables its own collector per block
         samples, stopped = alternate([w.take for w in sides], block, config, min_rounds)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return tuple(  # type: ignore[return-value]
         _finish(samples[i], block, w.inner, w.first_call_s, w.warmup_calls, stopped, w.timer)
         for i, w in enumerate(sides)
@@ -216,7 +216,6 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
     error status: one side failing must not stop the run."""
     from normbench.gate import check, oracle
     from normbench.registry import get_backend
-    from normbench.suites.common import describe_error
     from normbench.variants import get_variant
 
     try:
@@ -317,16 +316,13 @@ class ABCase(SpeedCase):
         return rows
 
     def _row(self, case: Case, side: str, status: str, note: str) -> Row:
-        from normbench.suites.speed import SUITE as SPEED
-
-        r = case_row(case, SPEED, "time", None, "ms", status=status, note=note)
+        r = case_row(case, SUITE, "time", None, "ms", status=status, note=note)
         return replace(r, extra={"side": side})
 
 
 def open_sides(config: ABConfig) -> tuple[list, list[str]]:
     """The two sides, and a line per worker saying what it runs. In-process sides share one
     PreparedCache (the same tensors); workers each prepare their own from the same seed."""
-    from normbench.errors import UsageError
     from normbench.worker import Worker, WorkerError, split_spec
 
     seed = config.speed.selection.seed
@@ -374,18 +370,17 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     import torch
 
     from normbench.compare import compare_runs
-    from normbench.env import copy_bandwidth, fingerprint
+    from normbench.env import timing_env
     from normbench.results import Run
 
     start = time.perf_counter()
     torch.set_num_threads(config.speed.threads)
     sel = config.speed.selection
-    env = fingerprint(sel.device, config.speed.threads)
-    env["copy_bandwidth_gbps"] = round(copy_bandwidth(sel.device, config.speed.threads), 2)
+    env = timing_env(sel.device, config.speed.threads)
     cases = sel.cases()
     sides, notes = open_sides(config)
     config = replace(config, a=sides[0].name, b=sides[1].name)
-    loop = CaseLoop("speed", progress, debug)
+    loop = CaseLoop(SUITE, progress, debug)
     try:
         rows = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
     finally:

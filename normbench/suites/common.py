@@ -3,7 +3,6 @@ selection-to-cases plumbing."""
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,7 +121,3 @@ class PreparedCache:
             self._key = key
         assert self._value is not None
         return self._value
-
-
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start

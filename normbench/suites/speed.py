@@ -225,14 +225,13 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     """Run the speed suite and return the run (reports are written by the caller)."""
     import torch
 
-    from normbench.env import copy_bandwidth, fingerprint, sm_clock_mhz
+    from normbench.env import sm_clock_mhz, timing_env
     from normbench.results import Run
 
     start = time.perf_counter()
     torch.set_num_threads(config.threads)
     device = config.selection.device
-    env = fingerprint(device, config.threads)
-    env["copy_bandwidth_gbps"] = round(copy_bandwidth(device, config.threads), 2)
+    env = timing_env(device, config.threads)
     clock_before = sm_clock_mhz(device)
     cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug)

@@ -86,7 +86,7 @@ def run(ctx: ProbeContext) -> Finding:
     for v in variants:
         numbers[f"change/{v}"] = [change[v][d] for d in depths]
         if len(depths) > 1:
-            numbers[f"slope/{v}"] = loglog_slope(depths, [change[v][d] for d in depths])
+            numbers[f"slope/{v}"] = loglog_slope(depths, numbers[f"change/{v}"])
     post, pre = pick(variants, "post"), pick(variants, "pre")
     if post is None or pre is None:
         verdict, reason = "inconclusive", "needs a post-* and a pre-* variant to compare"

@@ -15,11 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
 from normbench.suites.diagnose.model import build_model
-from normbench.suites.diagnose.norms import EPS
+from normbench.suites.diagnose.norms import functional_norm
 from normbench.suites.diagnose.plotting import save_figure
 
 SCALES = (1, 2, 4, 8, 16, 32, 64)
@@ -64,18 +63,10 @@ def verdict_attention_gain(share: dict[str, list[float]]) -> tuple[Verdict, str]
     return "inconclusive", text
 
 
-def _normalize(x: torch.Tensor, norm: str) -> torch.Tensor:
-    if norm == "layernorm":
-        return F.layer_norm(x, (x.shape[-1],), eps=EPS)
-    if norm == "rmsnorm":
-        return F.rms_norm(x, (x.shape[-1],), eps=EPS)
-    return x
-
-
 @torch.no_grad()
 def attention_to_target(attn, x: torch.Tensor, norm: str) -> tuple[float, float]:
     """Mean attention the visible queries pay to TARGET, and mean attention entropy (nats)."""
-    probs, _ = attn.scores(_normalize(x, norm))  # (B, H, T, T)
+    probs, _ = attn.scores(functional_norm(x, norm))  # (B, H, T, T)
     visible = probs[:, :, TARGET:, :]  # queries at or after the target
     share = float(visible[..., TARGET].mean())
     entropy = float(-(visible * visible.clamp_min(1e-30).log()).sum(-1).mean())

@@ -40,11 +40,6 @@ class MarkovChain:
         """Cross-entropy of a perfect model, in nats (the entropy of the successor distribution)."""
         return -sum(p * math.log(p) for p in SUCCESSOR_PROBS)
 
-    @property
-    def loss_start(self) -> float:
-        """Cross-entropy of a uniform guess, in nats: where an untrained model starts."""
-        return math.log(self.vocab)
-
     def sample(self, batch: int, seq: int, device: str | torch.device = "cpu") -> torch.Tensor:
         """A (batch, seq + 1) int64 tensor: inputs are [:, :-1], next-token targets are [:, 1:]."""
         tokens = torch.empty(batch, seq + 1, dtype=torch.long)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.norms import functional_norm
 
 N = 64
 EPS = 1e-5
@@ -53,12 +53,7 @@ def verdict_lipschitz(gains: dict[str, list[float]]) -> tuple[Verdict, str]:
 def jacobian_gain(norm: str, x: torch.Tensor) -> float:
     """Spectral norm of d norm(x) / dx for one fp64 row (exact, via autograd)."""
 
-    def f(row: torch.Tensor) -> torch.Tensor:
-        if norm == "layernorm":
-            return F.layer_norm(row, (row.shape[-1],), eps=EPS)
-        return F.rms_norm(row, (row.shape[-1],), eps=EPS)
-
-    jac = torch.autograd.functional.jacobian(f, x)
+    jac = torch.autograd.functional.jacobian(lambda row: functional_norm(row, norm, EPS), x)
     return float(torch.linalg.matrix_norm(jac, ord=2))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt, pick
-from normbench.suites.diagnose.model import build_model
+from normbench.suites.diagnose.model import ModelConfig, build_model
 from normbench.suites.diagnose.plotting import save_figure
 from normbench.suites.diagnose.training import train
 
@@ -100,7 +100,7 @@ def run(ctx: ProbeContext) -> Finding:
     variants = ctx.variants(DEFAULT_VARIANTS)
     # Warm-up runs only for Post variants: the claim is that warm-up rescues Post-LN.
     runs = [(v, 0) for v in variants] + [(v, cfg.warmup) for v in variants if v.startswith("post")]
-    cap = math.log(64)
+    cap = math.log(ModelConfig.vocab)  # a uniform guess: where an untrained model starts
     finals: dict[str, list[float]] = {}
     jobs, done = len(runs) * len(cfg.lrs), 0
     for v, warmup in runs:

@@ -30,6 +30,15 @@ class Variant:
         return "none" if self.placement == "none" else f"{self.placement}-{self.norm}"
 
 
+def functional_norm(x: torch.Tensor, norm: str, eps: float = EPS) -> torch.Tensor:
+    """LayerNorm or RMSNorm over the last dim without parameters; any other name: x itself."""
+    if norm == "layernorm":
+        return F.layer_norm(x, (x.shape[-1],), eps=eps)
+    if norm == "rmsnorm":
+        return F.rms_norm(x, (x.shape[-1],), eps=eps)
+    return x
+
+
 def known_variants() -> list[str]:
     return [f"{p}-{t}" for p in PLACEMENTS for t in NORM_TYPES] + ["none"]
 

@@ -10,7 +10,6 @@ fallback (perf_counter_ns, median over interleaved samples, fp32 input).
 
 from __future__ import annotations
 
-import gc
 import math
 import statistics
 import time
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from normbench.suites.diagnose.common import Finding, ProbeContext, Progress, Verdict
+from normbench.timing import no_gc
 
 FASTER = 0.95  # RMSNorm / LayerNorm time below this on a backend confirms the claim there
 EPS = 1e-5
@@ -118,9 +118,7 @@ def default_measure(
             _sync(dev)
             loops[name] = max(1, math.ceil(1e6 / max(1, time.perf_counter_ns() - t0)))
         samples: dict[str, list[float]] = {name: [] for name in fns}
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
+        with no_gc():
             for _ in range(n_samples):
                 for name, fn in fns.items():
                     _sync(dev)
@@ -129,9 +127,6 @@ def default_measure(
                         fn(x, w, b)
                     _sync(dev)
                     samples[name].append((time.perf_counter_ns() - t0) / 1e9 / loops[name])
-        finally:
-            if gc_was_on:
-                gc.enable()
         out[backend] = {name: statistics.median(s) for name, s in samples.items()}
         if progress is not None:
             progress(f"rmsnorm-speed {backend}", (i + 1) / len(backends))
