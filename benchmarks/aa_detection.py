@@ -229,6 +229,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON with every verdict")
     ns = parser.parse_args()
     os.environ.setdefault("NORMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="normbench-bench-"))
+    from normbench.env import prefer_huge_pages
+
+    prefer_huge_pages()  # as the CLI does, before torch: huge pages and the steady heap
 
     import torch
 

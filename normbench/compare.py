@@ -526,13 +526,16 @@ def _summary(run: Run, config: CompareConfig, diffs, geo, base: Run, new: Run) -
     for k in ("time_budget", "quick", "hot"):
         if k in cfg_b and k in cfg_n and cfg_b[k] != cfg_n[k]:
             lines.append(f"Note: the runs used different {k} ({cfg_b[k]} vs {cfg_n[k]}).")
-    hp_b, hp_n = base.env.get("cpu_huge_pages"), new.env.get("cpu_huge_pages")
-    if None not in (hp_b, hp_n) and hp_b != hp_n and base.env.get("device") == "cpu":
-        lines.append(
-            f"Note: CPU huge pages were {'on' if hp_b else 'off'} in the baseline and "
-            f"{'on' if hp_n else 'off'} in the new run (THP_MEM_ALLOC_ENABLE): "
-            "allocation-heavy cases differ for that reason alone."
-        )
+    memory = (("cpu_huge_pages", "CPU huge pages", "THP_MEM_ALLOC_ENABLE"),
+              ("cpu_steady_heap", "the steady heap", "NORMBENCH_STEADY_HEAP"))  # fmt: skip
+    for key, what, var in memory:
+        b, n = base.env.get(key), new.env.get(key)
+        if None not in (b, n) and b != n and base.env.get("device") == "cpu":
+            lines.append(
+                f"Note: {what}: {'on' if b else 'off'} in the baseline, "
+                f"{'on' if n else 'off'} in the new run ({var}); "
+                "allocation-heavy cases differ for that reason alone."
+            )
     return lines
 
 

@@ -309,6 +309,20 @@ def test_fingerprints_must_match_unless_forced():
     assert cmp.config["forced"]
 
 
+def test_cpu_memory_settings_that_differ_are_noted():
+    """Huge pages and the steady heap change allocation-heavy CPU timings: compare says so."""
+    cpu = {**ENV, "device": "cpu", "cpu_huge_pages": True, "cpu_steady_heap": True}
+    base = make_run([1.0], seed=1, env=cpu)
+    same = compare_runs(base, make_run([1.0], seed=2, env=cpu))
+    assert not any("steady heap" in line or "huge pages" in line for line in same.summary)
+    new = make_run([1.0], seed=2, env={**cpu, "cpu_steady_heap": False})
+    notes = [line for line in compare_runs(base, new).summary if "allocation-heavy" in line]
+    assert notes == [
+        "Note: the steady heap: on in the baseline, off in the new run (NORMBENCH_STEADY_HEAP); "
+        "allocation-heavy cases differ for that reason alone."
+    ]
+
+
 def test_runs_without_timing_rows_or_samples_are_refused():
     other = Run("stability", ENV, {}, [])
     with pytest.raises(BaselineError, match="no timing rows"):
