@@ -81,6 +81,25 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 # --- the parent's end -------------------------------------------------------------------------
 
+# An OpenMP runtime keeps its threads spinning after a parallel region before they sleep:
+# libgomp (torch's on Linux) for GOMP_SPINCOUNT = 300000 spins by default, about 20 ms on this
+# VM; Intel's for KMP_BLOCKTIME = 200 ms. Two workers take turns, so the worker that just
+# answered still burns a core through most of the other's block, and the two sides share the
+# 2 cores in a split that the scheduler picks and keeps: A/A of eager RMSNorm 4 x 512 x 1024
+# (2 threads, six pairs of workers) measured 0.67-1.21x with a CI of a few percent each time.
+# With the spin cut to about a millisecond (10000 spins), five pairs measured 0.92-1.05x. Calls
+# inside a block follow each other within microseconds, so their threads stay awake as before.
+# A value the user set is kept.
+SPIN_LIMITS = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
+
+
+def quiet_threads(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """The OpenMP spin limits a worker starts with, except those the user set (or a wait
+    policy, which decides the spinning itself)."""
+    if "OMP_WAIT_POLICY" in environ:
+        return {}
+    return {k: v for k, v in SPIN_LIMITS.items() if k not in environ}
+
 
 class WorkerError(RuntimeError):
     """The worker process died or answered nonsense; the message ends with its last stderr line."""
@@ -93,7 +112,7 @@ class Worker:
         self.label = label
         # The worker's stderr, read back for the one-line reason when it dies.
         self._log = tempfile.TemporaryFile(mode="w+", prefix="normbench-worker-")  # noqa: SIM115
-        env = dict(os.environ)
+        env = {**os.environ, **quiet_threads(os.environ)}
         if install.cwd:
             env["PYTHONPATH"] = os.pathsep.join(
                 x for x in (install.cwd, env.get("PYTHONPATH", "")) if x
@@ -199,8 +218,12 @@ class Server:
 
         if self.ready is None or self.ready.take is None:
             return {"fatal": "block before a successful setup"}
+        # The first sample after the other worker's turn is a re-warm-up (measured: its median
+        # was 1.1 ms where the rest of the block took 0.68, eager RMSNorm 4 x 512 x 1024, 2
+        # threads): caches and TLB hold the other process's data and the threads were asleep.
+        # It is taken and dropped, as pyperf drops each process's warm-up values.
         with no_gc():
-            return {"samples": self.ready.take(k)}
+            return {"samples": self.ready.take(k + 1)[1:]}
 
 
 def serve() -> None:

@@ -184,3 +184,13 @@ def test_steady_heap_removes_the_page_faults_of_a_freed_result():
     done = subprocess.run([sys.executable, "-c", STEADY_PROBE], env=env, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.split()[0] == "False"
+
+
+def test_workers_cut_the_openmp_spin_unless_the_user_chose():
+    """A worker's idle OpenMP threads must not burn a core through the other side's turn (see
+    SPIN_LIMITS); a spin count, block time or wait policy the user set is kept."""
+    from normbench.worker import SPIN_LIMITS, quiet_threads
+
+    assert quiet_threads({}) == SPIN_LIMITS
+    assert quiet_threads({"GOMP_SPINCOUNT": "5"}) == {"KMP_BLOCKTIME": "1"}
+    assert quiet_threads({"OMP_WAIT_POLICY": "active"}) == {}
