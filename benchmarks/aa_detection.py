@@ -229,9 +229,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON with every verdict")
     ns = parser.parse_args()
     os.environ.setdefault("NORMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="normbench-bench-"))
-    from normbench.env import prefer_huge_pages
+    from normbench.env import prepare_cpu_memory
 
-    prefer_huge_pages()  # as the CLI does, before torch: huge pages and the steady heap
+    prepare_cpu_memory()  # as the CLI does, before torch: huge pages and the steady heap
 
     import torch
 

@@ -58,9 +58,9 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     STATE["debug"] = debug
-    from normbench.env import prefer_huge_pages
+    from normbench.env import prepare_cpu_memory
 
-    prefer_huge_pages()  # before any command imports torch
+    prepare_cpu_memory()  # before any command imports torch
 
 
 Opt = typer.Option

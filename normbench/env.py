@@ -38,9 +38,9 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 STEADY_ENV = "NORMBENCH_STEADY_HEAP"  # "0": leave glibc's malloc as it is
 
 
-def prefer_huge_pages() -> None:
-    """Ask torch's CPU allocator for huge pages (unless the user set THP_MEM_ALLOC_ENABLE);
-    effective only before torch is first imported. Also keeps freed memory in the heap."""
+def prepare_cpu_memory() -> None:
+    """Before torch is imported: ask torch's CPU allocator for huge pages (unless the user set
+    THP_MEM_ALLOC_ENABLE), and keep freed memory in the heap (steady_heap)."""
     if sys.platform.startswith("linux") and "torch" not in sys.modules:
         os.environ.setdefault(THP_ENV, "1")
     steady_heap()

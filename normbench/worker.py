@@ -250,8 +250,8 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    from normbench.env import prefer_huge_pages
+    from normbench.env import prepare_cpu_memory
 
-    prefer_huge_pages()
+    prepare_cpu_memory()
     with contextlib.suppress(KeyboardInterrupt):  # the parent's Ctrl-C reaches the group
         serve()

@@ -140,7 +140,7 @@ def test_huge_pages_requested_before_torch(monkeypatch):
 
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     code = (
-        "from normbench.env import prefer_huge_pages; prefer_huge_pages(); import os, torch;"
+        "from normbench.env import prepare_cpu_memory; prepare_cpu_memory(); import os, torch;"
         "from normbench.env import fingerprint; print(os.environ.get('THP_MEM_ALLOC_ENABLE'),"
         " fingerprint()['cpu_huge_pages'])"
     )
@@ -150,8 +150,8 @@ def test_huge_pages_requested_before_torch(monkeypatch):
 
 STEADY_PROBE = """
 import resource, sys
-from normbench.env import prefer_huge_pages
-prefer_huge_pages()
+from normbench.env import prepare_cpu_memory
+prepare_cpu_memory()
 import torch
 from normbench.env import fingerprint
 x = torch.randn(4, 512, 1024)
