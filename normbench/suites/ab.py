@@ -274,7 +274,7 @@ class RemoteSide:
             return Ready(d["status"], d.get("note", ""))
         take = lambda k: self.worker.request("block", k=k)["samples"]  # noqa: E731
         warm = Warm(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
-                    d["timer"] + ", worker process")  # fmt: skip
+                    d["timer"] + ", worker process, first of each block dropped")  # fmt: skip
         return Ready("ok", "", d["first_call_s"], d["compiles"], warm)
 
     def close(self) -> None:
