@@ -86,10 +86,11 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 # VM; Intel's for KMP_BLOCKTIME = 200 ms. Two workers take turns, so the worker that just
 # answered still burns a core through most of the other's block, and the two sides share the
 # 2 cores in a split that the scheduler picks and keeps: A/A of eager RMSNorm 4 x 512 x 1024
-# (2 threads, six pairs of workers) measured 0.67-1.21x with a CI of a few percent each time.
-# With the spin cut to about a millisecond (10000 spins), five pairs measured 0.92-1.05x. Calls
-# inside a block follow each other within microseconds, so their threads stay awake as before.
-# A value the user set is kept.
+# (2 threads, eight pairs of workers) measured 0.67-1.18x with a CI of a few percent each time;
+# with the spin cut to about a millisecond (10000 spins), five pairs measured 0.92-1.05x. One
+# cause, not all: the 20-comparison A/A at 1 s still saw this case at 0.63-1.52x
+# (docs/regression-gate.md). Calls inside a block follow each other within microseconds, so
+# their threads stay awake as before. A value the user set is kept.
 SPIN_LIMITS = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
 
 
