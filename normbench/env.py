@@ -51,18 +51,20 @@ def steady_heap() -> bool:
     NORMBENCH_STEADY_HEAP=0. Idempotent; it affects this process only."""
     global _steady
     if _steady is None:
-        _steady = False
-        if os.environ.get(STEADY_ENV, "1") != "0" and platform.libc_ver()[0] == "glibc":
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-            mallopt = getattr(libc, "mallopt", None)
-            if mallopt is not None:
-                # A trim threshold of 2**31 - 1 (an int) never trims in practice.
-                _steady = bool(mallopt(M_MMAP_MAX, 0)) and bool(
-                    mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
-                )
+        _steady = _keep_freed_memory()
     return _steady
+
+
+def _keep_freed_memory() -> bool:
+    if os.environ.get(STEADY_ENV, "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    # A trim threshold of 2**31 - 1 (mallopt takes an int) never trims in practice.
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 _steady: bool | None = None

@@ -138,16 +138,25 @@ def test_ab_bad_sides(a, b, message):
 def test_huge_pages_requested_before_torch(monkeypatch):
     """The CLI asks torch's CPU allocator for huge pages; torch reads the variable once, so it
     must be set before torch is imported (a fresh interpreter shows it)."""
-    import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     code = (
         "from normbench.env import prepare_cpu_memory; prepare_cpu_memory(); import os, torch;"
         "from normbench.env import fingerprint; print(os.environ.get('THP_MEM_ALLOC_ENABLE'),"
         " fingerprint()['cpu_huge_pages'])"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.stdout.split() == (["1", "True"] if sys.platform == "linux" else ["None", "False"])
+    out = fresh_python(code, unset="THP_MEM_ALLOC_ENABLE")
+    assert out == (["1", "True"] if sys.platform == "linux" else ["None", "False"])
+
+
+def fresh_python(code: str, unset: str, **env: str) -> list[str]:
+    """The words `code` prints in a fresh interpreter, with `unset` removed from and `env`
+    added to this environment."""
+    import subprocess
+
+    environ = {k: v for k, v in os.environ.items() if k != unset} | env
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout.split()
 
 
 STEADY_PROBE = """
@@ -174,21 +183,14 @@ def test_steady_heap_removes_the_page_faults_of_a_freed_result():
     8 MB block given back to the kernel each time costs 2048 faults of 4 KB pages; which one a
     process got depended on its malloc history, see env.py). NORMBENCH_STEADY_HEAP=0 leaves
     glibc's malloc alone and the fingerprint says so."""
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "NORMBENCH_STEADY_HEAP"}
-    done = subprocess.run([sys.executable, "-c", STEADY_PROBE], env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    steady, faults = done.stdout.split()
+    steady, faults = fresh_python(STEADY_PROBE, unset="NORMBENCH_STEADY_HEAP")
     assert steady == "True"
     # 2048 faults per call without reuse (102400 in all); with it normally none, but something
     # outside the process can cost some now and then (measured once: 124 per call; this VM runs
     # kdamond, DAMON's memory monitor, a likely cause). A quarter of 2048 separates the two.
     assert int(faults) < 50 * 2048 // 4
-    env["NORMBENCH_STEADY_HEAP"] = "0"
-    done = subprocess.run([sys.executable, "-c", STEADY_PROBE], env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    assert done.stdout.split()[0] == "False"
+    off = fresh_python(STEADY_PROBE, unset="", NORMBENCH_STEADY_HEAP="0")
+    assert off[0] == "False"
 
 
 def test_workers_cut_the_openmp_spin_unless_the_user_chose():
