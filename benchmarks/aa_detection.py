@@ -134,7 +134,8 @@ def across_installs(ns, speed_config, progress) -> dict:
     for k in range(ns.comparisons):
         if not ns.no_suite_aa:
             aa = ABConfig(replace(speed_config, selection=suite), "", "", cmp,
-                          specs=(f"@{ns.base}", "@."), installs=(base, here))  # fmt: skip
+                          specs=(f"@{ns.base}", "@."), installs=(base, here),
+                          processes=ns.processes)  # fmt: skip
             out["aa"].append(tally(run_ab(aa).comparison))
         pairs = [("slow15", "eager_slow15"), ("slow5", "eager_slow5")]
         if ns.slow_budget:
@@ -142,7 +143,7 @@ def across_installs(ns, speed_config, progress) -> dict:
         for key, b in pairs:
             cfg = ABConfig(slow_config, "eager", b, cmp,
                            specs=(f"eager@{ns.base}", f"{b}@."), installs=(base, here),
-                           plugins=plugins)  # fmt: skip
+                           plugins=plugins, processes=ns.processes)  # fmt: skip
             out[key].append(tally(run_ab(cfg).comparison))
         progress(f"across installs: {k + 1}/{ns.comparisons} done")
     return out
@@ -208,6 +209,17 @@ def report(mode: str, res: dict, n: int) -> list[str]:
     ]
 
 
+def cases_line(ns, sel) -> str:
+    if ns.base:  # across_installs: the default quick suite, and its eager cases
+        slow = ns.slow_budget or ns.time_budget
+        return (
+            f"A/A over the default quick suite ({ns.time_budget} s per case and side), the "
+            f"slowed questions on its eager cases ({slow} s), {ns.processes} worker "
+            "process(es) per side"
+        )
+    return f"{', '.join(c.id for c in sel.cases())} (quick, {ns.time_budget} s per case)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comparisons", type=int, default=20)
@@ -224,10 +236,16 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=None,
                         help="a checkout of the base commit (git worktree): measure the gate "
                         "across two installs (ab @BASE vs @.) instead")  # fmt: skip
+    parser.add_argument("--processes", type=int, default=None,
+                        help="with --base: worker processes per side (default: ab's)")  # fmt: skip
     parser.add_argument("--dim", default="1024,4096")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--out", type=Path, default=None, help="JSON with every verdict")
     ns = parser.parse_args()
+    if ns.processes is None:
+        from normbench.suites.ab import DEFAULT_PROCESSES
+
+        ns.processes = DEFAULT_PROCESSES
     os.environ.setdefault("NORMBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="normbench-bench-"))
     from normbench.env import prepare_cpu_memory
 
@@ -267,8 +285,7 @@ def main() -> None:
     head = [
         f"# aa_detection: {ns.comparisons} comparisons per question, margin {ns.threshold:.0%}",
         "",
-        f"Cases: {', '.join(c.id for c in sel.cases())} (quick, {ns.time_budget} s per case), "
-        f"{threads} thread(s), torch {torch.__version__}.",
+        f"Cases: {cases_line(ns, sel)}, {threads} thread(s), torch {torch.__version__}.",
         f"Wall time {wall:.0f} s; load average (1, 5, 15 min) before: {before}, "
         f"after: {loadavg()} on {os.cpu_count()} cores.",
         "",

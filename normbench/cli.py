@@ -632,6 +632,14 @@ def ab(
     plot: PlotOpt = False,
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
+    processes: Annotated[
+        int | None,
+        Opt(
+            "--processes",
+            help="With @PATH sides: worker processes per side (default 3). With 2 or more the "
+            "CI is over processes, which each keep a speed of their own.",
+        ),
+    ] = None,
 ) -> None:
     """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
     lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
@@ -642,7 +650,7 @@ def ab(
     from normbench.errors import UsageError
     from normbench.plugins import absolute_plugin
     from normbench.report import parse_formats, write_reports
-    from normbench.suites.ab import ABConfig, resolve_side, run_ab
+    from normbench.suites.ab import DEFAULT_PROCESSES, ABConfig, resolve_side, run_ab
     from normbench.worker import locate, split_spec
 
     formats = parse_formats(fmt)
@@ -667,8 +675,10 @@ def ab(
     speed_config = timing_config(sel, threads, time_budget, quick, hot, out, formats)
     cmp = CompareConfig(threshold=parse_threshold_option(threshold))
     plugins = tuple(absolute_plugin(p) for p in plugin or ())
+    if processes is None:
+        processes = DEFAULT_PROCESSES if any(installs) else 1
     config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b), installs=installs,
-                      plugins=plugins)  # fmt: skip
+                      plugins=plugins, processes=processes)  # fmt: skip
     bar, update = progress_bar(f"ab {a} vs {b}")
     with bar:
         result = run_ab(config, update, debug=STATE["debug"])

@@ -211,7 +211,7 @@ def compare_runs(
     import numpy as np
 
     from normbench.results import Run
-    from normbench.stats import WORKSPACE, log_ratio_replicates, ratio_ci
+    from normbench.stats import WORKSPACE, log_ratio_replicates, process_ci, ratio_ci
 
     config = config or CompareConfig()
     diffs = check_compatible(base.env, new.env, config.force, names[0])
@@ -221,21 +221,33 @@ def compare_runs(
 
     cis: dict[str, RatioCI] = {}
     reps: list[np.ndarray] = []
+    per_process: set[str] = set()  # cases whose CI is over processes: never widened
     for p in pairs:
         if not _comparable(p):
             continue
-        rep = log_ratio_replicates(
-            p.base.samples, _block(p.base), p.new.samples, _block(p.new),
-            config.resamples, _seed(config.seed, p.key), workspace,
-        )  # fmt: skip
-        ci = ratio_ci(p.base.samples, p.new.samples, rep)
+        seed = _seed(config.seed, p.key)
+        groups = _processes(p.base), _processes(p.new)
+        if groups[0] and groups[1]:
+            ci = process_ci(*groups)
+            # Replicates for the geometric mean's CI, drawn from the case's t distribution.
+            rng = np.random.default_rng(seed)
+            rep = ci.log_center + ci.log_se * rng.standard_t(ci.df, config.resamples)
+            per_process.add(p.key)
+        else:
+            rep = log_ratio_replicates(
+                p.base.samples, _block(p.base), p.new.samples, _block(p.new),
+                config.resamples, seed, workspace,
+            )  # fmt: skip
+            ci = ratio_ci(p.base.samples, p.new.samples, rep)
         if math.isfinite(ci.low):
             cis[p.key] = ci
             reps.append(rep)
-    noise = between_run_noise(list(cis.values())) if config.between_runs == "auto" else None
+    # The between-run noise is what one process's CI misses; a CI over processes holds it.
+    single = [c for k, c in cis.items() if k not in per_process]
+    noise = between_run_noise(single) if config.between_runs == "auto" else None
     tau = noise[0] if noise else None
     if noise and tau:
-        cis = {k: widen(c, *noise) for k, c in cis.items()}
+        cis = {k: c if k in per_process else widen(c, *noise) for k, c in cis.items()}
     judged = dict(zip(cis, judge(list(cis.values()), d, config.alpha)))
 
     rows = []
@@ -250,6 +262,7 @@ def compare_runs(
     run = Run(SUITE, dict(new.env), _config_dict(base, new, config, names, diffs), rows)
     run.config["between_run_noise"] = tau
     run.config["between_run_df"] = noise[1] if noise else None
+    run.config["per_process_cases"] = len(per_process)
     geo = None
     if reps:
         mean_rep = np.mean(np.vstack(reps), axis=0)
@@ -306,6 +319,20 @@ def widen(ci: RatioCI, tau: float, df: float) -> RatioCI:
     return replace(ci, low=math.exp(c - q * se), high=math.exp(c + q * se), log_se=se, df=df)
 
 
+def _processes(r: Row) -> list[list[float]] | None:
+    """The row's samples split by process (`extra["processes"]`: how many samples each worker
+    took, in order, as `ab` writes with --processes 2 or more); None for one process or counts
+    that do not add up to the samples."""
+    from normbench.stats import process_groups
+
+    counts = r.extra.get("processes")
+    if not isinstance(counts, list) or len(counts) < 2:
+        return None
+    if not all(isinstance(c, int) and c > 0 for c in counts) or sum(counts) != len(r.samples):
+        return None
+    return process_groups(r.samples, counts)
+
+
 def _comparable(p: _Pair) -> bool:
     return bool(
         p.base and p.new and p.base.status == "ok" and p.new.status == "ok"
@@ -355,7 +382,10 @@ def _verdict(ci: RatioCI, d: float, p_reg: float, p_imp: float, alpha: float, m:
         )
     if ci.low >= down and ci.high <= up:
         return SAME, f"within +-{d:.0%}"
-    hint = "; too few samples: raise --time-budget" if min(ci.n_base, ci.n_new) < 8 else ""
+    if ci.processes:  # the processes' spread sets the width: more processes narrow it
+        hint = f"; over {ci.processes} processes a side: raise --processes"
+    else:
+        hint = "; too few samples: raise --time-budget" if min(ci.n_base, ci.n_new) < 8 else ""
     return INCONCLUSIVE, f"CI {ci.low:.3f}-{ci.high:.3f} straddles the +-{d:.0%} margin{hint}"
 
 
@@ -491,20 +521,34 @@ def _summary(run: Run, config: CompareConfig, diffs, geo, base: Run, new: Run) -
     margin = f"margin +-{config.margin:.0%}"
     if config.calibrated_margin and config.calibrated_margin > config.threshold:
         margin += f" (raised from {config.threshold:.0%} to the calibrated A/A margin)"
+    k = run.config.get("per_process_cases") or 0
+    how = f"ratio of medians new/base with a block-bootstrap 95% CI ({config.resamples} resamples)"
+    if k and k == m:
+        how = (
+            "each side timed in several processes: ratio of the geometric means of the "
+            "processes' medians, Welch's 95% t-interval over the processes (the process is the "
+            "unit, as in pyperf)"
+        )
     lines.append(
-        f"Verdicts: ratio of medians new/base with a block-bootstrap 95% CI ({config.resamples} "
-        f"resamples), {margin}, Holm-corrected over {m} compared cases at alpha {config.alpha:g}."
+        f"Verdicts: {how}, {margin}, Holm-corrected over {m} compared cases at alpha "
+        f"{config.alpha:g}."
     )
+    if k and k < m:
+        lines.append(
+            f"{k} of the {m} cases were timed in several processes per side: their CI is "
+            "Welch's t-interval over the processes' medians."
+        )
     tau = run.config.get("between_run_noise")
     if tau:
+        which = f"{m - k} single-process" if k else str(m)
         lines.append(
-            f"Between-run noise estimated from the spread of the {m} cases' ratios: "
-            f"+-{math.expm1(tau):.1%} (1 sd), added to every CI, tests on Student's t with "
+            f"Between-run noise estimated from the spread of the {which} cases' ratios: "
+            f"+-{math.expm1(tau):.1%} (1 sd), added to their CIs, tests on Student's t with "
             f"{run.config.get('between_run_df'):g} df (--between-runs off: within-run CIs only)."
         )
-    elif config.between_runs == "auto" and m < MIN_CASES_FOR_SPREAD:
+    elif config.between_runs == "auto" and m - k < MIN_CASES_FOR_SPREAD and k < m:
         lines.append(
-            f"Note: {m} compared cases are too few to estimate the between-run noise (needs "
+            f"Note: {m - k} compared cases are too few to estimate the between-run noise (needs "
             f"{MIN_CASES_FOR_SPREAD}): the CIs hold the within-run noise only."
         )
     if geo:

@@ -133,12 +133,24 @@ class Worker:
             raise UsageError(f"{label}: cannot start {install.python}: {exc.strerror}") from None
 
     def request(self, op: str, **kw: Any) -> dict[str, Any]:
+        self.send(op, **kw)
+        return self.receive()
+
+    def send(self, op: str, **kw: Any) -> None:
+        """Send a request without waiting (several workers can then work at once)."""
         try:
-            assert self.proc.stdin and self.proc.stdout
+            assert self.proc.stdin
             self.proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
         except (BrokenPipeError, OSError):
+            pass  # receive() reports the dead worker
+
+    def receive(self) -> dict[str, Any]:
+        """The answer to the request sent last."""
+        try:
+            assert self.proc.stdout
+            line = self.proc.stdout.readline()
+        except OSError:
             line = ""
         if not line:
             self.proc.wait(timeout=10)

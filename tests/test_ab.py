@@ -143,3 +143,27 @@ def test_calibrate_interleaved(tmp_path):
     case = next(row for row in data["rows"] if row["metric"] == "noise_floor" and row["n"])
     assert case["case_id"] == "rmsnorm/fp32/1x8x64/fwd"  # ab matches on the id without backend
     assert case["n"] == 2  # one A/A comparison per repeat
+
+
+def test_time_sides_visits_every_process_and_reverses_each_round():
+    from normbench.suites.ab import Warm, time_sides
+    from normbench.timing import TimingConfig
+
+    calls = []
+
+    def taker(name, value):
+        def take(k):
+            calls.append(name)
+            return [value] * k
+
+        return Warm(take, 1e-3, 1, 0.0, 10, "fake")
+
+    sides = [[taker("A0", 1e-3), taker("A1", 2e-3)], [taker("B0", 3e-3), taker("B1", 4e-3)]]
+    config = TimingConfig(budget_s=10.0, block_size=5)  # constant samples: converged at 3
+    timings, counts = time_sides(sides, config, min_rounds=3)
+    # Round 1 forward, round 2 backward, round 3 forward: drift linear over two rounds cancels.
+    assert calls == ["A0", "B0", "A1", "B1", "B1", "A1", "B0", "A0", "A0", "B0", "A1", "B1"]
+    assert counts == [[15, 15], [15, 15]]
+    # A side's samples: its processes one after the other.
+    assert timings[0].samples == (1e-3,) * 15 + (2e-3,) * 15
+    assert timings[1].samples == (3e-3,) * 15 + (4e-3,) * 15

@@ -83,16 +83,39 @@ def test_ab_named_backend_from_another_install(tmp_path):
                             "--out", str(out), "--format", "json"])  # fmt: skip
     assert r.exit_code in (0, 1), r.output
     cmp = comparison(out)
-    assert "Interleaved A/B in two worker processes" in " ".join(cmp["summary"])
+    assert "Interleaved A/B in worker processes" in " ".join(cmp["summary"])
     assert any(line.startswith(f"Side A: eager from {ROOT}") for line in cmp["summary"])
     ratio = [row for row in cmp["rows"] if row["metric"] == "ratio"]
     assert [row["case_id"] for row in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
     assert ratio[0]["extra"]["base_n"] >= 8
     side_b = json.loads(next(out.glob("ab-*-B.json")).read_text())
-    assert side_b["rows"][0]["extra"]["timer"].endswith(
-        "worker process, first of each block dropped"
-    )
+    time_b = side_b["rows"][0]
+    assert time_b["extra"]["timer"].endswith("worker process, first of each block dropped")
     assert side_b["config"]["ab"]["installs"] == [str(ROOT), sys.executable]
+    # Three processes per side by default, each with its own samples; the CI is over them.
+    assert side_b["config"]["ab"]["processes"] == 3
+    counts = time_b["extra"]["processes"]
+    assert len(counts) == 3 and min(counts) >= 8 and sum(counts) == len(time_b["samples"])
+    assert ratio[0]["extra"]["df"] is not None
+    assert "Welch's 95% t-interval over the processes" in " ".join(cmp["summary"])
+    assert "Side B: eager from" in " ".join(cmp["summary"])
+    assert "in 3 worker processes" in " ".join(cmp["summary"])
+
+
+def test_ab_processes_option(tmp_path):
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["ab", "--a", f"eager@{ROOT}", "--b", "eager", *TINY, "--processes",
+                            "1", "--out", str(out), "--format", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1), r.output
+    side_a = json.loads(next(out.glob("ab-*-A.json")).read_text())
+    assert "processes" not in side_a["rows"][0]["extra"]  # one process: the block bootstrap
+    assert "block-bootstrap" in " ".join(comparison(out)["summary"])
+    for args, message in (
+        (["--a", "eager", "--b", "eager", "--processes", "2"], "--processes needs a side in"),
+        (["--a", f"eager@{ROOT}", "--b", "eager", "--processes", "0"], "between 1 and 16"),
+    ):
+        r = runner.invoke(app, ["ab", *args, *TINY, "--format", "none"])
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
 
 
 def test_ab_every_backend_from_two_installs(tmp_path):

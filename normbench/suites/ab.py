@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 
 SUITE = "speed"  # each side is a speed run: re-comparable with `normbench compare`
 SIDES = ("A", "B")
+MAX_PROCESSES = 16
+# Worker processes per side when a side is another install (@PATH). A process keeps a speed of
+# its own (docs/regression-gate.md: one of six identical workers ran 1.35x slower for its whole
+# life), so one worker per side turns that into a false verdict with a tight CI. Three per side
+# give the t-interval over processes about 4 degrees of freedom; measured there over 20 A/A
+# comparisons: 0 false regressions in 400 cases (1 process, two runs: 7 and 17), a 15% slowdown
+# caught in 18 of 20 (1 process: 20). pyperf runs 20 processes; each one here costs a torch
+# import and a warm-up per case.
+DEFAULT_PROCESSES = 3
 
 
 def resolve_side(spec: str, option: str) -> str:
@@ -76,10 +85,21 @@ class ABConfig:
     # processes (normbench.worker), the other one with this interpreter.
     installs: tuple[Install | None, Install | None] = (None, None)
     plugins: tuple[str, ...] = ()  # --plugin specs, loaded by the workers too
+    # Worker processes per side (workers only): 2 or more and the CI is over processes.
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if self.min_rounds < 2:
             raise UsageError(f"min_rounds must be at least 2, got {self.min_rounds}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise UsageError(
+                f"--processes must be between 1 and {MAX_PROCESSES}, got {self.processes}"
+            )
+        if self.processes > 1 and not self.remote:
+            raise UsageError(
+                "--processes needs a side in another install (@PATH): in-process sides share "
+                "this one process"
+            )
 
     @property
     def remote(self) -> bool:
@@ -89,6 +109,7 @@ class ABConfig:
         d = {"a": self.a, "b": self.b, "specs": list(self.specs), "min_rounds": self.min_rounds}
         if self.remote:
             d["installs"] = [i.label if i else sys.executable for i in self.installs]
+            d["processes"] = self.processes
         d["speed"] = self.speed.to_dict()
         d["compare"] = asdict(self.compare)
         return {**d, **self.extra}
@@ -144,32 +165,44 @@ def warm_taker(run: Callable[[], object], device: str, config: TimingConfig) -> 
     return Warm(cpu_taker(run, inner), per_call, inner, first, len(warm), timer)
 
 
-def time_sides(sides: list[Warm], config: TimingConfig, min_rounds: int) -> tuple[Timing, Timing]:
-    """Both sides timed alternately with one block size (from the slower side's sample)."""
+def time_sides(
+    sides: list[list[Warm]], config: TimingConfig, min_rounds: int
+) -> tuple[list[Timing], list[list[int]]]:
+    """Both sides timed alternately with one block size (from the slowest sample). A side may be
+    several processes: each round visits A0 B0 A1 B1 ... Returns each side's Timing (the samples
+    of its processes one after the other) and how many samples each process took."""
     from normbench.timing import _block_size, _finish, no_gc
 
-    block = _block_size(max(w.per_call * w.inner for w in sides), config)
+    block = _block_size(max(w.per_call * w.inner for side in sides for w in side), config)
+    takers = [w.take for pair in zip(*sides) for w in pair]
     with no_gc():  # in-process sides; a worker disables its own collector per block
-        samples, stopped = alternate([w.take for w in sides], block, config, min_rounds)
-    return tuple(  # type: ignore[return-value]
-        _finish(samples[i], block, w.inner, w.first_call_s, w.warmup_calls, stopped, w.timer)
-        for i, w in enumerate(sides)
-    )
+        samples, stopped = alternate(takers, block, config, min_rounds)
+    timings, counts = [], []
+    for i, side in enumerate(sides):
+        own = samples[i :: len(sides)]
+        w = side[0]
+        flat = [x for s in own for x in s]
+        timings.append(
+            _finish(flat, block, w.inner, w.first_call_s, w.warmup_calls, stopped, w.timer)
+        )
+        counts.append([len(s) for s in own])
+    return timings, counts
 
 
 def alternate(
     takers: list[Callable[[int], list[float]]], block: int, config: TimingConfig, min_rounds: int
 ) -> tuple[list[list[float]], str]:
-    """Rounds of one block per side, the order alternating (A B, B A, ...), until both medians'
-    CIs are within the target after at least `min_rounds` rounds, or the budget is spent. The
-    samples per side, and why it stopped."""
+    """Rounds of one block per taker, the order reversed every other round (A B, B A, ...),
+    until every taker's median CI is within the target after at least `min_rounds` rounds, or
+    the budget is spent. The samples per taker, and why it stopped."""
     from normbench.stats import summarize
 
-    samples: list[list[float]] = [[], []]
+    samples: list[list[float]] = [[] for _ in takers]
+    order = list(range(len(takers)))
     rounds, stopped = 0, "budget"
     start = time.perf_counter()
     while True:
-        for i in (0, 1) if rounds % 2 == 0 else (1, 0):
+        for i in order if rounds % 2 == 0 else order[::-1]:
             samples[i].extend(takers[i](block))
         rounds += 1
         if rounds >= min_rounds:
@@ -284,7 +317,7 @@ class RemoteSide:
 class ABCase(SpeedCase):
     """Gate both sides, then time them interleaved; rows carry extra['side'] = 'A' or 'B'."""
 
-    def __init__(self, config: ABConfig, copy_gbps: float, sides: list) -> None:
+    def __init__(self, config: ABConfig, copy_gbps: float, sides: list[list]) -> None:
         super().__init__(config.speed, copy_gbps)
         self.ab = config
         self.sides = sides
@@ -294,9 +327,12 @@ class ABCase(SpeedCase):
     def __call__(self, case: Case) -> list[Row]:
         from normbench.variants import get_variant
 
-        ready = [side.setup(case, self.timing) for side in self.sides]
+        # Every process of a side is gated and warmed up; the side's status is its first
+        # failure, else the first process's.
+        each = [[p.setup(case, self.timing) for p in side] for side in self.sides]
+        ready = [next((r for r in rs if r.status != "ok"), rs[0]) for rs in each]
         # A side with no name (`@PATH` alone) times the case's own backend.
-        cases = [replace(case, backend=side.name or case.backend) for side in self.sides]
+        cases = [replace(case, backend=side[0].name or case.backend) for side in self.sides]
         if any(r.status != "ok" for r in ready):
             # Neither side is timed alone: an A/B with one side missing says nothing.
             rows = []
@@ -307,12 +343,16 @@ class ABCase(SpeedCase):
                 else:
                     rows.append(self._row(c, label, r.status, r.note))
             return rows
-        timings = time_sides([r.warm for r in ready], self.timing, self.ab.min_rounds)
+        warm = [[r.warm for r in rs] for rs in each]
+        timings, counts = time_sides(warm, self.timing, self.ab.min_rounds)  # type: ignore[arg-type]
         variant = get_variant(case.variant)
         rows = []
-        for label, c, r, timing in zip(SIDES, cases, ready, timings):
+        for label, c, r, timing, n in zip(SIDES, cases, ready, timings, counts):
             for row in self.rows(c, variant, timing, r.first_call_s, r.compiles):
-                rows.append(replace(row, extra={**row.extra, "side": label}))
+                extra = {**row.extra, "side": label}
+                if len(n) > 1 and row.metric == "time":
+                    extra["processes"] = n  # compare's CI is then over processes
+                rows.append(replace(row, extra=extra))
         return rows
 
     def _row(self, case: Case, side: str, status: str, note: str) -> Row:
@@ -320,27 +360,36 @@ class ABCase(SpeedCase):
         return replace(r, extra={"side": side})
 
 
-def open_sides(config: ABConfig) -> tuple[list, list[str]]:
-    """The two sides, and a line per worker saying what it runs. In-process sides share one
-    PreparedCache (the same tensors); workers each prepare their own from the same seed."""
+def open_sides(config: ABConfig) -> tuple[list[list], list[str]]:
+    """The two sides, each a list of its processes, and a line per side saying what it runs.
+    In-process sides share one PreparedCache (the same tensors); workers each prepare their own
+    from the same seed."""
     from normbench.worker import Worker, WorkerError, split_spec
 
     seed = config.speed.selection.seed
     if not config.remote:
         cache = PreparedCache(seed)
-        return [LocalSide(config.a, cache), LocalSide(config.b, cache)], []
-    sides: list = []
+        return [[LocalSide(config.a, cache)], [LocalSide(config.b, cache)]], []
+    sides: list[list] = [[], []]
     notes = []
     try:
-        for label, spec, install in zip(SIDES, config.specs, config.installs):
+        n = config.processes
+        for i, (label, spec, install) in enumerate(zip(SIDES, config.specs, config.installs)):
             install = install or Install(sys.executable)
-            worker = Worker(install, f"side {label} ({spec})")
-            sides.append(RemoteSide(worker, "", seed))
-            hello = worker.request(
-                "hello", spec=split_spec(spec)[0], plugins=list(config.plugins),
-                threads=config.speed.threads,
-            )  # fmt: skip
-            sides[-1].name = hello["backend"]
+            for _ in range(n):
+                sides[i].append(RemoteSide(Worker(install, f"side {label} ({spec})"), "", seed))
+        # Every worker imports torch at the same time: the imports overlap on the cores instead
+        # of running one after another.
+        for i, spec in enumerate(config.specs):
+            hello = {"spec": split_spec(spec)[0], "plugins": list(config.plugins),
+                     "threads": config.speed.threads}  # fmt: skip
+            for side in sides[i]:
+                side.worker.send("hello", **hello)
+        for label, spec, install, procs in zip(SIDES, config.specs, config.installs, sides):
+            install = install or Install(sys.executable)
+            for side in procs:
+                hello = side.worker.receive()
+                side.name = hello["backend"]
             tree = Path(install.cwd or "")
             own = (tree / "normbench").resolve()
             if install.cwd and own.is_dir() and Path(hello["normbench_file"]) != own:
@@ -349,20 +398,25 @@ def open_sides(config: ABConfig) -> tuple[list, list[str]]:
                     f"{hello['normbench_file']}); is an installed copy shadowing it?"
                 )
             v = hello["env"]
+            where = f"{n} worker processes" if n > 1 else "a worker process"
             notes.append(
-                f"Side {label}: {hello['backend']} from {install.label} (normbench "
+                f"Side {label}: {hello['backend']} from {install.label} in {where} (normbench "
                 f"{v['normbench']} at {hello['normbench_file']}, torch {v['torch']}, "
                 f"triton {v['triton']})."
             )
     except WorkerError as exc:
-        for side in sides:
-            side.close()
+        close_sides(sides)
         raise UsageError(str(exc)) from None
     except BaseException:
-        for side in sides:
-            side.close()
+        close_sides(sides)
         raise
     return sides, notes
+
+
+def close_sides(sides: list[list]) -> None:
+    for side in sides:
+        for process in side:
+            process.close()
 
 
 def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:
@@ -379,13 +433,12 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     env = timing_env(sel.device, config.speed.threads)
     cases = sel.cases()
     sides, notes = open_sides(config)
-    config = replace(config, a=sides[0].name, b=sides[1].name)
+    config = replace(config, a=sides[0][0].name, b=sides[1][0].name)
     loop = CaseLoop(SUITE, progress, debug)
     try:
         rows = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
     finally:
-        for side in sides:
-            side.close()
+        close_sides(sides)
     wall = time.perf_counter() - start
     runs = []
     for label, name in zip(SIDES, (config.a, config.b)):
@@ -409,7 +462,7 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
         labels = tuple(f"{s} {i.label if i else '.'}" for s, i in zip(SIDES, config.installs))
     cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels)
     comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
-    where = "in two worker processes" if config.remote else "in one process"
+    where = "in worker processes" if config.remote else "in one process"
     comparison.summary[1:1] = [
         f"Interleaved A/B {where}: B = {config.b or labels[1][2:]} relative to "
         f"A = {config.a or labels[0][2:]}" + (", every selected backend." if whole else "."),
