@@ -650,7 +650,7 @@ def ab(
     from normbench.errors import UsageError
     from normbench.plugins import absolute_plugin
     from normbench.report import parse_formats, write_reports
-    from normbench.suites.ab import DEFAULT_PROCESSES, ABConfig, resolve_side, run_ab
+    from normbench.suites.ab import ABConfig, resolve_side, run_ab
     from normbench.worker import locate, split_spec
 
     formats = parse_formats(fmt)
@@ -675,8 +675,6 @@ def ab(
     speed_config = timing_config(sel, threads, time_budget, quick, hot, out, formats)
     cmp = CompareConfig(threshold=parse_threshold_option(threshold))
     plugins = tuple(absolute_plugin(p) for p in plugin or ())
-    if processes is None:
-        processes = DEFAULT_PROCESSES if any(installs) else 1
     config = ABConfig(speed_config, name_a, name_b, cmp, specs=(a, b), installs=installs,
                       plugins=plugins, processes=processes)  # fmt: skip
     bar, update = progress_bar(f"ab {a} vs {b}")

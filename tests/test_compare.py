@@ -38,6 +38,7 @@ from normbench.stats import (
     log_ratio_replicates,
     p_above,
     p_below,
+    process_groups,
     ratio_ci,
 )
 
@@ -499,12 +500,6 @@ def test_process_ci_covers_the_true_ratio_95_percent():
         ci = process_ci(process_groups(a, na), process_groups(b, nb))
         hits += ci.low <= 1.2 <= ci.high
     assert 0.94 <= hits / 1000 <= 0.98
-
-
-def process_groups(samples, n):
-    from normbench.stats import process_groups as split
-
-    return split(samples, n)
 
 
 def test_a_slow_process_fools_the_bootstrap_not_the_interval_over_processes():

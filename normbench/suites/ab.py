@@ -85,12 +85,15 @@ class ABConfig:
     # processes (normbench.worker), the other one with this interpreter.
     installs: tuple[Install | None, Install | None] = (None, None)
     plugins: tuple[str, ...] = ()  # --plugin specs, loaded by the workers too
-    # Worker processes per side (workers only): 2 or more and the CI is over processes.
-    processes: int = 1
+    # Worker processes per side (workers only): 2 or more and the CI is over processes. None:
+    # DEFAULT_PROCESSES when a side is another install, else 1.
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         if self.min_rounds < 2:
             raise UsageError(f"min_rounds must be at least 2, got {self.min_rounds}")
+        if self.processes is None:
+            object.__setattr__(self, "processes", DEFAULT_PROCESSES if self.remote else 1)
         if not 1 <= self.processes <= MAX_PROCESSES:
             raise UsageError(
                 f"--processes must be between 1 and {MAX_PROCESSES}, got {self.processes}"
@@ -374,19 +377,16 @@ def open_sides(config: ABConfig) -> tuple[list[list], list[str]]:
     notes = []
     try:
         n = config.processes
-        for i, (label, spec, install) in enumerate(zip(SIDES, config.specs, config.installs)):
-            install = install or Install(sys.executable)
+        installs = [i or Install(sys.executable) for i in config.installs]
+        # Every worker is started and greeted before any answer is read: the torch imports
+        # overlap on the cores instead of running one after another.
+        for procs, label, spec, install in zip(sides, SIDES, config.specs, installs):
             for _ in range(n):
-                sides[i].append(RemoteSide(Worker(install, f"side {label} ({spec})"), "", seed))
-        # Every worker imports torch at the same time: the imports overlap on the cores instead
-        # of running one after another.
-        for i, spec in enumerate(config.specs):
-            hello = {"spec": split_spec(spec)[0], "plugins": list(config.plugins),
-                     "threads": config.speed.threads}  # fmt: skip
-            for side in sides[i]:
-                side.worker.send("hello", **hello)
-        for label, spec, install, procs in zip(SIDES, config.specs, config.installs, sides):
-            install = install or Install(sys.executable)
+                procs.append(RemoteSide(Worker(install, f"side {label} ({spec})"), "", seed))
+                procs[-1].worker.send("hello", spec=split_spec(spec)[0],
+                                      plugins=list(config.plugins),
+                                      threads=config.speed.threads)  # fmt: skip
+        for label, spec, install, procs in zip(SIDES, config.specs, installs, sides):
             for side in procs:
                 hello = side.worker.receive()
                 side.name = hello["backend"]
