@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from normbench.errors import UsageError
+from normbench.options import ROW_NORMS, NormOptions
 from normbench.variants.base import Shape
 
 
@@ -19,12 +20,16 @@ class Case:
     mode: str
     device: str = "cpu"
     dist: str = "normal"
+    options: NormOptions = NormOptions()
 
     @property
     def id(self) -> str:
-        """Stable id used for --filter, joins and baselines: rmsnorm/triton/bf16/8x1024x4096/fwd."""
+        """Stable id used for --filter, joins and baselines: rmsnorm/triton/bf16/8x1024x4096/fwd,
+        then the input distribution and the layer options when not the defaults."""
         base = f"{self.variant}/{self.backend}/{self.dtype}/{self.shape}/{self.mode}"
-        return base if self.dist == "normal" else f"{base}/{self.dist}"
+        base = base if self.dist == "normal" else f"{base}/{self.dist}"
+        suffix = self.options.suffix()
+        return f"{base}/{suffix}" if suffix else base
 
     @property
     def group(self) -> str:
@@ -45,8 +50,11 @@ def expand(
     device: str,
     dists: tuple[str, ...] = ("normal",),
     pattern: str | None = None,
+    options: NormOptions = NormOptions(),
 ) -> list[Case]:
-    """The sweep, ordered so that each backend's rows for one shape sit together."""
+    """The sweep, ordered so that each backend's rows for one shape sit together. Options a
+    variant has no use for are dropped for it, and heads (QK-norm shapes) kept for the row
+    norms only."""
     regex = None
     if pattern:
         try:
@@ -56,11 +64,13 @@ def expand(
                 f"--filter {pattern!r} is not a valid regular expression: {exc}"
             ) from None
     cases = [
-        Case(v, b, dt, shape, mode, device, dist)
+        Case(v, b, dt, shape, mode, device, dist, options.for_variant(v))
         for v, dt, shape, mode, dist, b in itertools.product(
             variants, dtypes, shapes, modes, dists, backends
         )
+        if shape.heads == 1 or v in ROW_NORMS
     ]
+    cases = list(dict.fromkeys(cases))
     if regex is not None:
         cases = [c for c in cases if regex.search(c.id)]
     return cases

@@ -88,6 +88,22 @@ PluginOpt = Annotated[
     list[str] | None, Opt("--plugin", help="pkg.module:object or path/to/file.py (repeatable).")
 ]
 SeedOpt = Annotated[int, Opt("--seed", help="Seed of every input.")]
+# The layer options (normbench.options): what a model's norm layer holds beyond its variant.
+NoWeightOpt = Annotated[
+    bool, Opt("--no-weight", help="No weight and no bias (elementwise_affine=False).")
+]
+WeightDtypeOpt = Annotated[
+    str | None, Opt("--weight-dtype", help="Weight (and bias) dtype apart from x's: fp32, bf16.")
+]
+RmsBiasOpt = Annotated[bool, Opt("--rms-bias", help="RMSNorm with a bias (as QuACK allows).")]
+ResidualDtypeOpt = Annotated[
+    str | None,
+    Opt("--residual-dtype", help="add_*: the residual stream's dtype apart from x's, e.g. fp32."),
+]
+HeadsOpt = Annotated[
+    list[str] | None,
+    Opt("--heads", help="QK-norm: x (batch, seq, heads, dim), one weight row per head."),
+]
 ThresholdOpt = Annotated[
     str, Opt("--threshold", help="Margin of the regression verdict, e.g. 5% (see compare).")
 ]
@@ -110,12 +126,25 @@ def load_plugin_options(plugin: list[str] | None) -> list[str]:
     return [b.name for b in load_plugins(plugin)]
 
 
+def layer_options(no_weight, weight_dtype, rms_bias, residual_dtype, heads) -> dict:
+    """The layer options of speed, memory and stability as Selection keyword arguments."""
+    from normbench.config import parse_ints
+    from normbench.options import NormOptions
+
+    options = NormOptions(
+        affine=not no_weight, weight_dtype=weight_dtype, bias=rms_bias,
+        residual_dtype=residual_dtype,
+    )  # fmt: skip
+    return {"options": options, "heads": tuple(parse_ints(heads, "--heads") or [1])}
+
+
 def selection(
     variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, *, defaults=None,
-    plugins=None,
+    plugins=None, layer=None,
 ):  # fmt: skip
     """Options -> Selection, with device-dependent defaults. `plugins` (the --plugin specs) are
-    loaded first, and their backends join the default --backend list."""
+    loaded first, and their backends join the default --backend list; `layer`, the
+    `layer_options` of the command."""
     from normbench.config import Selection, check_device_dtypes, check_fits, parse_ints, split
     from normbench.dtypes import canonical
     from normbench.env import resolve_device
@@ -138,6 +167,7 @@ def selection(
         device=dev,
         pattern=pattern,
         seed=seed,
+        **(layer or {}),
     )
     check_device_dtypes(dev, sel.dtypes)
     check_fits(sel)
@@ -221,6 +251,11 @@ def speed(
     plot: PlotOpt = False,
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
+    no_weight: NoWeightOpt = False,
+    weight_dtype: WeightDtypeOpt = None,
+    rms_bias: RmsBiasOpt = False,
+    residual_dtype: ResidualDtypeOpt = None,
+    heads: HeadsOpt = None,
     baseline: Annotated[
         Path | None,
         Opt("--baseline", help="Compare with this saved run and exit 1 on a regression."),
@@ -239,9 +274,11 @@ def speed(
     from normbench.suites.speed import run_speed
 
     formats = parse_formats(fmt)
+    layer = layer_options(no_weight, weight_dtype, rms_bias, residual_dtype, heads)
     sel = selection(
-        variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin
-    )
+        variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed, plugins=plugin,
+        layer=layer,
+    )  # fmt: skip
     config = timing_config(
         sel, threads, time_budget, quick, hot, out, formats,
         memory=memory,
@@ -284,6 +321,11 @@ def memory(
     plot: PlotOpt = False,
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
+    no_weight: NoWeightOpt = False,
+    weight_dtype: WeightDtypeOpt = None,
+    rms_bias: RmsBiasOpt = False,
+    residual_dtype: ResidualDtypeOpt = None,
+    heads: HeadsOpt = None,
 ) -> None:
     """What each implementation saves for backward and its peak extra memory, against the ideal
     (x plus fp32 statistics per row), after the same fp64 correctness gate as speed.
@@ -298,6 +340,7 @@ def memory(
     sel = selection(
         variant, backend, dtype, dim, batch, seq, mode, device, pattern, seed,
         defaults={"mode": "fwd+bwd"}, plugins=plugin,
+        layer=layer_options(no_weight, weight_dtype, rms_bias, residual_dtype, heads),
     )  # fmt: skip
     config = MemoryConfig(
         selection=sel,
@@ -314,10 +357,11 @@ def memory(
         raise typer.Exit(130)
 
 
+STABILITY_BACKENDS = "eager,composite,triton,triton-llama,gemma,triton-gemma"
 STABILITY_CPU = {"dim": "1000,4096,8192", "batch": "1", "seq": "4",
-                 "backend": "eager,composite,triton,gemma,triton-gemma"}  # fmt: skip
+                 "backend": STABILITY_BACKENDS}  # fmt: skip
 STABILITY_GPU = {"dim": "1000,4096,8192", "batch": "4", "seq": "1024",
-                 "backend": "eager,composite,triton,gemma,triton-gemma"}  # fmt: skip
+                 "backend": STABILITY_BACKENDS}  # fmt: skip
 
 
 @app.command()
@@ -352,6 +396,11 @@ def stability(
     plot: PlotOpt = False,
     seed: SeedOpt = 0,
     plugin: PluginOpt = None,
+    no_weight: NoWeightOpt = False,
+    weight_dtype: WeightDtypeOpt = None,
+    rms_bias: RmsBiasOpt = False,
+    residual_dtype: ResidualDtypeOpt = None,
+    heads: HeadsOpt = None,
 ) -> None:
     """Numerics against an fp64 oracle on adversarial inputs: PASS / WARN / FAIL with a reason.
 
@@ -373,6 +422,7 @@ def stability(
     sel = selection(
         variant, backend, dtypes or None, dim, batch, seq, None, device, pattern, seed,
         defaults=defaults, plugins=plugin,
+        layer=layer_options(no_weight, weight_dtype, rms_bias, residual_dtype, heads),
     )  # fmt: skip
     config = StabilityConfig(
         selection=sel,

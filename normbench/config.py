@@ -12,6 +12,7 @@ from pathlib import Path
 
 from normbench.dtypes import canonical, itemsize
 from normbench.errors import UsageError
+from normbench.options import NormOptions, check_options
 from normbench.variants.base import MODES, Shape
 
 MAX_DIM = 1 << 20
@@ -58,6 +59,10 @@ class Selection:
     device: str = "cpu"
     pattern: str | None = None
     seed: int = 0
+    # The layer options (no weight, weight and residual dtypes, a bias on RMSNorm) and the head
+    # counts of QK-norm shapes (1: plain rows).
+    options: NormOptions = NormOptions()
+    heads: tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         from normbench.registry import get_backend
@@ -75,27 +80,36 @@ class Selection:
         for name, values in (("--variant", self.variants), ("--backend", self.backends),
                              ("--dtype", self.dtypes), ("--dim", self.dims),
                              ("--batch", self.batches), ("--seq", self.seqs),
-                             ("--mode", self.modes)):  # fmt: skip
+                             ("--mode", self.modes), ("--heads", self.heads)):  # fmt: skip
             if not values:
                 raise UsageError(f"{name} selects nothing")
+        check_options(self.options, self.variants, self.heads)
 
     @property
     def shapes(self) -> list[Shape]:
-        return [Shape(b, s, n) for b in self.batches for s in self.seqs for n in self.dims]
+        return [
+            Shape(b, s, n, h)
+            for b in self.batches
+            for s in self.seqs
+            for h in self.heads
+            for n in self.dims
+        ]
 
     def cases(self, dists: tuple[str, ...] = ("normal",)):
         from normbench.cases import expand
 
         cases = expand(
             list(self.variants), list(self.backends), list(self.dtypes), self.shapes,
-            list(self.modes), self.device, dists, self.pattern,
+            list(self.modes), self.device, dists, self.pattern, self.options,
         )  # fmt: skip
         if not cases:
             raise UsageError(f"--filter {self.pattern!r} matches none of the selected cases")
         return cases
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["options"] = self.options.suffix()
+        return d
 
 
 def check_device_dtypes(device: str, dtypes: Iterable[str]) -> None:

@@ -28,30 +28,56 @@ class Prepared:
 
     variant: Variant
     case: Case
-    inputs: dict[str, torch.Tensor]
+    inputs: dict[str, torch.Tensor | None]  # None: a parameter the layer does not have
     dys: tuple[torch.Tensor, ...]
     scalars: dict[str, float]
+    # Dtype name of every argument, output and gradient ("x", "y", "dweight", ...).
+    dtypes: dict[str, str] = field(default_factory=dict)
     _oracles: dict = field(default_factory=dict)
 
-    def leaves(self) -> dict[str, torch.Tensor]:
+    def leaves(self) -> dict[str, torch.Tensor | None]:
         """Fresh leaf copies that require grad (every floating tensor argument)."""
-        return {k: v.detach().clone().requires_grad_(True) for k, v in self.inputs.items()}
+        return {
+            k: None if v is None else v.detach().clone().requires_grad_(True)
+            for k, v in self.inputs.items()
+        }
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The inputs that exist, in argument order."""
+        return [v for v in self.inputs.values() if v is not None]
+
+    def dtype_of(self, name: str) -> str:
+        return self.dtypes.get(name, self.case.dtype)
+
+    def is_param_grad(self, name: str) -> bool:
+        """dweight, dbias, ...: a sum over every row (its tolerance scales with it)."""
+        arg = name[1:]
+        return name.startswith("d") and arg in self.inputs and arg not in self.variant.activations
+
+    def cloned(self) -> dict[str, torch.Tensor | None]:
+        """Copies of the inputs, for an implementation that writes into them."""
+        return {k: None if v is None else v.clone() for k, v in self.inputs.items()}
 
 
 def prepare(variant: Variant, case: Case, seed: int = 0, scale: float = 1.0) -> Prepared:
-    """The case's tensors; `scale` multiplies the activations (the stability range sweep)."""
+    """The case's tensors, each in its own dtype (the case dtype unless the layer options say
+    otherwise); `scale` multiplies the activations (the stability range sweep)."""
     import torch
 
-    dtype = to_torch(case.dtype)
-    t64 = make_tensors(variant, case.shape, seed, case.dist, scale)
-    inputs = {k: v.to(dtype).to(case.device) for k, v in t64.items()}
+    dtypes = case.options.dtypes(variant, case.dtype)
+    t64 = make_tensors(variant, case.shape, seed, case.dist, scale, case.options)
+    inputs = {
+        k: None if v is None else v.to(to_torch(dtypes[k])).to(case.device) for k, v in t64.items()
+    }
     g = torch.Generator().manual_seed(seed + 7)
     shape = inputs["x"].shape
     dys = tuple(
-        torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).to(case.device)
-        for _ in variant.outputs
+        torch.randn(shape, generator=g, dtype=torch.float64)
+        .to(to_torch(dtypes[name]))
+        .to(case.device)
+        for name in variant.outputs
     )
-    return Prepared(variant, case, inputs, dys, dict(variant.scalars))
+    return Prepared(variant, case, inputs, dys, dict(variant.scalars), dtypes)
 
 
 def as_tuple(out: Any) -> tuple:
@@ -109,7 +135,7 @@ def _evaluate(
     outs = as_tuple(fn(**tensors, **p.scalars))
     _check_outputs(outs, names, grads)
     result = dict(zip(names, (o.detach() for o in outs)))
-    leaves = list(tensors)
+    leaves = [k for k, v in tensors.items() if v is not None]
     dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
     gs = torch.autograd.grad(outs, [tensors[k] for k in leaves], dys, allow_unused=True)
     for k, g in zip(leaves, gs):
@@ -125,19 +151,22 @@ def oracle(p: Prepared, sem: Semantics, grads: bool) -> tuple[dict, dict]:
     key = (tuple(getattr(sem, f) for f in p.variant.relevant), grads)
     if key not in p._oracles:
         dtype = to_torch(p.case.dtype)
+        # The residual output's dtype, where the variant has one: the rounded sum it normalizes.
+        res = {"res_rt": to_torch(p.dtype_of("residual_out"))} if "residual" in p.inputs else {}
 
         def formula(**kw):
-            tensors = {k: kw[k] for k in p.variant.tensor_args}
-            return p.variant.formula(tensors, p.scalars, sem, dtype)
+            return p.variant.formula(dict(kw), p.scalars, sem, dtype, **res)
 
         results = []
         for work in (torch.float64, torch.float32):
-            tensors = {k: v.to(work).detach().requires_grad_(grads) for k, v in p.inputs.items()}
+            tensors = {
+                k: None if v is None else v.to(work).detach().requires_grad_(grads)
+                for k, v in p.inputs.items()
+            }
             with torch.enable_grad():
-                res = _evaluate(formula, p, tensors, grads)
-            results.append(res)
+                results.append(_evaluate(formula, p, tensors, grads))
         ref, native = results
-        native = {k: v.to(dtype) for k, v in native.items()}
+        native = {k: v.to(to_torch(p.dtype_of(k))) for k, v in native.items()}
         p._oracles[key] = (ref, native)
     return p._oracles[key]
 
@@ -154,13 +183,15 @@ class GateResult:
 
 
 def _shape_problem(name: str, got: Any, want: torch.Tensor, dtype: str) -> str | None:
+    """Shape, and dtype (`dtype`: the tensor's own, from Prepared.dtype_of) of one output."""
     import torch
 
     if not isinstance(got, torch.Tensor):
         return f"{name} is a {type(got).__name__}, not a tensor"
     if tuple(got.shape) != tuple(want.shape):
         return f"{name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    if got.dtype != to_torch(dtype) and name in ("y", "residual_out", "dx", "dresidual"):
+    checked = ("y", "residual_out", "dx", "dresidual", "dweight", "dbias")
+    if got.dtype != to_torch(dtype) and name in checked:
         return f"{name} is {str(got.dtype).replace('torch.', '')}, expected {dtype}"
     return None
 
@@ -202,8 +233,8 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
             return inner(**{k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
 
     tensors = p.leaves() if grads else dict(p.inputs)
-    before = [t.clone() for t in (*p.dys, *p.inputs.values())]
-    after = (*p.dys, *p.inputs.values())
+    before = [t.clone() for t in (*p.dys, *p.tensors())]
+    after = (*p.dys, *p.tensors())
     with torch.enable_grad() if grads else torch.no_grad():
         try:
             got = _evaluate(fn, p, tensors, grads)
@@ -221,7 +252,7 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
     for name, r in ref.items():
         if name not in got:
             return GateResult(False, (), f"returned no {name}")
-        problem = _shape_problem(name, got[name], r, p.case.dtype)
+        problem = _shape_problem(name, got[name], r, p.dtype_of(name))
         if problem:
             return GateResult(False, (), problem)
     errors = tuple(
@@ -230,8 +261,8 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
             got[name],
             r,
             native[name],
-            p.case.dtype,
-            reduction=name[1:] in p.variant.params if name.startswith("d") else False,
+            p.dtype_of(name),
+            reduction=p.is_param_grad(name),
         )
         for name, r in ref.items()
     )

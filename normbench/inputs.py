@@ -17,6 +17,7 @@ from normbench.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
+    from normbench.options import NormOptions
     from normbench.variants import Shape, Variant
 
 
@@ -229,17 +230,26 @@ def get_distribution(name: str) -> Distribution:
 
 
 def make_tensors(
-    variant: Variant, shape: Shape, seed: int = 0, dist: str = "normal", scale: float = 1.0
-) -> dict[str, torch.Tensor]:
-    """fp64 CPU tensors for every argument of `variant`: activations from `dist`, the residual
-    (if any) from N(0, 1), parameters from the variant's initializer (or the distribution's).
-    `scale` multiplies every activation (the dynamic-range sweep)."""
+    variant: Variant,
+    shape: Shape,
+    seed: int = 0,
+    dist: str = "normal",
+    scale: float = 1.0,
+    options: NormOptions | None = None,
+) -> dict[str, torch.Tensor | None]:
+    """fp64 CPU tensors for every argument of `variant` with `options`: activations from `dist`,
+    the residual (if any) from N(0, 1), parameters from the variant's initializer (or the
+    distribution's), one row per head for a per-head weight; None for the weight and bias of a
+    layer without them. `scale` multiplies every activation (the dynamic-range sweep)."""
     import torch
 
+    from normbench.options import NormOptions
+
+    options = options or NormOptions()
     g = torch.Generator().manual_seed(seed)
     d = get_distribution(dist)
-    full = (shape.batch, shape.seq, shape.dim)
-    tensors: dict[str, torch.Tensor] = {}
+    full = shape.dims
+    tensors: dict[str, torch.Tensor | None] = {}
     for name in variant.activations:
         tensors[name] = d.sample(full, g) if name == "x" else _normal(full, g)
     if d.eps_scaled:
@@ -247,8 +257,12 @@ def make_tensors(
     if scale != 1.0:
         for name in variant.activations:
             tensors[name] = tensors[name] * scale
-    params = variant.make_params(shape.dim, seed)
+    args = options.tensor_args(variant)
+    names = tuple(a for a in args if a not in variant.activations)
+    params = variant.make_params(shape.param_dims, seed, names)
     if d.params is not None and params:
         params = d.params(params, torch.Generator().manual_seed(seed + 2))
+    if not options.affine:
+        params = {k: (None if k in ("weight", "bias") else v) for k, v in params.items()}
     tensors.update(params)
-    return {name: tensors[name] for name in variant.tensor_args}
+    return {name: tensors[name] for name in args}

@@ -23,7 +23,7 @@ def _builtins() -> list[Backend]:
     from normbench.backends.external import PEERS
     from normbench.backends.gemma import GemmaBackend, TritonGemmaBackend
     from normbench.backends.torchscript import TorchScriptBackend
-    from normbench.backends.triton import TritonBackend
+    from normbench.backends.triton import TritonBackend, TritonLlamaBackend
 
     return [
         EagerBackend(),
@@ -31,6 +31,7 @@ def _builtins() -> list[Backend]:
         TorchScriptBackend(),
         CompileBackend(),
         TritonBackend(),
+        TritonLlamaBackend(),
         GemmaBackend(),
         TritonGemmaBackend(),
         *PEERS,

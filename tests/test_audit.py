@@ -100,8 +100,8 @@ def test_occupancy_limits():
 def test_bad_arguments_and_missing_tools(monkeypatch):
     with pytest.raises(ValueError, match="sm_70"):
         run_audit(archs=["sm_70"])
-    with pytest.raises(ValueError, match="N=9000"):
-        run_audit(dims=[9000])
+    with pytest.raises(ValueError, match="N=262145"):
+        run_audit(dims=[262145])
     monkeypatch.setattr(aot, "tools_missing", lambda: "ptxas is missing from the triton wheel")
     rows = run_audit(archs=["sm_80"], dtypes=["bf16"], dims=[1024])
     assert rows and all(r.status == "error" and "ptxas" in r.note for r in rows)

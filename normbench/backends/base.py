@@ -29,6 +29,9 @@ class Backend:
     devices: tuple[str, ...] = ("cpu", "cuda")
     # fwd, bwd, fwd+bwd: a forward-only kernel (no autograd) sets ("fwd",).
     modes: tuple[str, ...] = MODES
+    # Layer options it takes beyond the plain layer (normbench.options.TAKES: "affine",
+    # "weight_dtype", "bias", "residual_dtype", "heads"); a case with any other is skipped.
+    options: tuple[str, ...] = ()
     # Per-variant semantics; a missing variant uses `default_semantics`.
     semantics: Mapping[str, Semantics] = {}
     default_semantics: Semantics = DEFAULT_SEMANTICS
@@ -54,7 +57,19 @@ class Backend:
             return f"{self.name} does not run on {case.device_type}"
         if case.mode not in self.modes:
             return f"{self.name} has no {case.mode} (it implements {', '.join(self.modes)})"
-        return None
+        return self.options_blocker(case)
+
+    def options_blocker(self, case: Case) -> str | None:
+        """Why this backend cannot take the case's layer options, or None."""
+        wanted = list(case.options.non_default())
+        if case.shape.heads > 1:
+            wanted.append("heads")
+        missing = [o for o in wanted if o not in self.options]
+        if not missing:
+            return None
+        words = {"heads": "a per-head weight (QK-norm)"}
+        said = [words.get(o) or case.options.describe_one(o) for o in missing]
+        return f"{self.name} does not take {', '.join(said)}"
 
     def semantics_for(self, variant: str) -> Semantics:
         return self.semantics.get(variant, self.default_semantics)

@@ -63,6 +63,8 @@ class EagerBackend(Backend):
     description = "PyTorch's fused functional ops (F.layer_norm, F.rms_norm, F.batch_norm, ...)"
     variants = tuple(FUNCTIONS)
     default_semantics = EAGER
+    # F.layer_norm / F.rms_norm take weight=None and a weight of another dtype (output in x's).
+    options = ("affine", "weight_dtype")
 
     def build(self, variant, case):
         return FUNCTIONS[variant.name]

@@ -4,11 +4,12 @@ Triton's interpreter: right numbers, meaningless times, so they are never timed 
 from __future__ import annotations
 
 from normbench.backends.base import Backend
+from normbench.options import TAKES
 from normbench.variants.base import Semantics
 
-# Statistics and the residual sum in fp32, eps inside the sqrt, one cast at the end
-# (NUMERICS.md section 1).
-FUSED = Semantics(eps="inside", cast="fp32", residual="fp32")
+# Statistics in fp32, eps inside the sqrt, one cast at the end; with a residual, the norm of the
+# residual output as stored (docs/numerics.md, "The kernels' contract").
+FUSED = Semantics(eps="inside", cast="fp32", residual="rounded")
 
 
 class TritonBackend(Backend):
@@ -16,6 +17,9 @@ class TritonBackend(Backend):
     description = "normbench's fused Triton kernels (one pass, fp32 statistics, deterministic bwd)"
     variants = ("layernorm", "rmsnorm", "add_layernorm", "add_rmsnorm")
     default_semantics = FUSED
+    options = TAKES  # every layer option, each gated against the fp64 oracle
+    offset = 0.0  # Gemma's (1 + w): 1.0
+    cast = "fp32"  # "llama": x_hat rounded to x's dtype before the weight
 
     def available(self) -> str | None:
         try:
@@ -32,13 +36,34 @@ class TritonBackend(Backend):
 
     def build(self, variant, case):
         from normbench import kernels
+        from normbench.dtypes import to_torch
 
+        res = case.options.residual_dtype
+        res_dtype = None if res is None else to_torch(res)
+        offset, cast = self.offset, self.cast
         if variant.name == "rmsnorm":
-            return lambda x, weight, eps: kernels.rms_norm(x, weight, eps)
+            return lambda x, weight, eps, bias=None: kernels.rms_norm(
+                x, weight, eps, None, offset, bias=bias, cast=cast
+            )
+        if variant.name == "add_rmsnorm":
+            return lambda x, residual, weight, eps, bias=None: kernels.rms_norm(
+                x, weight, eps, residual, offset, bias=bias, residual_dtype=res_dtype, cast=cast
+            )
         if variant.name == "layernorm":
             return lambda x, weight, bias, eps: kernels.layer_norm(x, weight, bias, eps)
-        if variant.name == "add_rmsnorm":
-            return lambda x, residual, weight, eps: kernels.rms_norm(x, weight, eps, residual)
         return lambda x, residual, weight, bias, eps: kernels.layer_norm(
-            x, weight, bias, eps, residual
+            x, weight, bias, eps, residual, residual_dtype=res_dtype
         )
+
+
+class TritonLlamaBackend(TritonBackend):
+    """Liger's casting_mode="llama" (Hugging Face's LlamaRMSNorm): x_hat is rounded to x's dtype
+    before the weight multiply. Liger's "gemma" mode is `triton-gemma`; its "none" (everything
+    in the input dtype) is not offered: it only loses precision against `triton`, and squares
+    fp16 inputs in fp16 (trap 1)."""
+
+    name = "triton-llama"
+    description = "normbench's fused Triton RMSNorm, Llama cast: x_hat rounded to x's dtype, then w"
+    variants = ("rmsnorm", "add_rmsnorm")
+    default_semantics = Semantics(eps="inside", cast="llama", residual="rounded")
+    cast = "llama"

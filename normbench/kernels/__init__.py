@@ -3,11 +3,16 @@
     from normbench.kernels import rms_norm, layer_norm, available
     y = rms_norm(x, weight, eps=1e-6)                       # Gemma: offset=1.0
     y, residual_out = layer_norm(x, weight, bias, residual=r)
+    y, residual_out = rms_norm(x, w, residual=r, residual_dtype=torch.float32)  # fp32 stream
+    q = rms_norm(q, w_heads)                                 # q (..., H, D), per-head w (H, D)
+    y = rms_norm(x, None, cast="llama", bias=b)              # no weight, a bias, Llama rounding
 
 Without a CUDA device the kernels run in Triton's interpreter on CPU tensors: the numbers are
 real, the speed is not (never time them). Importing this package never fails: when triton cannot
 be imported, `available()` says why and the entry points raise RuntimeError with that reason.
-Rows wider than 8192 are refused with a ValueError (the whole row lives in registers).
+Rows up to 8192 wide are normalized in registers in one pass, wider rows (up to 262,144) by
+looped kernels over column chunks; wider still is refused with a ValueError. The backward is not
+differentiable again: double backward (create_graph=True) raises a RuntimeError that says so.
 """
 
 from __future__ import annotations
@@ -50,19 +55,21 @@ except ImportError as exc:  # no triton wheel for this platform, or a broken ins
 
     def rms_norm(  # type: ignore[misc]
         x: torch.Tensor,
-        weight: torch.Tensor,
+        weight: torch.Tensor | None,
         eps: float = 1e-6,
         residual: torch.Tensor | None = None,
         offset: float = 0.0,
+        **options: object,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         raise RuntimeError(f"normbench Triton kernels unavailable: {_UNAVAILABLE}")
 
     def layer_norm(  # type: ignore[misc]
         x: torch.Tensor,
-        weight: torch.Tensor,
+        weight: torch.Tensor | None,
         bias: torch.Tensor | None,
         eps: float = 1e-5,
         residual: torch.Tensor | None = None,
+        **options: object,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         raise RuntimeError(f"normbench Triton kernels unavailable: {_UNAVAILABLE}")
 

@@ -25,3 +25,47 @@ def sum_axis(x, AXIS: tl.constexpr):
     # (`normbench stability --fp16` took 13 min instead of 50 s). It is never called, so its mode
     # does not matter; compiled, this is exactly what tl.sum emits.
     return tl.reduce(x, AXIS, tl.standard._sum_combine)
+
+
+@triton.jit
+def _al(v, ALIGN: tl.constexpr):
+    # ALIGN divides v (checked by the wrapper); restating it as a multiple lets the compiler prove
+    # 16-byte alignment when the JIT's divisible-by-16 test cannot (N = 1000).
+    return v // ALIGN * ALIGN
+
+
+@triton.jit
+def _row(P, head, row, stride, stride_h, ALIGN: tl.constexpr):
+    # The start of one row of an (M, H, N) tensor (int64 offsets: Liger PR #804).
+    return P + head * _al(stride_h, ALIGN) + row * _al(stride, ALIGN)
+
+
+# Rounding modes for `round_to` (constexpr ints; `_common.round_mode` picks one from a dtype).
+ROUND_NONE = 0
+ROUND_FP16 = 1
+ROUND_BF16 = 2  # compiled: the hardware's round-to-nearest-even conversion
+ROUND_BF16_BITS = 3  # interpreter: its fp32 -> bf16 cast truncates, so round by integer ops
+ROUND_FP32 = 4  # fp64 accumulators (gradcheck) rounding an fp32 tensor
+
+
+@triton.jit
+def round_to(v, MODE: tl.constexpr):
+    """`v` rounded to nearest even in the dtype MODE names, returned in v's dtype.
+
+    Used where a kernel must see exactly what it stores in a narrower dtype (the residual output
+    it normalizes, Llama's rounded x_hat), so forward and backward agree on one value."""
+    out = v
+    if MODE == 1:
+        out = v.to(tl.float16).to(v.dtype)
+    elif MODE == 2:
+        out = v.to(tl.bfloat16).to(v.dtype)
+    elif MODE == 3:
+        # bf16 is the top half of an fp32: add half an ulp (minus one when the kept last bit is
+        # even, which breaks ties to even) and clear the low half. NaN stays NaN (its low bits
+        # could otherwise carry it to inf); inf and overflow to inf come out as the GPU gives.
+        bits = v.to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        out = tl.where(v != v, v, bits.to(tl.float32, bitcast=True))
+    elif MODE == 4:
+        out = v.to(tl.float32).to(v.dtype)
+    return out

@@ -25,6 +25,7 @@ from normbench.kernels.launch import (
     bwd_config,
     bwd_grid,
     fwd_config,
+    looped,
     partial_stride,
     reduce_config,
     vector_align,
@@ -33,80 +34,119 @@ from normbench.kernels.launch import (
 # Rows used to size the backward grid in the audit (QuACK's benchmark M); only the backward grid
 # (rows per program) depends on it.
 AUDIT_ROWS = 32768
+AUDIT_HEADS = 8  # per-head configurations: QK-norm with 8 heads
 SM_COUNT = {"sm_80": 108, "sm_90": 132}  # A100, H100 SXM
 ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+# The compiled bf16 / fp16 rounding modes of `_jit.round_to` (the interpreter's bit trick is
+# never compiled).
+_ROUND = {"fp16": 1, "bf16": 2, "fp32": 0}
 
 # Argument roles, by name: the kernels name their arguments consistently, so one table covers all.
-ACTIVATION_PTRS = ("X", "R", "Y", "RES_OUT", "DY", "S", "DX", "DRES_OUT")
-PARAM_PTRS = ("W", "B", "OUT")  # parameters and their gradients: the activation dtype here
+ACTIVATION_PTRS = ("X", "R", "Y", "RES_OUT", "DY", "S", "DX", "DRES", "DRES_OUT")
+RESIDUAL_PTRS = ("R", "RES_OUT", "S", "DRES", "DRES_OUT")  # in the residual's dtype
+PARAM_PTRS = ("W", "B", "OUT0", "OUT1")  # parameters and their gradients
 FP32_PTRS = ("RSTD", "MEAN", "DW_PART", "DB_PART", "PART")
 
 
 @dataclass(frozen=True)
 class KernelSpec:
-    name: str  # audit name, e.g. "add_layernorm_bwd"
+    """One configuration of a kernel as the wrappers launch it. Beyond the constexpr flags: the
+    weight's and the residual's dtype when they differ from x's, and a per-head weight."""
+
+    name: str  # audit name, e.g. "add_layernorm_bwd", "add_rmsnorm_fwd_res32"
     module: str
-    fn: str
+    fn: str  # the tile kernel; rows wider than 8192 compile its `_looped` sibling
     stage: str  # fwd, bwd or reduce
-    flags: tuple[tuple[str, bool], ...]  # constexpr switches that pick the variant
+    flags: tuple[tuple[str, object], ...]  # constexpr switches that pick the variant
     main_ptrs: tuple[str, ...]  # the tensors whose access width matters (M x N or P x N)
+    w_dtype: str | None = None  # None: x's dtype
+    res_dtype: str | None = None  # None: x's dtype
+    per_head: bool = False
+
+    def fn_for(self, n: int) -> str:
+        if self.stage != "reduce" and looped(n):
+            return self.fn.replace("_kernel", "_looped_kernel")
+        return self.fn
 
 
-_RMS_FWD_MAIN = ("X", "R", "Y", "RES_OUT")
-_BWD_MAIN = ("DY", "S", "DX", "DRES_OUT")
+_FWD_MAIN = ("X", "R", "Y", "RES_OUT")
+_BWD_MAIN = ("DY", "S", "DX", "DRES_OUT", "DRES")
+_REDUCE_MAIN = ("PART", "OUT0")
+# Flags of the plain layer; each configuration below overrides some.
+_FWD = {"HAS_RES": False, "STORE_RES": False, "HAS_W": True, "HAS_B": False}
+_BWD = {"HAS_DRES": False, "STORE_DRES": False, "HAS_W": True, "HAS_B": False}
+
+
+def _spec(name, family, stage, over=None, **kw) -> KernelSpec:
+    module = {"rms": "rmsnorm", "ln": "layernorm"}[family]
+    base = {"fwd": _FWD, "bwd": _BWD, "reduce": {}}[stage]
+    flags = dict(base)
+    if family == "ln" and stage != "reduce":
+        flags["HAS_B"] = True
+    flags.update(over or {})
+    fn = "reduce_partials_kernel" if stage == "reduce" else f"{family}_{stage}_kernel"
+    main = {"fwd": _FWD_MAIN, "bwd": _BWD_MAIN, "reduce": _REDUCE_MAIN}[stage]
+    return KernelSpec(
+        name, "reduce" if stage == "reduce" else module, fn, stage, tuple(flags.items()), main,
+        **kw,
+    )  # fmt: skip
+
+
+_ADD_FWD = {"HAS_RES": True, "STORE_RES": True}
+_ADD_BWD = {"HAS_DRES": True}
 KERNELS: tuple[KernelSpec, ...] = (
-    KernelSpec(
-        "rmsnorm_fwd", "rmsnorm", "rms_fwd_kernel", "fwd", (("HAS_RES", False),), _RMS_FWD_MAIN
+    _spec("rmsnorm_fwd", "rms", "fwd"),
+    _spec("add_rmsnorm_fwd", "rms", "fwd", _ADD_FWD),
+    _spec("rmsnorm_bwd", "rms", "bwd"),
+    _spec("add_rmsnorm_bwd", "rms", "bwd", _ADD_BWD),
+    _spec("rmsnorm_bwd_reduce", "rms", "reduce"),
+    _spec("layernorm_fwd", "ln", "fwd"),
+    _spec("add_layernorm_fwd", "ln", "fwd", _ADD_FWD),
+    _spec("layernorm_bwd", "ln", "bwd"),
+    _spec("add_layernorm_bwd", "ln", "bwd", _ADD_BWD),
+    _spec("layernorm_bwd_reduce", "ln", "reduce"),
+    # The layer options (normbench.options), each as the wrappers launch it.
+    _spec("rmsnorm_fwd_w32", "rms", "fwd", w_dtype="fp32"),
+    _spec("rmsnorm_bwd_w32", "rms", "bwd", w_dtype="fp32"),
+    _spec("rmsnorm_fwd_noweight", "rms", "fwd", {"HAS_W": False}),
+    _spec("rmsnorm_bwd_noweight", "rms", "bwd", {"HAS_W": False}),
+    _spec("rmsnorm_fwd_bias", "rms", "fwd", {"HAS_B": True}, w_dtype="fp32"),
+    _spec("rmsnorm_bwd_bias", "rms", "bwd", {"HAS_B": True}, w_dtype="fp32"),
+    _spec("rmsnorm_fwd_llama", "rms", "fwd", {"XHAT_ROUND": "x"}),
+    _spec("rmsnorm_bwd_llama", "rms", "bwd", {"XHAT_ROUND": "x"}),
+    _spec("rmsnorm_fwd_heads", "rms", "fwd", w_dtype="fp32", per_head=True),
+    _spec("rmsnorm_bwd_heads", "rms", "bwd", w_dtype="fp32", per_head=True),
+    _spec("add_rmsnorm_fwd_res32", "rms", "fwd", _ADD_FWD, res_dtype="fp32"),
+    _spec(
+        "add_rmsnorm_bwd_res32", "rms", "bwd", {**_ADD_BWD, "STORE_DRES": True}, res_dtype="fp32"
     ),
-    KernelSpec(
-        "add_rmsnorm_fwd", "rmsnorm", "rms_fwd_kernel", "fwd", (("HAS_RES", True),), _RMS_FWD_MAIN
+    _spec("layernorm_fwd_w32", "ln", "fwd", w_dtype="fp32"),
+    _spec("layernorm_bwd_w32", "ln", "bwd", w_dtype="fp32"),
+    _spec("layernorm_fwd_noweight", "ln", "fwd", {"HAS_W": False, "HAS_B": False}),
+    _spec("layernorm_bwd_noweight", "ln", "bwd", {"HAS_W": False, "HAS_B": False}),
+    _spec("add_layernorm_fwd_res32", "ln", "fwd", _ADD_FWD, res_dtype="fp32"),
+    _spec(
+        "add_layernorm_bwd_res32", "ln", "bwd", {**_ADD_BWD, "STORE_DRES": True}, res_dtype="fp32"
     ),
-    KernelSpec(
-        "rmsnorm_bwd", "rmsnorm", "rms_bwd_kernel", "bwd", (("HAS_DRES", False),), _BWD_MAIN
-    ),
-    KernelSpec(
-        "add_rmsnorm_bwd", "rmsnorm", "rms_bwd_kernel", "bwd", (("HAS_DRES", True),), _BWD_MAIN
-    ),
-    KernelSpec(
-        "rmsnorm_bwd_reduce", "reduce", "reduce_partials_kernel", "reduce", (), ("PART", "OUT")
-    ),
-    KernelSpec(
-        "layernorm_fwd",
-        "layernorm",
-        "ln_fwd_kernel",
-        "fwd",
-        (("HAS_RES", False), ("HAS_BIAS", True)),
-        _RMS_FWD_MAIN,
-    ),
-    KernelSpec(
-        "add_layernorm_fwd",
-        "layernorm",
-        "ln_fwd_kernel",
-        "fwd",
-        (("HAS_RES", True), ("HAS_BIAS", True)),
-        _RMS_FWD_MAIN,
-    ),
-    KernelSpec(
-        "layernorm_bwd",
-        "layernorm",
-        "ln_bwd_kernel",
-        "bwd",
-        (("HAS_DRES", False), ("HAS_BIAS", True)),
-        _BWD_MAIN,
-    ),
-    KernelSpec(
-        "add_layernorm_bwd",
-        "layernorm",
-        "ln_bwd_kernel",
-        "bwd",
-        (("HAS_DRES", True), ("HAS_BIAS", True)),
-        _BWD_MAIN,
-    ),
-    KernelSpec(
-        "layernorm_bwd_reduce", "reduce", "reduce_partials_kernel", "reduce", (), ("PART", "OUT")
-    ),
+    _spec("layernorm_bwd_reduce_w16b32", "ln", "reduce", w_dtype="bf16"),
 )
 KERNELS_BY_NAME = {k.name: k for k in KERNELS}
+
+
+def ptr_dtypes(spec: KernelSpec, dtype: str) -> dict[str, str]:
+    """Element type of every pointer argument of `spec` at activation dtype `dtype`."""
+    res = spec.res_dtype or dtype
+    w = spec.w_dtype or dtype
+    out = {p: dtype for p in ACTIVATION_PTRS}
+    if spec.stage == "fwd" and dict(spec.flags).get("HAS_RES"):
+        out.update(R=res, RES_OUT=res)
+    if spec.stage == "bwd" and dict(spec.flags).get("HAS_DRES"):
+        out.update(S=res, DRES_OUT=res, DRES=res)
+    out.update({p: w for p in ("W", "B", "OUT0")})
+    # the second reduced output is the bias: fp32 beside a 16-bit weight (the db-rounding case)
+    out["OUT1"] = "fp32" if spec.name.endswith("_w16b32") else w
+    out.update({p: "fp32" for p in FP32_PTRS})
+    return out
 
 
 def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, dict, int]:
@@ -116,34 +156,58 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
     torch's caching allocator, so they are 16-byte aligned.
     """
     eb = ELEM_BYTES[dtype]
-    values: dict[str, object] = {"M": AUDIT_ROWS, "N": n, "eps": 1e-6, "offset": 0.0}
+    heads = AUDIT_HEADS if spec.per_head else 1
+    m = AUDIT_ROWS // heads
+    values: dict[str, object] = {"M": m, "N": n, "eps": 1e-6, "offset": 0.0}
+    if spec.stage == "bwd" and dict(spec.flags).get("HAS_DRES"):
+        eb = ELEM_BYTES[spec.res_dtype or dtype]  # the backward is sized by the saved s
     if spec.stage == "fwd":
         cfg = fwd_config(n, eb)
         const = {"BLOCK": cfg.block, "ROWS": cfg.rows}
         warps = cfg.num_warps
     elif spec.stage == "bwd":
-        cfg = bwd_config(n, eb)
-        programs, rows_per_program = bwd_grid(AUDIT_ROWS, n, eb, SM_COUNT[arch])
+        split = (spec.res_dtype or dtype) != dtype
+        cfg = bwd_config(n, eb, split)
+        programs, rows_per_program = bwd_grid(m, n, eb, SM_COUNT[arch], heads, split)
         values.update(rows_per_program=rows_per_program, stride_p=partial_stride(n))
         const = {"BLOCK": cfg.block, "ROWS": cfg.rows}
         warps = cfg.num_warps
     else:
         programs, _ = bwd_grid(AUDIT_ROWS, n, eb, SM_COUNT[arch])
-        rcfg = reduce_config(n, eb)
-        values.update(P=programs, stride_p=partial_stride(n))
+        w_bytes = ELEM_BYTES[spec.w_dtype or dtype]
+        rcfg = reduce_config(n, w_bytes)
+        values.update(P=programs, stride_p=partial_stride(n), first=0)
         const = {"BLOCK_N": rcfg.block_n, "BLOCK_P": rcfg.block_p}
         warps = rcfg.num_warps
-    const.update(dict(spec.flags))
+        eb = w_bytes
+    flags = dict(spec.flags)
+    if spec.stage == "bwd":
+        flags["STORE_DRES"] = (spec.res_dtype or dtype) != dtype  # as the wrappers decide
+    if spec.stage == "fwd":
+        res_store = flags.get("STORE_RES")
+        flags["RES_ROUND"] = _ROUND[spec.res_dtype or dtype] if res_store else 0
+    if spec.module == "rmsnorm":
+        flags["XHAT_ROUND"] = _ROUND[dtype] if flags.get("XHAT_ROUND") == "x" else 0
+    const.update(flags)
     const["ACC"] = "fp32"
-    const["ALIGN"] = vector_align(n, eb)  # every row stride is N: contiguous rows
-    for name in ("stride_x", "stride_r", "stride_y", "stride_ro", "stride_dy", "stride_s"):
-        values[name] = n
-    values.update(stride_dx=n, stride_dro=n)
+    # every row stride is N (contiguous rows); the narrowest tensor sets the vector width
+    narrow = min(eb, ELEM_BYTES[dtype], ELEM_BYTES[spec.res_dtype or dtype])
+    const["ALIGN"] = vector_align(n, narrow)
+    # (M, H, N) rows: the row stride is H * N, the head stride N (H = 1: N and N).
+    names = ("x", "r", "y", "ro", "dy", "s", "dx", "dr", "dro")
+    for name in names:
+        values[f"stride_{name}"] = heads * n
+        values[f"stride_{name}h"] = n
+    values["stride_wh"] = n if spec.per_head else 0
     return values, const, warps
 
 
-def specialize(arg_names: list[str], values: dict, const: dict, dtype: str):
-    """Signature, constexprs and attrs exactly as the JIT derives them from runtime arguments."""
+def specialize(arg_names: list[str], values: dict, const: dict, dtypes: dict[str, str] | str):
+    """Signature, constexprs and attrs exactly as the JIT derives them from runtime arguments.
+    `dtypes`: each pointer's element type (`ptr_dtypes`), or one name for all non-fp32 ones."""
+    if isinstance(dtypes, str):
+        dtypes = {p: dtypes for p in (*ACTIVATION_PTRS, *PARAM_PTRS)}
+        dtypes.update({p: "fp32" for p in FP32_PTRS})
     signature: dict[str, str] = {}
     constexprs: dict[tuple[int, ...], object] = {}
     attrs: dict[tuple[int, ...], list] = {}
@@ -151,11 +215,8 @@ def specialize(arg_names: list[str], values: dict, const: dict, dtype: str):
         if name in const:
             signature[name] = "constexpr"
             constexprs[(i,)] = const[name]
-        elif name in ACTIVATION_PTRS or name in PARAM_PTRS:
-            signature[name] = f"*{dtype}"
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif name in FP32_PTRS:
-            signature[name] = "*fp32"
+        elif name in dtypes:
+            signature[name] = f"*{dtypes[name]}"
             attrs[(i,)] = [["tt.divisibility", 16]]
         elif isinstance(values[name], float):
             signature[name] = "fp32"  # floats are never specialized
@@ -289,12 +350,13 @@ def _compile(job: dict) -> dict:
     from triton.runtime.jit import JITFunction
 
     spec = KERNELS_BY_NAME[job["kernel"]]
-    kernel = getattr(importlib.import_module(f"normbench.kernels.{spec.module}"), spec.fn)
+    module = importlib.import_module(f"normbench.kernels.{spec.module}")
+    kernel = getattr(module, spec.fn_for(job["n"]))
     fn = kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
     names = list(fn.arg_names)
     values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
     const = {k: (tl.float32 if k == "ACC" else v) for k, v in const.items()}
-    signature, constexprs, attrs = specialize(names, values, const, job["dtype"])
+    signature, constexprs, attrs = specialize(names, values, const, ptr_dtypes(spec, job["dtype"]))
     cc = int(job["arch"].removeprefix("sm_"))
     compiled = triton.compile(
         ASTSource(fn, signature, constexprs, attrs),

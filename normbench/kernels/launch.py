@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Above this the whole row no longer fits in registers of one program; a looped variant would
-# re-read x from memory, which is a different kernel design. We refuse with a clear message.
-MAX_N = 8192
+# Up to this the whole row lives in registers of one program (one pass over memory). Wider rows
+# take the looped kernels: the row is walked in column chunks of LOOP_BLOCK elements, statistics
+# first, output second; the second pass re-reads the row of one program, which is still in L1/L2.
+TILE_MAX_N = 8192
+LOOP_BLOCK = 4096
+# The looped design has no register limit; this is the widest row the tests and the audit cover
+# (QuACK tests up to 262,144). Wider rows are refused rather than run untested.
+MAX_N = 262144
 
 # Bytes per 16-byte vector access: 16 / element size lanes per thread are needed for a full vector.
 _VECTOR_BYTES = 16
@@ -35,9 +40,17 @@ class ReduceConfig:
 
 
 def block_for(n: int) -> int:
-    """Next power of two >= n, at least 16 so a 16-byte fp32 vector always fits one row."""
+    """Next power of two >= n, at least 16 so a 16-byte fp32 vector always fits one row; above
+    TILE_MAX_N the column chunk of the looped kernels."""
     check_n(n)
+    if looped(n):
+        return LOOP_BLOCK
     return max(16, 1 << (n - 1).bit_length())
+
+
+def looped(n: int) -> bool:
+    """True when rows of N elements take the looped (column-chunked) kernels."""
+    return n > TILE_MAX_N
 
 
 def check_n(n: int) -> None:
@@ -45,7 +58,7 @@ def check_n(n: int) -> None:
         raise ValueError(f"hidden size N={n} must be at least 1")
     if n > MAX_N:
         raise ValueError(
-            f"hidden size N={n} exceeds 8192, the largest row these kernels keep in registers; "
+            f"hidden size N={n} exceeds {MAX_N:,}, the widest row these kernels are tested at; "
             "use another backend for wider rows"
         )
 
@@ -75,6 +88,8 @@ _FWD_SMALL_WARPS = 4
 def fwd_config(n: int, elem_bytes: int, align: int | None = None) -> LaunchConfig:
     """`align`: vector_align of N and the row strides (default: contiguous rows)."""
     block = block_for(n)
+    if looped(n):
+        return LaunchConfig(block, _LOOP_WARPS, 1)
     if block <= 1024:
         align = vector_align(n, elem_bytes) if align is None else align
         aligned = align * elem_bytes >= _VECTOR_BYTES
@@ -93,6 +108,10 @@ _BWD_WARPS: dict[int, tuple[int, int]] = {
     4096: (8, 8),
     8192: (16, 16),
 }
+# Looped kernels (N > 8192): one row per program, chunks of LOOP_BLOCK elements; 8 warps hold
+# 16 fp32 values per thread of each chunk, as the tile kernels do at N = 4096.
+_LOOP_WARPS = 8
+_LOOP_BWD_PROGRAMS_PER_SM = 2
 # Small rows: a 1024-element tile keeps registers at 55-72 (a 2048 tile needed 96-128 and left
 # only 4 programs resident per SM).
 _BWD_SMALL_TILE = 1024
@@ -102,29 +121,44 @@ _BWD_SMALL_WARPS = 4
 _BWD_PROGRAMS_PER_SM: dict[int, int] = {1024: 4, 2048: 3, 4096: 2, 8192: 1}
 
 
-def bwd_config(n: int, elem_bytes: int) -> LaunchConfig:
+def bwd_config(n: int, elem_bytes: int, split: bool = False) -> LaunchConfig:
+    """`split`: dx and the residual's gradient are stored apart (their dtypes differ); at
+    N = 4096 LayerNorm+add with a 16-bit x and an fp32 residual then needs 169 registers at 8
+    warps (8 warps resident), 101 at 16 warps (16 resident, one program per SM)."""
     block = block_for(n)
+    if looped(n):
+        return LaunchConfig(block, _LOOP_WARPS, 1)
     if block <= 1024:
         return LaunchConfig(block, _BWD_SMALL_WARPS, max(1, _BWD_SMALL_TILE // block))
     warps = _BWD_WARPS[block][0 if elem_bytes <= 2 else 1]
+    if split and block == 4096:
+        warps = 16
     return LaunchConfig(block, warps, 1)
 
 
-def bwd_programs_per_sm(n: int) -> int:
+def bwd_programs_per_sm(n: int, split: bool = False) -> int:
+    if looped(n):
+        return _LOOP_BWD_PROGRAMS_PER_SM
+    if split and block_for(n) == 4096:
+        return 1  # see bwd_config
     return _BWD_PROGRAMS_PER_SM[max(1024, block_for(n))]
 
 
-def bwd_grid(m: int, n: int, elem_bytes: int, sm_count: int) -> tuple[int, int]:
-    """(programs, rows per program) for the fused backward.
+def bwd_grid(
+    m: int, n: int, elem_bytes: int, sm_count: int, groups: int = 1, split: bool = False
+) -> tuple[int, int]:
+    """(programs, rows per program) for the fused backward, per group of rows (a head of a
+    per-head weight: the grid is programs x groups).
 
     Each program owns a contiguous row range, a multiple of the tile rows, and writes one fp32
     partial row of dW (and dB): one wave of programs, no more partials than that.
     """
-    cfg = bwd_config(n, elem_bytes)
+    cfg = bwd_config(n, elem_bytes, split)
     if m <= 0:
         return 0, 0
     tiles = -(-m // cfg.rows)
-    programs = max(1, min(tiles, sm_count * bwd_programs_per_sm(n)))
+    wave = max(1, sm_count * bwd_programs_per_sm(n, split) // groups)
+    programs = max(1, min(tiles, wave))
     tiles_per_program = -(-tiles // programs)
     programs = -(-tiles // tiles_per_program)  # drop programs that would get no rows
     return programs, tiles_per_program * cfg.rows

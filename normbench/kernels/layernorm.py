@@ -1,8 +1,11 @@
 """Fused LayerNorm, plain and with the residual add, forward and backward.
 
-y = (s - mean) * rstd * w + b, s = x (+ residual); mean, variance and rstd in fp32, cast once.
-The variance is two-pass over the row already in registers: E[x^2] - E[x]^2 goes negative for
-x = 1e4 + N(0, 1) in fp32 (NUMERICS.md section 1, trap 4).
+y = (s - mean) * rstd * w + b, s = x, or with a residual the residual output x + r rounded once
+to its dtype (the tensor backward recomputes from: docs/numerics.md, "The kernels' contract");
+mean, variance and rstd in fp32, cast once. The variance is two-pass over the row: E[x^2] - E[x]^2
+goes negative for x = 1e4 + N(0, 1) in fp32 (NUMERICS.md section 1, trap 4).
+
+Rows up to 8192 wide live in registers (one pass); wider rows take the looped kernels.
 """
 
 from __future__ import annotations
@@ -12,15 +15,8 @@ import triton
 import triton.language as tl
 
 from normbench.kernels import _common as C
-from normbench.kernels._jit import sum_axis
-from normbench.kernels.launch import (
-    bwd_config,
-    bwd_grid,
-    fwd_config,
-    partial_stride,
-    vector_align,
-)
-from normbench.kernels.reduce import reduce_partials
+from normbench.kernels import _host as H
+from normbench.kernels._jit import _al, _row, round_to, sum_axis
 
 
 @triton.jit
@@ -31,40 +27,48 @@ def ln_fwd_kernel(
     RES_OUT,
     W,
     B,
-    MEAN,  # (M,) fp32
-    RSTD,  # (M,) fp32
+    MEAN,  # (M * H,) fp32
+    RSTD,  # (M * H,) fp32
     stride_x,
+    stride_xh,
     stride_r,
+    stride_rh,
     stride_y,
+    stride_yh,
     stride_ro,
+    stride_roh,
+    stride_wh,
     M,
     N,
     eps,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     HAS_RES: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
+    STORE_RES: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_B: tl.constexpr,
+    RES_ROUND: tl.constexpr,
     ACC: tl.constexpr,
     ALIGN: tl.constexpr,
 ):
-    # ALIGN divides N and every stride (checked by the wrapper): see rmsnorm.rms_fwd_kernel.
-    N = N // ALIGN * ALIGN
-    stride_x = stride_x // ALIGN * ALIGN
-    stride_r = stride_r // ALIGN * ALIGN
-    stride_y = stride_y // ALIGN * ALIGN
-    stride_ro = stride_ro // ALIGN * ALIGN
+    N = _al(N, ALIGN)
+    head = tl.program_id(1).to(tl.int64)
+    heads = tl.num_programs(1)
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     row_mask = rows < M
     col_mask = cols < N
     mask = row_mask[:, None] & col_mask[None, :]
     r64 = rows.to(tl.int64)[:, None]  # int64 offsets (Liger PR #804)
-    s = tl.load(X + r64 * stride_x + cols[None, :], mask=mask, other=0.0).to(ACC)
+    x_offs = head * _al(stride_xh, ALIGN) + r64 * _al(stride_x, ALIGN) + cols[None, :]
+    s = tl.load(X + x_offs, mask=mask, other=0.0).to(ACC)
     if HAS_RES:
-        s += tl.load(R + r64 * stride_r + cols[None, :], mask=mask, other=0.0).to(ACC)
-        tl.store(
-            RES_OUT + r64 * stride_ro + cols[None, :], s.to(RES_OUT.dtype.element_ty), mask=mask
-        )
+        r_offs = head * _al(stride_rh, ALIGN) + r64 * _al(stride_r, ALIGN) + cols[None, :]
+        s += tl.load(R + r_offs, mask=mask, other=0.0).to(ACC)
+    if STORE_RES:
+        s = round_to(s, RES_ROUND)  # normalize what is stored, so backward sees the same s
+        ro_offs = head * _al(stride_roh, ALIGN) + r64 * _al(stride_ro, ALIGN) + cols[None, :]
+        tl.store(RES_OUT + ro_offs, s.to(RES_OUT.dtype.element_ty), mask=mask)
     mean = sum_axis(s, 1) / N
     # Padded lanes would contribute mean^2 each to the variance: zero them (triton #9838).
     d = tl.where(mask, s - mean[:, None], 0.0)
@@ -75,30 +79,123 @@ def ln_fwd_kernel(
     var = sum_axis(d * d, 1) / N - shift * shift
     var = tl.where(var < 0.0, 0.0, var)  # rounding can dip below 0; a NaN stays NaN
     rstd = tl.math.rsqrt(var + eps)  # eps inside the root, in fp32 (DeepSpeed #581)
-    w = tl.load(W + cols, mask=col_mask, other=0.0).to(ACC)
-    y = (d - shift[:, None]) * rstd[:, None] * w[None, :]
-    if HAS_BIAS:
-        y += tl.load(B + cols, mask=col_mask, other=0.0).to(ACC)[None, :]
-    tl.store(Y + r64 * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
-    tl.store(MEAN + rows, mean + shift, mask=row_mask)
-    tl.store(RSTD + rows, rstd, mask=row_mask)
+    y = (d - shift[:, None]) * rstd[:, None]
+    if HAS_W:
+        y = y * tl.load(W + head * stride_wh + cols, mask=col_mask, other=0.0).to(ACC)[None, :]
+    if HAS_B:
+        y += tl.load(B + head * stride_wh + cols, mask=col_mask, other=0.0).to(ACC)[None, :]
+    y_offs = head * _al(stride_yh, ALIGN) + r64 * _al(stride_y, ALIGN) + cols[None, :]
+    tl.store(Y + y_offs, y.to(Y.dtype.element_ty), mask=mask)
+    tl.store(MEAN + rows * heads + head, mean + shift, mask=row_mask)
+    tl.store(RSTD + rows * heads + head, rstd, mask=row_mask)
+
+
+@triton.jit
+def ln_fwd_looped_kernel(
+    X,
+    R,
+    Y,
+    RES_OUT,
+    W,
+    B,
+    MEAN,
+    RSTD,
+    stride_x,
+    stride_xh,
+    stride_r,
+    stride_rh,
+    stride_y,
+    stride_yh,
+    stride_ro,
+    stride_roh,
+    stride_wh,
+    M,
+    N,
+    eps,
+    BLOCK: tl.constexpr,  # the column chunk
+    ROWS: tl.constexpr,  # always 1: one row per program
+    HAS_RES: tl.constexpr,
+    STORE_RES: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_B: tl.constexpr,
+    RES_ROUND: tl.constexpr,
+    ACC: tl.constexpr,
+    ALIGN: tl.constexpr,
+):
+    # Three passes over one row, the last two cache-hot: the mean; the centred sums (the same
+    # corrected two-pass variance as the tile kernel); the output.
+    N = _al(N, ALIGN)
+    row = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1).to(tl.int64)
+    heads = tl.num_programs(1)
+    xrow = _row(X, head, row, stride_x, stride_xh, ALIGN)
+    rrow = _row(R, head, row, stride_r, stride_rh, ALIGN)
+    orow = _row(RES_OUT, head, row, stride_ro, stride_roh, ALIGN)
+    yrow = _row(Y, head, row, stride_y, stride_yh, ALIGN)
+    srow = orow if STORE_RES else xrow
+    acc = tl.full([BLOCK], 0.0, ACC)
+    for c0 in range(0, N, BLOCK):
+        cols = c0 + tl.arange(0, BLOCK)
+        mask = cols < N
+        s = tl.load(xrow + cols, mask=mask, other=0.0).to(ACC)
+        if HAS_RES:
+            s += tl.load(rrow + cols, mask=mask, other=0.0).to(ACC)
+        if STORE_RES:
+            s = round_to(s, RES_ROUND)
+            tl.store(orow + cols, s.to(RES_OUT.dtype.element_ty), mask=mask)
+        acc += s
+    mean = sum_axis(acc, 0) / N
+    if STORE_RES:
+        tl.debug_barrier()  # the residual output written above is what passes 2 and 3 read
+    acc_d = tl.full([BLOCK], 0.0, ACC)
+    acc_dd = tl.full([BLOCK], 0.0, ACC)
+    for c0 in range(0, N, BLOCK):
+        cols = c0 + tl.arange(0, BLOCK)
+        mask = cols < N
+        d = tl.where(mask, tl.load(srow + cols, mask=mask, other=0.0).to(ACC) - mean, 0.0)
+        acc_d += d
+        acc_dd += d * d
+    shift = sum_axis(acc_d, 0) / N
+    var = sum_axis(acc_dd, 0) / N - shift * shift
+    var = tl.where(var < 0.0, 0.0, var)
+    rstd = tl.math.rsqrt(var + eps)
+    mean = mean + shift
+    for c0 in range(0, N, BLOCK):
+        cols = c0 + tl.arange(0, BLOCK)
+        mask = cols < N
+        y = (tl.load(srow + cols, mask=mask, other=0.0).to(ACC) - mean) * rstd
+        if HAS_W:
+            y = y * tl.load(W + head * stride_wh + cols, mask=mask, other=0.0).to(ACC)
+        if HAS_B:
+            y += tl.load(B + head * stride_wh + cols, mask=mask, other=0.0).to(ACC)
+        tl.store(yrow + cols, y.to(Y.dtype.element_ty), mask=mask)
+    tl.store(MEAN + row * heads + head, mean)
+    tl.store(RSTD + row * heads + head, rstd)
 
 
 @triton.jit
 def ln_bwd_kernel(
     DY,
-    S,  # saved input: x, or the residual output for the add variant
+    S,  # the saved input: x, or the residual output
     W,
     MEAN,
     RSTD,
     DX,
+    DRES,  # the residual's gradient when its dtype differs from x's (unused unless STORE_DRES)
     DRES_OUT,
-    DW_PART,  # (P, stride_p) fp32 partial dW, one row per program
-    DB_PART,  # (P, stride_p) fp32 partial dB (unused unless HAS_BIAS)
+    DW_PART,  # (H, P, stride_p) fp32 partial dW, one row per program
+    DB_PART,  # (H, P, stride_p) fp32 partial dB (unused unless HAS_B)
     stride_dy,
+    stride_dyh,
     stride_s,
+    stride_sh,
     stride_dx,
+    stride_dxh,
+    stride_dr,
+    stride_drh,
     stride_dro,
+    stride_droh,
+    stride_wh,
     stride_p,
     M,
     N,
@@ -106,19 +203,21 @@ def ln_bwd_kernel(
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     HAS_DRES: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
+    STORE_DRES: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_B: tl.constexpr,
     ACC: tl.constexpr,
     ALIGN: tl.constexpr,
 ):
-    N = N // ALIGN * ALIGN
-    stride_dy = stride_dy // ALIGN * ALIGN
-    stride_s = stride_s // ALIGN * ALIGN
-    stride_dx = stride_dx // ALIGN * ALIGN
-    stride_dro = stride_dro // ALIGN * ALIGN
+    N = _al(N, ALIGN)
     pid = tl.program_id(0)
+    head = tl.program_id(1).to(tl.int64)
+    heads = tl.num_programs(1)
     cols = tl.arange(0, BLOCK)
     col_mask = cols < N
-    w = tl.load(W + cols, mask=col_mask, other=0.0).to(ACC)
+    w = tl.full([BLOCK], 1.0, ACC)
+    if HAS_W:
+        w = tl.load(W + head * stride_wh + cols, mask=col_mask, other=0.0).to(ACC)
     dw = tl.full([ROWS, BLOCK], 0.0, ACC)
     db = tl.full([ROWS, BLOCK], 0.0, ACC)
     row_start = pid * rows_per_program
@@ -128,10 +227,13 @@ def ln_bwd_kernel(
         row_mask = rows < row_end
         mask = row_mask[:, None] & col_mask[None, :]
         r64 = rows.to(tl.int64)[:, None]
-        s = tl.load(S + r64 * stride_s + cols[None, :], mask=mask, other=0.0).to(ACC)
-        dy = tl.load(DY + r64 * stride_dy + cols[None, :], mask=mask, other=0.0).to(ACC)
-        mean = tl.load(MEAN + rows, mask=row_mask, other=0.0)[:, None].to(ACC)
-        rstd = tl.load(RSTD + rows, mask=row_mask, other=0.0)[:, None].to(ACC)
+        s_offs = head * _al(stride_sh, ALIGN) + r64 * _al(stride_s, ALIGN) + cols[None, :]
+        dy_offs = head * _al(stride_dyh, ALIGN) + r64 * _al(stride_dy, ALIGN) + cols[None, :]
+        s = tl.load(S + s_offs, mask=mask, other=0.0).to(ACC)
+        dy = tl.load(DY + dy_offs, mask=mask, other=0.0).to(ACC)
+        stat = rows * heads + head
+        mean = tl.load(MEAN + stat, mask=row_mask, other=0.0)[:, None].to(ACC)
+        rstd = tl.load(RSTD + stat, mask=row_mask, other=0.0)[:, None].to(ACC)
         # Recompute xhat from s with the forward's shift correction (the saved fp32 mean is itself
         # rounded); mean(xhat * g) is expanded so that the three row sums are independent.
         d = tl.where(mask, s - mean, 0.0)
@@ -142,162 +244,171 @@ def ln_bwd_kernel(
         xhat = tl.where(mask, (d - shift) * rstd, 0.0)
         dx = (g - (xhat * c1 + c2)) * rstd
         if HAS_DRES:
-            dx += tl.load(DRES_OUT + r64 * stride_dro + cols[None, :], mask=mask, other=0.0).to(ACC)
+            dro = head * _al(stride_droh, ALIGN) + r64 * _al(stride_dro, ALIGN) + cols[None, :]
+            dx += tl.load(DRES_OUT + dro, mask=mask, other=0.0).to(ACC)
         # Own buffer for dx: dy is never written (Liger #370).
-        tl.store(DX + r64 * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-        dw += dy * xhat
-        if HAS_BIAS:
+        dx_offs = head * _al(stride_dxh, ALIGN) + r64 * _al(stride_dx, ALIGN) + cols[None, :]
+        tl.store(DX + dx_offs, dx.to(DX.dtype.element_ty), mask=mask)
+        if STORE_DRES:
+            dr_offs = head * _al(stride_drh, ALIGN) + r64 * _al(stride_dr, ALIGN) + cols[None, :]
+            tl.store(DRES + dr_offs, dx.to(DRES.dtype.element_ty), mask=mask)
+        if HAS_W:
+            dw += dy * xhat
+        if HAS_B:
             db += dy
     # fp32 partials, reduced in a fixed order by the second kernel (deterministic, Liger PR #950);
     # the padding up to stride_p is written as exact zeros so partial accesses are full vectors.
-    prow = pid.to(tl.int64) * stride_p + cols
-    tl.store(DW_PART + prow, sum_axis(dw, 0), mask=cols < stride_p)
-    if HAS_BIAS:
+    prow = (head * tl.num_programs(0) + pid) * stride_p + cols
+    if HAS_W:
+        tl.store(DW_PART + prow, sum_axis(dw, 0), mask=cols < stride_p)
+    if HAS_B:
         tl.store(DB_PART + prow, sum_axis(db, 0), mask=cols < stride_p)
 
 
-def _forward(x2, weight, bias, residual2, eps, res_dtype):
-    m, n = x2.shape
-    acc = C.acc_torch(x2.dtype)
-    y = torch.empty(m, n, dtype=C.kernel_dtype(x2.dtype), device=x2.device)
-    # Separate buffers (not two rows of one) so both stay 16-byte aligned for any M.
-    mean = torch.empty(m, dtype=acc, device=x2.device)
-    rstd = torch.empty(m, dtype=acc, device=x2.device)
-    res_out = None
-    if residual2 is not None:
-        res_out = torch.empty(m, n, dtype=C.kernel_dtype(res_dtype), device=x2.device)
-    if m > 0:
-        r_arg = x2 if residual2 is None else residual2
-        ro_arg = y if res_out is None else res_out
-        strides = (x2.stride(0), r_arg.stride(0), y.stride(0), ro_arg.stride(0))
-        align = vector_align(n, x2.element_size(), *strides)
-        cfg = fwd_config(n, x2.element_size(), align)
-        ln_fwd_kernel[(triton.cdiv(m, cfg.rows),)](
-            x2,
-            r_arg,
-            y,
-            ro_arg,
-            weight,
-            weight if bias is None else bias,
-            mean,
-            rstd,
-            *strides,
-            m,
-            n,
-            eps,
-            BLOCK=cfg.block,
-            ROWS=cfg.rows,
-            HAS_RES=residual2 is not None,
-            HAS_BIAS=bias is not None,
-            ACC=C.acc_type(x2.dtype),
-            ALIGN=align,
-            num_warps=cfg.num_warps,
-            enable_fp_fusion=True,
-        )
-    res_out = None if res_out is None else C.finish(res_out, res_dtype)
-    return C.finish(y, x2.dtype), res_out, mean, rstd
+@triton.jit
+def ln_bwd_looped_kernel(
+    DY,
+    S,
+    W,
+    MEAN,
+    RSTD,
+    DX,
+    DRES,
+    DRES_OUT,
+    DW_PART,  # zero-initialized: each row adds its chunk in place
+    DB_PART,
+    stride_dy,
+    stride_dyh,
+    stride_s,
+    stride_sh,
+    stride_dx,
+    stride_dxh,
+    stride_dr,
+    stride_drh,
+    stride_dro,
+    stride_droh,
+    stride_wh,
+    stride_p,
+    M,
+    N,
+    rows_per_program,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_DRES: tl.constexpr,
+    STORE_DRES: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_B: tl.constexpr,
+    ACC: tl.constexpr,
+    ALIGN: tl.constexpr,
+):
+    # Per row: pass 1 forms the three row sums chunk by chunk; pass 2 re-reads the row
+    # (cache-hot), writes dx and adds into this program's own partial rows (see rmsnorm).
+    N = _al(N, ALIGN)
+    pid = tl.program_id(0)
+    head = tl.program_id(1).to(tl.int64)
+    heads = tl.num_programs(1)
+    prow = (head * tl.num_programs(0) + pid) * stride_p
+    row_start = pid * rows_per_program
+    row_end = tl.minimum(row_start + rows_per_program, M)
+    for i in range(0, row_end - row_start):
+        row = row_start + i  # a tensor in both modes (a range's own index is a Python int when
+        r64 = row.to(tl.int64)  # interpreted)
+        srow = _row(S, head, r64, stride_s, stride_sh, ALIGN)
+        dyrow = _row(DY, head, r64, stride_dy, stride_dyh, ALIGN)
+        mean = tl.load(MEAN + row * heads + head).to(ACC)
+        rstd = tl.load(RSTD + row * heads + head).to(ACC)
+        acc_d = tl.full([BLOCK], 0.0, ACC)
+        acc_g = tl.full([BLOCK], 0.0, ACC)
+        acc_dg = tl.full([BLOCK], 0.0, ACC)
+        for c0 in range(0, N, BLOCK):
+            cols = c0 + tl.arange(0, BLOCK)
+            mask = cols < N
+            d = tl.where(mask, tl.load(srow + cols, mask=mask, other=0.0).to(ACC) - mean, 0.0)
+            g = tl.load(dyrow + cols, mask=mask, other=0.0).to(ACC)
+            if HAS_W:
+                g = g * tl.load(W + head * stride_wh + cols, mask=mask, other=0.0).to(ACC)
+            acc_d += d
+            acc_g += g
+            acc_dg += d * g
+        shift = sum_axis(acc_d, 0) / N
+        c2 = sum_axis(acc_g, 0) / N
+        c1 = rstd * (sum_axis(acc_dg, 0) / N - shift * c2)
+        for c0 in range(0, N, BLOCK):
+            cols = c0 + tl.arange(0, BLOCK)
+            mask = cols < N
+            s = tl.load(srow + cols, mask=mask, other=0.0).to(ACC)
+            xhat = tl.where(mask, (s - mean - shift) * rstd, 0.0)
+            dy = tl.load(dyrow + cols, mask=mask, other=0.0).to(ACC)
+            g = dy
+            if HAS_W:
+                g = dy * tl.load(W + head * stride_wh + cols, mask=mask, other=0.0).to(ACC)
+            dx = (g - (xhat * c1 + c2)) * rstd
+            if HAS_DRES:
+                dro = _row(DRES_OUT, head, r64, stride_dro, stride_droh, ALIGN)
+                dx += tl.load(dro + cols, mask=mask, other=0.0).to(ACC)
+            dxrow = _row(DX, head, r64, stride_dx, stride_dxh, ALIGN)
+            tl.store(dxrow + cols, dx.to(DX.dtype.element_ty), mask=mask)
+            if STORE_DRES:
+                drrow = _row(DRES, head, r64, stride_dr, stride_drh, ALIGN)
+                tl.store(drrow + cols, dx.to(DRES.dtype.element_ty), mask=mask)
+            if HAS_W:
+                part = tl.load(DW_PART + prow + cols, mask=mask, other=0.0) + dy * xhat
+                tl.store(DW_PART + prow + cols, part, mask=mask)
+            if HAS_B:
+                part = tl.load(DB_PART + prow + cols, mask=mask, other=0.0) + dy
+                tl.store(DB_PART + prow + cols, part, mask=mask)
 
 
-def _backward(dy2, s2, weight, bias_dtype, mean, rstd, dres2, dx_dtype):
-    m, n = s2.shape
-    dx = torch.empty(m, n, dtype=C.kernel_dtype(dx_dtype), device=s2.device)
-    programs, rows_per_program = bwd_grid(m, n, s2.element_size(), C.sm_count(s2.device))
-    has_bias = bias_dtype is not None
-    if programs == 0:
-        zeros = torch.zeros(n, dtype=weight.dtype, device=weight.device)
-        return C.finish(dx, dx_dtype), zeros, (zeros.to(bias_dtype) if has_bias else None)
-    cfg = bwd_config(n, s2.element_size())
-    stride_p = partial_stride(n)
-    part = torch.empty(
-        2 if has_bias else 1, programs, stride_p, dtype=C.acc_torch(s2.dtype), device=s2.device
-    )
-    dres_arg = dy2 if dres2 is None else dres2
-    ln_bwd_kernel[(programs,)](
-        dy2,
-        s2,
-        weight,
-        mean,
-        rstd,
-        dx,
-        dres_arg,
-        part[0],
-        part[-1],
-        dy2.stride(0),
-        s2.stride(0),
-        dx.stride(0),
-        dres_arg.stride(0),
-        stride_p,
-        m,
-        n,
-        rows_per_program,
-        BLOCK=cfg.block,
-        ROWS=cfg.rows,
-        HAS_DRES=dres2 is not None,
-        HAS_BIAS=has_bias,
-        ACC=C.acc_type(s2.dtype),
-        ALIGN=vector_align(
-            n, s2.element_size(), dy2.stride(0), s2.stride(0), dx.stride(0), dres_arg.stride(0)
-        ),
-        num_warps=cfg.num_warps,
-        enable_fp_fusion=True,
-    )
-    # dW and dB come out of one reduction launch in the weight dtype.
-    sums = reduce_partials(part, n, weight.dtype)
-    db = None
-    if has_bias:
-        db = sums[1] if bias_dtype == weight.dtype else sums[1].to(bias_dtype)
-    return C.finish(dx, dx_dtype), sums[0], db
+_FWD = (ln_fwd_kernel, ln_fwd_looped_kernel)
+_BWD = (ln_bwd_kernel, ln_bwd_looped_kernel)
 
 
 class LayerNormFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, eps):
+    def forward(ctx, x, weight, bias, residual, eps, residual_dtype, heads):
         n = x.shape[-1]
-        x2 = C.as_rows(x, n)
-        r2 = None if residual is None else C.as_rows(residual, n)
-        res_dtype = None if residual is None else residual.dtype
-        y, res_out, mean, rstd = _forward(x2, weight, bias, r2, float(eps), res_dtype)
-        # Saved: x (or the residual output) and fp32 mean and rstd per row; the bias is not
-        # needed by backward, only whether there is one.
-        ctx.save_for_backward(x2 if res_out is None else res_out, weight, mean, rstd)
-        ctx.bias_dtype = None if bias is None else bias.dtype
-        ctx.x_shape = x.shape
-        ctx.x_dtype = x.dtype
-        ctx.res_dtype = res_dtype
-        ctx.set_materialize_grads(False)
+        x3 = C.as_heads(x, heads, n)
+        r3 = None if residual is None else C.as_heads(residual, heads, n)
+        y, res_out, (mean, rstd) = H.forward(
+            _FWD, x3, weight, bias, r3, residual_dtype, 2, (float(eps),)
+        )
+        # Saved: the tensor the forward normalized (x, or the residual output as stored) and fp32
+        # mean and rstd per row; the bias is not needed by backward, only its dtype.
+        H.save(ctx, x, weight, bias, residual, x3 if res_out is None else res_out, mean, rstd)
         if res_out is None:
             return y.view(x.shape)
         return y.view(x.shape), res_out.view(x.shape)
 
     @staticmethod
     def backward(ctx, dy, dres_out=None):
-        s2, weight, mean, rstd = ctx.saved_tensors
-        n = s2.shape[1]
-        dy2 = C.grad_rows(dy, s2, n)
-        dres2 = None if dres_out is None else C.as_rows(dres_out, n)
-        dx_dtype = ctx.x_dtype if ctx.res_dtype is None else ctx.res_dtype
-        dx, dw, db = _backward(dy2, s2, weight, ctx.bias_dtype, mean, rstd, dres2, dx_dtype)
-        dx = dx.view(ctx.x_shape)
-        dres = None
-        if ctx.res_dtype is not None:
-            dres = dx  # d(x + r) is the same for both inputs
-            dx = dx if ctx.x_dtype == dx.dtype else dx.to(ctx.x_dtype)
-        dw = dw if ctx.needs_input_grad[1] else None
-        db = db if ctx.needs_input_grad[2] else None
-        return dx, dw, db, dres, None
+        C.no_double_backward(ctx)
+        s3, weight, mean, rstd = ctx.saved_tensors
+        _, heads, n = s3.shape
+        dy3 = C.grad_heads(dy, s3, heads, n)
+        dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
+        grads = H.backward(_BWD, dy3, s3, weight, (mean, rstd), dres3, ctx.saved)
+        return H.grads_out(ctx, *grads, n_extra=3)
 
 
 def layer_norm(
     x: torch.Tensor,
-    weight: torch.Tensor,
+    weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     eps: float = 1e-5,
     residual: torch.Tensor | None = None,
+    *,
+    residual_dtype: torch.dtype | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """LayerNorm over the last dim; with `residual`, returns (y, residual_out = x + residual)."""
+    """LayerNorm over the last dim.
+
+    weight, bias: (N,), (H, N) per head with x of shape (..., H, N), or None; any of
+    fp32/fp16/bf16 whatever x's dtype. With `residual` (or `residual_dtype`), returns
+    (y, residual_out) where residual_out = x (+ residual) rounded once to `residual_dtype`
+    (default: the residual's dtype) and y normalizes exactly that residual_out.
+    """
     n = C.check_activation(x)
-    C.check_param(weight, x, n, "weight")
-    C.check_param(bias, x, n, "bias")
-    C.check_residual(residual, x)
+    heads = C.param_heads(x, n, weight, bias)
+    res_dtype = C.check_residual(residual, x, residual_dtype)
+    weight = None if weight is None else weight.contiguous()
     bias = None if bias is None else bias.contiguous()
-    return LayerNormFunction.apply(x, weight.contiguous(), bias, residual, eps)
+    return LayerNormFunction.apply(x, weight, bias, residual, eps, res_dtype, heads)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from normbench.report.tables import Table, by_case, register_view
+from normbench.report.tables import Table, by_case, register_view, variant_label
 
 if TYPE_CHECKING:
     from normbench.results import Row, Run
@@ -60,7 +60,7 @@ def memory_view(run: Run) -> list[Table]:
         saved, fwd, peak = (metrics.get(m) for m in ("saved_bytes", "peak_fwd_bytes", "peak_bytes"))
         rows.append(
             [
-                head.variant, head.dtype, head.shape, head.mode, head.backend, head.status,
+                variant_label(head), head.dtype, head.shape, head.mode, head.backend, head.status,
                 _value(saved), ratio(saved), _value(metrics.get("saved_param_bytes")),
                 _value(fwd), ratio(fwd), _value(peak), ratio(peak), "; ".join(notes),
             ]

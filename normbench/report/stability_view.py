@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from normbench.report.tables import Table, fmt, register_view
+from normbench.report.tables import Table, fmt, register_view, variant_label
 
 if TYPE_CHECKING:
     from normbench.results import Row, Run
@@ -46,7 +46,7 @@ def matrix(run: Run) -> Table:
     backends = list(dict.fromkeys(r.backend for r in rows))
     cells: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
     for r in rows:
-        key = (r.dtype, r.variant, _dist(r))
+        key = (r.dtype, variant_label(r), _dist(r))
         cells.setdefault(key, {}).setdefault(r.backend, {})[_dim(r)] = verdict_of(r)
     out = []
     for (dtype, variant, dist), per_backend in cells.items():
@@ -75,7 +75,7 @@ def findings(run: Run) -> Table:
     bad.sort(key=lambda r: -RANK[verdict_of(r)])
     out = [
         [
-            f"{r.variant}/{r.backend}",
+            f"{variant_label(r)}/{r.backend}",
             r.dtype,
             _dim(r),
             _dist(r),
@@ -200,12 +200,14 @@ def sweep_table(run: Run) -> Table | None:
             continue
         x = r.extra
         if r.status == "skipped":
-            out.append([r.variant, r.dtype, str(x.get("dim", "-")), r.backend, "-", "-", r.note])
+            out.append(
+                [variant_label(r), r.dtype, str(x.get("dim", "-")), r.backend, "-", "-", r.note]
+            )
             continue
         low = lows.get(r.case_id)
         out.append(
             [
-                r.variant,
+                variant_label(r),
                 r.dtype,
                 str(x.get("dim")),
                 r.backend,

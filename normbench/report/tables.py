@@ -53,6 +53,12 @@ def tables(run: Run) -> list[Table]:
     return [(title, ["device", *cols], rows) for (title, cols), rows in joined.items()]
 
 
+def variant_label(r: Row) -> str:
+    """The variant with its layer options, e.g. 'add_rmsnorm (w=fp32,res=fp32)'."""
+    options = r.extra.get("options")
+    return f"{r.variant} ({options})" if options else r.variant
+
+
 def fmt_time_ms(ms: float | None) -> str:
     if ms is None:
         return "-"
@@ -123,7 +129,7 @@ def speed_view(run: Run) -> list[Table]:
         if "compile_time" in metrics:
             notes.append(f"compile {metrics['compile_time'].value:.1f} s")
         line = [
-            t.variant, t.dtype, t.shape, t.mode, t.backend, t.status,
+            variant_label(t), t.dtype, t.shape, t.mode, t.backend, t.status,
             fmt_time_ms(t.value) if t.status == "ok" else "-", spread, ci, n,
             fmt(gbps.value) if gbps else "-",
             f"{pct.value:.1f}" if pct and pct.value is not None else "-",

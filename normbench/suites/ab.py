@@ -271,7 +271,7 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
         if not gate.ok:
             return Ready("mismatch", gate.note)
         if sem.inplace:  # it overwrites its inputs: let it overwrite copies
-            p = replace(p, inputs={k: v.clone() for k, v in p.inputs.items()})
+            p = replace(p, inputs=p.cloned())
         warm = warm_taker(make_runner(fn, p, case.mode), case.device, timing)
         return Ready("ok", "", first, bool(getattr(backend, "compiles", False)), warm)
     except Exception as exc:

@@ -29,7 +29,8 @@ ARCHS = ("sm_80", "sm_90")
 DTYPES = ("fp32", "fp16", "bf16")
 # The launch table's boundaries, plus N = 1000 (rows 16-byte aligned but N not a multiple of 16:
 # the ALIGN hint's case) and N = 1001 (odd: no vector access is possible, shown honestly).
-DEFAULT_DIMS = (128, 256, 512, 1000, 1001, 1024, 2048, 4096, 5120, 8192)
+# Above 8192 the looped kernels: Llama 3 405B's 16384 and QuACK's widest test, 262144.
+DEFAULT_DIMS = (128, 256, 512, 1000, 1001, 1024, 2048, 4096, 5120, 8192, 16384, 65536, 262144)
 
 # Per-SM limits for occupancy: A100 (sm_80) and H100 (sm_90). Shared memory is the largest
 # carve-out; the driver reserves 1 KiB of it per block.
@@ -119,10 +120,14 @@ def _row(job: dict, res: dict) -> AuditRow:
     notes = [f"widths {min(loads + stores)}-{max(loads + stores)}B"]
     if spill:
         notes.append(f"SPILLS {spill} B/thread")
-    if job["kernel"].endswith("_bwd"):
+    from normbench.kernels.aot import KERNELS_BY_NAME
+
+    spec = KERNELS_BY_NAME[job["kernel"]]
+    if spec.stage == "bwd":
         from normbench.kernels.launch import bwd_programs_per_sm
 
-        wanted, resident = bwd_programs_per_sm(job["n"]), warps // res["num_warps"]
+        split = (spec.res_dtype or job["dtype"]) != job["dtype"]
+        wanted, resident = bwd_programs_per_sm(job["n"], split), warps // res["num_warps"]
         if resident < wanted:
             notes.append(f"grid needs 2 waves: {wanted} programs/SM, {resident} resident")
     if not vector16:
@@ -150,7 +155,7 @@ def _row(job: dict, res: dict) -> AuditRow:
 
 def _compile_key(job: dict) -> tuple:
     """Everything the compiled code depends on: rows with equal keys share one compilation."""
-    from normbench.kernels.aot import KERNELS_BY_NAME, launch_for
+    from normbench.kernels.aot import KERNELS_BY_NAME, launch_for, ptr_dtypes
 
     spec = KERNELS_BY_NAME[job["kernel"]]
     values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
@@ -161,9 +166,9 @@ def _compile_key(job: dict) -> tuple:
     )
     return (
         spec.module,
-        spec.fn,
+        spec.fn_for(job["n"]),
         job["arch"],
-        job["dtype"],
+        tuple(sorted(ptr_dtypes(spec, job["dtype"]).items())),
         warps,
         tuple(sorted(const.items())),
         ints,

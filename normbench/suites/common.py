@@ -19,6 +19,9 @@ Progress = Callable[[int, int, str], None]
 
 
 def case_row(case: Case, suite: str, metric: str, value: float | None, unit: str, **kw) -> Row:
+    suffix = case.options.suffix()
+    if suffix:  # the layer options, for the tables (the case id carries them too)
+        kw["extra"] = {**kw.get("extra", {}), "options": suffix}
     return Row(
         case_id=case.id,
         suite=suite,
@@ -115,6 +118,7 @@ class PreparedCache:
         from normbench.variants import get_variant
 
         key = (case.variant, case.dtype, case.shape, case.device, case.dist, case.mode)
+        key += (case.options,)
         if key != self._key:
             self._value = None  # free the previous tensors before making new ones
             self._value = prepare(get_variant(case.variant), case, self.seed)

@@ -301,14 +301,22 @@ class Ideal:
 
 
 def ideal_memory(variant: Variant, case: Case) -> Ideal:
-    """The least any implementation of `variant` can hold (see the module docstring)."""
-    b = itemsize(case.dtype)
-    act = b * case.shape.rows * case.shape.dim
-    saved = variant.ideal_saved(case.shape, b)
-    stats = saved - act  # the saved activation is x (an input) or the residual sum (an output)
-    outputs = len(variant.outputs) * act
-    params = variant.make_params(case.shape.dim, 0)  # made in the case dtype, like the inputs
-    grads = len(variant.activations) * act + b * sum(t.numel() for t in params.values())
+    """The least any implementation of `variant` can hold (see the module docstring), each
+    tensor in its own dtype (a residual stream in fp32 is held in fp32)."""
+    o = case.options
+    el = case.shape.rows * case.shape.dim
+    b, br = itemsize(case.dtype), itemsize(o.res_dtype(case.dtype))
+    sb = br if "residual" in variant.activations else b  # the saved x, or the residual output
+    saved = variant.ideal_saved(case.shape, sb)
+    stats = saved - sb * el  # the saved activation is x (an input) or the residual output
+    outputs = sum((br if name == "residual_out" else b) * el for name in variant.outputs)
+    names = tuple(a for a in o.tensor_args(variant) if a not in variant.activations)
+    if not o.affine:
+        names = tuple(n for n in names if n not in ("weight", "bias"))
+    params = variant.make_params(case.shape.param_dims, 0, names)
+    bw = itemsize(o.param_dtype(case.dtype))
+    acts = sum((br if a == "residual" else b) * el for a in variant.activations)
+    grads = acts + bw * sum(t.numel() for t in params.values())
     return Ideal(saved, outputs, outputs + stats, grads, outputs + stats + grads)
 
 
@@ -344,7 +352,7 @@ def _train(fn: Callable[..., Any], p: Prepared, backward: bool, track: bool) -> 
 def _inference(fn: Callable[..., Any], p: Prepared, sem: Semantics, track: bool) -> Peak | None:
     import torch
 
-    inputs = {k: v.clone() for k, v in p.inputs.items()} if sem.inplace else p.inputs
+    inputs = p.cloned() if sem.inplace else p.inputs
     with torch.no_grad():
         if not track:
             fn(**inputs, **p.scalars)
@@ -398,7 +406,7 @@ def extrapolated_saved(
 
     points = []
     for rows in SMALL_ROWS:
-        small = replace(case, shape=Shape(1, rows, case.shape.dim))
+        small = replace(case, shape=Shape(1, rows, case.shape.dim, case.shape.heads))
         p = prepare(variant, small, seed)
         gate = check(fn, p, sem, small.mode != "fwd")
         if not gate.ok:

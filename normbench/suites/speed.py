@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from normbench.dtypes import itemsize
+from normbench.options import ideal_bytes
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row
 from normbench.timing import TimingConfig, measure
 
@@ -92,7 +92,7 @@ class SpeedCase:
         if sem.inplace:  # it overwrites its inputs: let it overwrite copies, not the shared ones
             from dataclasses import replace
 
-            p = replace(p, inputs={k: v.clone() for k, v in p.inputs.items()})
+            p = replace(p, inputs=p.cloned())
         timing = measure(make_runner(fn, p, case.mode), case.device, self.timing)
         rows = self.rows(case, variant, timing, first_call, getattr(backend, "compiles", False))
         return rows + self.memory(case, variant, backend, fn, p, sem)
@@ -140,8 +140,7 @@ class SpeedCase:
     def rows(self, case, variant, timing, first_call: float, compiles: bool) -> list[Row]:
         s = timing.summary
         ms = 1e3
-        b = itemsize(case.dtype)
-        nbytes = variant.ideal_bytes(case.shape, b, b, case.mode)
+        nbytes = ideal_bytes(variant, case)
         gbps = nbytes / s.median / 1e9
         extra = {
             "block_size": timing.block_size,

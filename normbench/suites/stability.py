@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.options import NormOptions
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row, describe_error
 from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict, check_tensor, combine, worst
 
@@ -103,7 +104,7 @@ def semantics_note(
         # (1 + w) is another parameterization of the weight, not a rounding of the contract.
         return "declared cast gemma: y = x_hat * (1 + w), compared with the Gemma reference", None
     ref, native = oracle(p, DEFAULT_SEMANTICS, grads)
-    e = compare("y", got["y"], ref["y"], native["y"], p.case.dtype)
+    e = compare("y", got["y"], ref["y"], native["y"], p.dtype_of("y"))
     want = ", ".join(f"{k} {v}" for k, v in contract.items())
     note = (
         f"declared {', '.join(diff)}: y differs from the contract reference ({want}) by up to "
@@ -125,14 +126,14 @@ def evaluate(
     sem = backend.semantics_for(variant.name)
     ref, native = oracle(p, sem, grads)
     fn = backend.build(variant, p.case)
-    before = [t.clone() for t in (*p.dys, *p.inputs.values())]
+    before = [t.clone() for t in (*p.dys, *p.tensors())]
     got = _run(fn, p, grads)
-    if any(not _bitwise_equal(a, b) for a, b in zip(before, (*p.dys, *p.inputs.values()))):
+    if any(not _bitwise_equal(a, b) for a, b in zip(before, (*p.dys, *p.tensors()))):
         return failed_result("modifies an input or dy in place (Liger #370)")
     for name, r in ref.items():
         if name not in got:
             return failed_result(f"returned no {name}")
-        problem = _shape_problem(name, got[name], r, p.case.dtype)
+        problem = _shape_problem(name, got[name], r, p.dtype_of(name))
         if problem:
             return failed_result(problem)
     differs: list[str] = []
@@ -145,8 +146,8 @@ def evaluate(
             got[name],
             r,
             native[name],
-            p.case.dtype,
-            param=name.startswith("d") and name[1:] in variant.params,
+            p.dtype_of(name),
+            param=p.is_param_grad(name),
             tainted=tainted,
         )
         for name, r in ref.items()
@@ -383,6 +384,7 @@ def range_sweep(
     device: str = "cpu",
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    options: NormOptions | None = None,
 ) -> SweepResult:
     """Scale the `unit-max` input by 2^k for each k and judge the implementation at each scale;
     return the smallest and largest scale where the verdict stays PASS. `progress(k)` is called
@@ -399,7 +401,8 @@ def range_sweep(
     b = get_backend(backend)
     v = get_variant(variant)
     dtype = canonical(dtype)
-    case = Case(v.name, b.name, dtype, Shape(1, rows, dim), "fwd+bwd", device, SWEEP_DIST)
+    opts = (options or NormOptions()).for_variant(v.name)
+    case = Case(v.name, b.name, dtype, Shape(1, rows, dim), "fwd+bwd", device, SWEEP_DIST, opts)
     points = []
     reason = not_applicable(b, case)
     for k in ks:
@@ -616,7 +619,9 @@ def _sweeps(config: StabilityConfig, progress: Progress | None, loop: CaseLoop) 
     total = len(combos) * len(config.sweep)
     out: list[Row] = []
     for i, (v, b, dt, n) in enumerate(combos):
-        case = Case(v, b, dt, Shape(1, rows_per_case, n), "fwd+bwd", sel.device, SWEEP_DIST)
+        opts = sel.options.for_variant(v)
+        shape = Shape(1, rows_per_case, n)
+        case = Case(v, b, dt, shape, "fwd+bwd", sel.device, SWEEP_DIST, opts)
         if sel.pattern and not _matches(sel.pattern, case.id):
             continue
 
@@ -636,6 +641,7 @@ def _sweeps(config: StabilityConfig, progress: Progress | None, loop: CaseLoop) 
                 device=sel.device,
                 seed=sel.seed,
                 progress=tick,
+                options=sel.options,
             )
         except KeyboardInterrupt:
             loop.interrupted = True

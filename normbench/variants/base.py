@@ -24,13 +24,14 @@ class Semantics:
     eps: "inside" rsqrt(ms + eps), "clamp" rsqrt(max(ms, eps)), "outside" 1 / (sqrt(ms) + eps).
     cast: "fp32" (normalize and apply the weight in fp32, cast once), "llama" (round the normalized
       value to the input dtype before the weight), "gemma" ((1 + w) in fp32).
-    residual: "fp32" (normalize the fp32 sum x + r) or "rounded" (normalize the sum rounded to the
-      input dtype, as unfused model code does).
+    residual: "rounded" (normalize the sum x + r rounded once to the residual output's dtype, the
+      tensor that is stored and that backward recomputes from: unfused model code and
+      normbench's kernels) or "fp32" (normalize the unrounded fp32 sum).
     """
 
     eps: str = "inside"
     cast: str = "fp32"
-    residual: str = "fp32"
+    residual: str = "rounded"
     inplace: bool = False
 
     def __post_init__(self) -> None:
@@ -51,18 +52,32 @@ DEFAULT_SEMANTICS = Semantics()
 
 @dataclass(frozen=True)
 class Shape:
-    """Activations are (batch, seq, dim); rows M = batch * seq, hidden N = dim."""
+    """Activations are (batch, seq, dim); rows M = batch * seq, hidden N = dim. With heads > 1
+    (QK-norm) they are (batch, seq, heads, dim), M = batch * seq * heads, and the weight is one
+    per head: (heads, dim)."""
 
     batch: int
     seq: int
     dim: int
+    heads: int = 1
 
     @property
     def rows(self) -> int:
-        return self.batch * self.seq
+        return self.batch * self.seq * self.heads
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The activation tensor's shape."""
+        if self.heads > 1:
+            return (self.batch, self.seq, self.heads, self.dim)
+        return (self.batch, self.seq, self.dim)
+
+    @property
+    def param_dims(self) -> tuple[int, ...]:
+        return (self.heads, self.dim) if self.heads > 1 else (self.dim,)
 
     def __str__(self) -> str:
-        return f"{self.batch}x{self.seq}x{self.dim}"
+        return "x".join(map(str, self.dims))
 
 
 @dataclass(frozen=True)
@@ -91,17 +106,22 @@ class Variant:
     def params(self) -> tuple[str, ...]:
         return tuple(a for a in self.tensor_args if a not in self.activations)
 
-    def make_params(self, dim: int, seed: int) -> dict[str, torch.Tensor]:
-        """fp64 parameters on the CPU, seeded: weight ~ 1 + 0.1 N(0,1), bias ~ 0.1 N(0,1)."""
+    def make_params(
+        self, dim: int | tuple[int, ...], seed: int, names: tuple[str, ...] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """fp64 parameters on the CPU, seeded: weight ~ 1 + 0.1 N(0,1), bias ~ 0.1 N(0,1).
+        `dim` may be a shape ((heads, dim) for a per-head weight); `names` the parameters to
+        make (default: the variant's own)."""
         import torch
 
         g = torch.Generator().manual_seed(seed + 1)
+        shape = (dim,) if isinstance(dim, int) else tuple(dim)
         out: dict[str, torch.Tensor] = {}
-        for name in self.params:
+        for name in self.params if names is None else names:
             if name == "weight":
-                out[name] = 1 + 0.1 * torch.randn(dim, generator=g, dtype=torch.float64)
+                out[name] = 1 + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
             elif name == "bias":
-                out[name] = 0.1 * torch.randn(dim, generator=g, dtype=torch.float64)
+                out[name] = 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
             elif name == "alpha":
                 out[name] = torch.full((1,), 0.5, dtype=torch.float64)
             else:  # pragma: no cover - a new variant must say how to make its parameters
@@ -111,9 +131,14 @@ class Variant:
 
 def round_to(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     """Round to `dtype` and back, with a straight-through gradient (for reference backward)."""
+    import torch
+
     if dtype is None or dtype == t.dtype:
         return t
-    return t + (t.to(dtype).to(t.dtype) - t).detach()
+    # The rounding error is added as a constant; at +-inf it is inf - inf = NaN, which would
+    # turn a propagating inf into a NaN (and its gradients into NaN everywhere): there it is 0.
+    delta = t.to(dtype).to(t.dtype) - t
+    return t + torch.where(torch.isfinite(t), delta, torch.zeros_like(delta)).detach()
 
 
 def inv_rms(ms: torch.Tensor, eps: float, convention: str) -> torch.Tensor:

@@ -14,16 +14,18 @@ def ln_formula(x: Any, weight: Any, bias: Any, eps: float, sem: Semantics, rt: A
     d = x - mean
     h = d * inv_rms(d.pow(2).mean(-1, keepdim=True), eps, sem.eps)
     if sem.cast == "llama":
-        return round_to(h, rt) * weight + bias
-    return h * weight + bias
+        h = round_to(h, rt)
+    if weight is not None:  # None: elementwise_affine=False
+        h = h * weight
+    return h if bias is None else h + bias
 
 
 def _layernorm(t: dict, s: dict, sem: Semantics, rt: Any) -> tuple:
     return (ln_formula(t["x"], t["weight"], t["bias"], s["eps"], sem, rt),)
 
 
-def _add_layernorm(t: dict, s: dict, sem: Semantics, rt: Any) -> tuple:
-    total = residual_sum(t, sem, rt)
+def _add_layernorm(t: dict, s: dict, sem: Semantics, rt: Any, res_rt: Any = None) -> tuple:
+    total = residual_sum(t, sem, res_rt or rt)
     return ln_formula(total, t["weight"], t["bias"], s["eps"], sem, rt), total
 
 

@@ -7,29 +7,31 @@ from typing import Any
 from normbench.variants.base import Semantics, Shape, Variant, inv_rms, round_to, row_norm_bytes
 
 
-def rms_formula(x: Any, weight: Any, eps: float, sem: Semantics, rt: Any) -> Any:
+def rms_formula(x: Any, weight: Any, eps: float, sem: Semantics, rt: Any, bias: Any = None) -> Any:
+    """weight None: no weight (elementwise_affine=False); bias: RMSNorm with a bias."""
     ms = x.pow(2).mean(-1, keepdim=True)
     h = x * inv_rms(ms, eps, sem.eps)
     if sem.cast == "llama":
-        return weight * round_to(h, rt)
-    if sem.cast == "gemma":
-        return h * (1.0 + weight)
-    return h * weight
+        h = round_to(h, rt)
+    if weight is not None:
+        h = h * (1.0 + weight) if sem.cast == "gemma" else h * weight
+    return h if bias is None else h + bias
 
 
 def _rmsnorm(t: dict, s: dict, sem: Semantics, rt: Any) -> tuple:
-    return (rms_formula(t["x"], t["weight"], s["eps"], sem, rt),)
+    return (rms_formula(t["x"], t["weight"], s["eps"], sem, rt, t.get("bias")),)
 
 
-def residual_sum(t: dict, sem: Semantics, rt: Any) -> Any:
-    """s = x + residual: exact (fp32 in a kernel) or rounded to the input dtype (unfused code)."""
+def residual_sum(t: dict, sem: Semantics, res_rt: Any) -> Any:
+    """s = x + residual: exact (sem.residual "fp32") or rounded once to the residual output's
+    dtype `res_rt` ("rounded": what unfused code and normbench's kernels normalize)."""
     s = t["x"] + t["residual"]
-    return round_to(s, rt) if sem.residual == "rounded" else s
+    return round_to(s, res_rt) if sem.residual == "rounded" else s
 
 
-def _add_rmsnorm(t: dict, s: dict, sem: Semantics, rt: Any) -> tuple:
-    total = residual_sum(t, sem, rt)
-    return rms_formula(total, t["weight"], s["eps"], sem, rt), total
+def _add_rmsnorm(t: dict, s: dict, sem: Semantics, rt: Any, res_rt: Any = None) -> tuple:
+    total = residual_sum(t, sem, res_rt or rt)
+    return rms_formula(total, t["weight"], s["eps"], sem, rt, t.get("bias")), total
 
 
 def _saved(stats: int):
