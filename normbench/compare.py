@@ -1,4 +1,4 @@
-"""The regression gate: two timing runs in, one verdict per case out (NUMERICS.md section 7).
+"""The regression gate: two timing runs in, one verdict per case out (docs/numerics.md section 7).
 
 Per case, the ratio of medians new/base with a bootstrap 95% CI (blocks of consecutive samples
 resampled, `stats.block_median_replicates`). With margin d (default 5%, raised to a calibrated

@@ -107,9 +107,7 @@ class Selection:
         return cases
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["options"] = self.options.suffix()
-        return d
+        return asdict(self)
 
 
 def check_device_dtypes(device: str, dtypes: Iterable[str]) -> None:

@@ -16,7 +16,7 @@ _ALIASES = {
     "float": "fp32",
 }
 
-# Absolute tolerance of the correctness gate, per dtype (NUMERICS.md section 2, from
+# Absolute tolerance of the correctness gate, per dtype (docs/numerics.md section 2, from
 # flash-attention's tests): |impl - ref64| <= 2 * |native_lowprec - ref64| + atol.
 ATOL = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2, "fp64": 1e-10}
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Two runs are comparable only when these agree (NUMERICS.md section 7).
+# Two runs are comparable only when these agree (docs/numerics.md section 7).
 FINGERPRINT_KEYS = ("device_name", "driver", "torch", "triton", "threads")
 
 # PyTorch's CPU allocator asks for transparent huge pages (madvise) for allocations of 2 MB and
@@ -242,7 +242,7 @@ def copy_bandwidth(
 
 
 def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:
-    """A large device-to-device copy, median of repeated samples (NUMERICS.md section 3)."""
+    """A large device-to-device copy, median of repeated samples (docs/numerics.md section 3)."""
     import torch
 
     from normbench.timing import TimingConfig, measure

@@ -2,7 +2,7 @@
 
 Everything is generated in fp64 on the CPU from a seeded generator, so every backend, dtype and
 device sees the same values (rounded once to the case dtype). Each distribution is one of the
-inputs real models produce and says, in `trap`, what it breaks (NUMERICS.md section 2).
+inputs real models produce and says, in `trap`, what it breaks (docs/numerics.md section 2).
 """
 
 from __future__ import annotations

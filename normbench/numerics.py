@@ -1,4 +1,4 @@
-"""Error measures against the fp64 oracle, and the tolerance rule (NUMERICS.md section 2).
+"""Error measures against the fp64 oracle, and the tolerance rule (docs/numerics.md section 2).
 
 Rule, from flash-attention's tests: elementwise
     |impl - ref64| <= 2 * |native_lowprec - ref64| + atol * scale + 1 ulp

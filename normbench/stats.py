@@ -87,7 +87,7 @@ def geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
-# --- Comparison statistics (NUMERICS.md section 7): bootstrap of the ratio of medians ---------
+# --- Comparison statistics (docs/numerics.md section 7): bootstrap of the ratio of medians ---
 
 # Fewer blocks than this make a block bootstrap too coarse (3 blocks have only 10 distinct
 # resamples): below it the blocks are split into shorter runs of consecutive samples.

@@ -1,6 +1,6 @@
 """Timers: CPU (perf_counter_ns) and CUDA (events, L2 flush), with warm-up and adaptive stopping.
 
-Method (NUMERICS.md section 6): warm up until first-call costs are gone, then take samples in
+Method (docs/numerics.md section 6): warm up until first-call costs are gone, then take samples in
 blocks; after at least `min_blocks` blocks stop as soon as the 95% CI of the median is within
 +-`target_rel_ci`, or when the time budget is spent. Raw per-call samples are kept, block by block,
 so a later comparison can bootstrap over blocks.

@@ -1,6 +1,6 @@
 """Stability verdicts: one tensor, then one case, judged against the fp64 oracle in words.
 
-PASS: every element within the tolerance rule of NUMERICS.md section 2 (numerics.compare), no
+PASS: every element within the tolerance rule of docs/numerics.md section 2 (numerics.compare), no
 non-finite value where fp64 is finite, no silently zero row, and every row whose input holds an
 inf or NaN comes out non-finite (section 1: never a finite-looking row of zeros). Also PASS: an
 elementwise excess of at most WARN_RATIO whose norm-wise error is within twice the fp32

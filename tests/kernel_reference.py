@@ -5,7 +5,7 @@ to the residual output's dtype; RMSNorm y = s * rsqrt(mean(s^2) + eps) [rounded 
 first with cast="llama"] * (offset + w) + b; LayerNorm y = (s - mean) * rsqrt(var + eps) * w + b;
 every output rounded once to its own dtype. Rounding steps pass gradients straight through.
 
-Tolerance rule (NUMERICS.md section 2, from flash-attention's tests), elementwise:
+Tolerance rule (docs/numerics.md section 2, from flash-attention's tests), elementwise:
     |impl - ref64| <= 2 * |native_fp32 - ref64| + atol * scale + 1 ulp of the tensor's dtype
 """
 

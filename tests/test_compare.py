@@ -1,5 +1,5 @@
 """The regression gate's statistics and verdicts on synthetic samples with known shifts, and the
-`compare` command's exit codes (NUMERICS.md section 7)."""
+`compare` command's exit codes (docs/numerics.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Triton kernels against an fp64 reference (on CPU they run in Triton's interpreter).
 
-Tolerance rule (NUMERICS.md section 2, from flash-attention's tests), elementwise:
+Tolerance rule (docs/numerics.md section 2, from flash-attention's tests), elementwise:
     |impl - ref64| <= 2 * |native_lowprec - ref64| + atol * scale + 1 ulp of the output dtype
 native_lowprec is the same formula evaluated in fp32 from the low-precision inputs and cast once.
 scale is 1 for activations and max(1, max|ref|) for dW / dB, which are sums over every row.
@@ -240,7 +240,7 @@ def test_too_wide_rows_are_refused():
         layer_norm(torch.randn(2, 64), torch.ones(64, dtype=torch.float64), None)
 
 
-# --- numerical traps (NUMERICS.md section 2) ---------------------------------------------------
+# --- numerical traps (docs/numerics.md section 2) -------------------------------------------
 
 
 @pytest.mark.parametrize("family", ["rms", "ln"])
@@ -338,7 +338,7 @@ def test_trap8_massive_activation(dtype):
 
 
 def test_trap9_bf16_weight_gradient_accumulates_in_fp32():
-    # Liger PR #950: dW accumulated in bf16 drifts with M. M = 2048 rows (NUMERICS uses 131072)
+    # Liger PR #950: dW accumulated in bf16 drifts with M. M = 2048 rows (trap 9 names 131072)
     # already puts a bf16 accumulator 25x outside the fp32-accumulating reference; checked below.
     m, n = 2048, 64
     gen = torch.Generator().manual_seed(9)
@@ -408,7 +408,7 @@ def test_trap13_gemma_offset_not_rounded_in_bf16():
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_nonfinite_row_stays_nonfinite(family, bad):
-    # NUMERICS section 1: one inf or NaN must give a non-finite row, never a row of zeros.
+    # docs/numerics.md section 1: one inf or NaN must give a non-finite row, never a row of zeros.
     x = torch.randn(3, 1000, dtype=torch.float16)
     x[1, 7] = bad
     w, b = torch.ones(1000, dtype=torch.float16), torch.zeros(1000, dtype=torch.float16)

@@ -69,7 +69,7 @@ def test_example_file_loads_with_its_origin_and_matches_the_reference():
     torch.testing.assert_close(res, x + r)
     torch.testing.assert_close(y2.double(), rms_ref(x + r, w, 1e-6), rtol=1e-5, atol=1e-6)
     # fp16 with an element of 300: x*x = 90000 overflows fp16, so squaring before the upcast
-    # would zero the row (NUMERICS.md trap 1, pytorch #133085); the example upcasts first.
+    # would zero the row (docs/numerics.md trap 1, pytorch #133085); the example upcasts first.
     xh = torch.ones(1, 1, 64, dtype=torch.float16)
     xh[..., 0] = 300
     yh = b.functions["rmsnorm"](xh, torch.ones(64, dtype=torch.float16), 1e-6)
@@ -372,7 +372,7 @@ def test_stability_runs_plugins_and_names_a_broken_one(tmp_path):
     rows = json.loads(next(out.glob("*.json")).read_text())["rows"]
     verdicts = {(r["backend"], r["extra"]["dist"]): r for r in rows if r["metric"] == "verdict"}
     # Both plugins joined the default backends; the example passes the fp16 sum-overflow trap
-    # (each square fits in fp16, the row sum does not; NUMERICS.md trap 2).
+    # (each square fits in fp16, the row sum does not; docs/numerics.md trap 2).
     assert verdicts[("my_rmsnorm", "sum-overflow")]["extra"]["verdict"] == "PASS"
     assert verdicts[("eager", "normal")]["extra"]["verdict"] == "PASS"
     bad = verdicts[("nan_kernel", "normal")]

@@ -122,7 +122,7 @@ def test_non_finite_where_fp64_is_finite_fails():
 
 
 def test_inf_input_row_must_come_out_non_finite():
-    # NUMERICS.md section 1: one +inf or NaN in a row gives a non-finite row, never zeros.
+    # docs/numerics.md section 1: one +inf or NaN in a row gives a non-finite row, never zeros.
     ref = _ref()
     ref[0] = 0.0
     ref[0, 3] = math.nan  # RMSNorm of a row with one +inf: 0 * x, NaN at the inf
@@ -316,7 +316,7 @@ def test_hiding_nan_fails_inf_and_nan_inputs(add_backend):
 
 
 def test_eps_convention_is_compared_with_the_declared_reference(add_backend):
-    # NUMERICS.md section 1: clamping eps differs by up to sqrt(2) near eps; declared, it passes.
+    # docs/numerics.md 1: clamping eps differs by up to sqrt(2) near eps; declared, it passes.
     def clamped(x, weight, eps):
         return _rms(x, torch.clamp(x.float().pow(2).mean(-1, keepdim=True), min=eps), weight, 0.0)
 

@@ -83,7 +83,7 @@ def test_llama_cast_rounds_before_the_weight():
 
 
 def test_eps_conventions_differ_near_eps():
-    # Mean square near eps: clamp and inside differ by up to sqrt(2) (NUMERICS.md section 1).
+    # Mean square near eps: clamp and inside differ by up to sqrt(2) (docs/numerics.md section 1).
     x = torch.full((1, 1, 4), 1e-3, dtype=torch.float64)  # mean square 1e-6 == eps
     t = {"x": x, "weight": torch.ones(4, dtype=torch.float64)}
     inside = ref("rmsnorm", t, Semantics(eps="inside"))[0]

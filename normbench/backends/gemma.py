@@ -1,6 +1,6 @@
 """Gemma-style RMSNorm: the weight is stored near zero and applied as (1 + w) in fp32.
 
-These backends carry the `gemma` cast semantics (NUMERICS.md section 1), so the stability suite
+These backends carry the `gemma` cast semantics (docs/numerics.md section 1), so the stability suite
 compares them with the (1 + w) reference, and the `gemma-weight` input (w ~ 2^-8) checks that
 1 + w is not rounded in low precision first (trap 13, Liger PR #1462). The eager and composite
 backends are Llama-style and never run that input.

@@ -8,7 +8,7 @@ from normbench.backends.base import Backend
 from normbench.backends.composite import FUNCTIONS, LLAMA
 
 # torch 2.13 warns once per scripted call site ("switch to torch.compile or torch.export");
-# normbench silences it and says so in `normbench list` instead (NUMERICS.md section 8).
+# normbench silences it and says so in `normbench list` instead (docs/numerics.md section 8).
 DEPRECATION_NOTE = "torch.jit.script is deprecated upstream; its DeprecationWarning is silenced"
 
 

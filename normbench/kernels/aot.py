@@ -4,7 +4,7 @@ The audit compiles exactly what the runtime would launch: the tile and warps com
 table, and the arguments get the JIT's specializations (pointers 16-byte aligned and integers
 divisible by 16 get `tt.divisibility 16`, integers equal to 1 become constants). Without those
 hints an fp16 load compiles to 2-byte `ld.global.b16` instead of 16-byte `ld.global.v4.b32`
-(NUMERICS.md section 8).
+(docs/numerics.md section 8).
 
 Compilation needs Triton's compiler, not its interpreter, so it runs in a worker process started
 with TRITON_INTERPRET=0: `python -m normbench.kernels.aot` reads jobs as JSON lines on stdin and

@@ -3,7 +3,7 @@
 y = (s - mean) * rstd * w + b, s = x, or with a residual the residual output x + r rounded once
 to its dtype (the tensor backward recomputes from: docs/numerics.md, "The kernels' contract");
 mean, variance and rstd in fp32, cast once. The variance is two-pass over the row: E[x^2] - E[x]^2
-goes negative for x = 1e4 + N(0, 1) in fp32 (NUMERICS.md section 1, trap 4).
+goes negative for x = 1e4 + N(0, 1) in fp32 (docs/numerics.md section 1, trap 4).
 
 Rows up to 8192 wide live in registers (one pass); wider rows take the looped kernels.
 """

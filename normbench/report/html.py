@@ -31,7 +31,7 @@ figcaption { color: #666; font-size: 0.9em; } nav a { margin-right: 1em; }
 """
 
 
-# One paragraph per suite on how to read the page (NUMERICS.md sections 3, 2 and 7).
+# One paragraph per suite on how to read the page (docs/numerics.md sections 3, 2 and 7).
 READING = {
     "speed": "GB/s is the variant's ideal byte count (the fewest bytes any implementation must "
     "move) divided by the median time, so backends compare on one scale; the dashed line is this "

@@ -2,7 +2,7 @@
 
 Comparing two separate CI jobs also compares two machines' moods (clocks, neighbours, caches);
 timing A and B block by block, alternately, in one process puts the same drift on both sides, so
-the comparison's noise is far below that of separate runs (NUMERICS.md section 7: the strongest
+the comparison's noise is far below that of separate runs (docs/numerics.md section 7: the strongest
 mode). Each case: both sides are gated against fp64, warmed up, then timed in rounds of one block
 each, the order alternating A B, B A, A B, ... (a drift that is linear over two rounds cancels);
 at least `min_rounds` rounds (so the block bootstrap has blocks to resample), then until both

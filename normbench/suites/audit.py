@@ -1,4 +1,4 @@
-"""Audit the compiled Triton kernels for GPUs this machine may not have (NUMERICS.md sections 5, 8).
+"""Audit the compiled Triton kernels for GPUs this machine may not have (docs/numerics.md 5, 8).
 
 Every kernel configuration the launch table produces is compiled ahead of time for sm_80 / sm_90
 (triton.compile with the JIT's own specializations), then read: registers per thread, spills

@@ -108,7 +108,7 @@ class SpeedCase:
 
         small = case
         if case.shape.rows > GATE_ROWS:
-            small = replace(case, shape=Shape(1, GATE_ROWS, case.shape.dim))
+            small = replace(case, shape=Shape(1, GATE_ROWS, case.shape.dim, case.shape.heads))
         p = prepare(variant, small, self.config.selection.seed)
         gate = check(fn, p, sem, case.mode != "fwd")
         if not gate.ok:

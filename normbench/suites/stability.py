@@ -90,7 +90,7 @@ def _relevant(variant: Variant, sem: Any) -> dict[str, Any]:
 def semantics_note(
     variant: Variant, sem: Any, p: Prepared, got: dict, grads: bool
 ) -> tuple[str, float | None]:
-    """Where the declared semantics differ from the contract (NUMERICS.md section 1), how far the
+    """Where the declared semantics differ from the contract (docs/numerics.md 1), how far the
     output is from the contract's reference: reported as a difference, never as an error."""
     from normbench.gate import oracle
     from normbench.numerics import compare

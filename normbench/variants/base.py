@@ -19,7 +19,7 @@ MODES = ("fwd", "bwd", "fwd+bwd")
 
 @dataclass(frozen=True)
 class Semantics:
-    """What an implementation promises numerically (NUMERICS.md section 1).
+    """What an implementation promises numerically (docs/numerics.md section 1).
 
     eps: "inside" rsqrt(ms + eps), "clamp" rsqrt(max(ms, eps)), "outside" 1 / (sqrt(ms) + eps).
     cast: "fp32" (normalize and apply the weight in fp32, cast once), "llama" (round the normalized
@@ -91,7 +91,7 @@ class Variant:
     # The formula, written once for any dtype: (tensors, scalars, semantics, round_to) -> outputs.
     # Called on fp64 tensors it is the oracle; on fp32 upcasts it is the "native low precision" run.
     formula: Callable[..., Any]
-    # Ideal device-memory bytes (NUMERICS.md section 3): (shape, act_bytes, param_bytes, mode).
+    # Ideal device-memory bytes (docs/numerics.md section 3): (shape, act_bytes, param_bytes, mode).
     ideal_bytes: Callable[[Shape, int, int, str], int]
     # Ideal bytes saved for backward: (shape, act_bytes) -> int.
     ideal_saved: Callable[[Shape, int], int]
@@ -159,7 +159,7 @@ def row_norm_bytes(
     row (or a function of the shape giving their count).
 
     fwd: 2bMN + the parameters read. bwd: 3bMN (read x, dy; write dx) + the stats read + the
-    weight read + the parameter gradients written (NUMERICS.md section 3). Per-program dW partials
+    weight read + the parameter gradients written (docs/numerics.md 3). Per-program dW partials
     depend on the implementation's grid, so they are not part of the ideal.
     """
 

@@ -9,7 +9,7 @@ from normbench.variants.rmsnorm import residual_sum
 
 
 def ln_formula(x: Any, weight: Any, bias: Any, eps: float, sem: Semantics, rt: Any) -> Any:
-    # Two-pass variance: never E[x^2] - E[x]^2 (NUMERICS.md section 1, trap 4).
+    # Two-pass variance: never E[x^2] - E[x]^2 (docs/numerics.md section 1, trap 4).
     mean = x.mean(-1, keepdim=True)
     d = x - mean
     h = d * inv_rms(d.pow(2).mean(-1, keepdim=True), eps, sem.eps)

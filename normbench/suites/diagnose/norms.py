@@ -58,7 +58,7 @@ def parse_variant(name: str) -> Variant:
 
 
 class RMSNorm(nn.Module):
-    """x * rsqrt(mean(x^2) + eps) * w, eps inside the square root (NUMERICS.md section 1)."""
+    """x * rsqrt(mean(x^2) + eps) * w, eps inside the square root (docs/numerics.md section 1)."""
 
     def __init__(self, d: int, eps: float = EPS) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 It does not: the square is taken in fp16 before the cast, so any element >= 256 squares past
 fp16's 65504 to inf, the mean is inf, rsqrt gives 0 and the whole row comes out as silent zeros
-(pytorch issue #133085; NUMERICS.md trap 1). Upcasting first (`x.float()` then square) is safe.
+(pytorch issue #133085; docs/numerics.md trap 1). Upcasting first (`x.float()` then square) is safe.
 We sweep rows whose largest element is exactly 2^k, k = 0..12, and compare both implementations
 with an fp64 reference. The sweep is injected (`measure()`), so the stability suite can supply its
 dynamic-range sweep; `default_measure` is a self-contained fallback.
@@ -20,7 +20,7 @@ from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
 EPS = 1e-6
 SCALES = tuple(float(2**k) for k in range(13))
 ROWS, COLS = 64, 1024
-# fp16 tolerance: atol from NUMERICS.md section 2 (1e-2) plus 2 output ulps relative.
+# fp16 tolerance: atol from docs/numerics.md section 2 (1e-2) plus 2 output ulps relative.
 ATOL, RTOL = 1e-2, 2.0**-9
 SQUARE_THEN_CAST, UPCAST_FIRST = "square-then-cast", "upcast-first"
 Sweep = dict[str, dict[float, dict[str, float]]]  # impl -> scale -> {max_abs_err, zero_rows, ok}

@@ -76,7 +76,7 @@ def _composite_rms(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.T
 
 
 def _composite_ln(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # The explicit two-pass formula (mean first, then centred variance; NUMERICS.md section 1).
+    # The explicit two-pass formula (mean first, then centred variance; docs/numerics.md section 1).
     h = x.float()
     mu = h.mean(-1, keepdim=True)
     c = h - mu
@@ -95,7 +95,7 @@ def default_measure(
     """Median seconds per call of RMSNorm and LayerNorm, eager and composite, on fp32 input.
 
     2048 x 4096 (quick: 512 x 4096). Samples alternate between the two norms so drift from other
-    processes hits both alike; each sample loops until it lasts at least 1 ms (NUMERICS.md 6).
+    processes hits both alike; each sample loops until it lasts at least 1 ms (docs/numerics.md 6).
     """
     rows, cols = (512, 4096) if quick else (2048, 4096)
     n_samples = 7 if quick else 21
