@@ -29,7 +29,7 @@ CONFIGS = [
     ("llama cast", ["--variant", "rmsnorm", "--backend", "triton-llama"]),
     ("QK-norm", ["--variant", "rmsnorm", "--heads", "8", "--dim", "128", "--weight-dtype", "fp32"]),
 ]
-DIMS = "1024,4096,8192,16384,32768"
+DIMS = ["--dim", "1024,4096,8192,16384,32768"]  # unless the option set names its own
 
 
 def timed(device: str, budget: float) -> None:
@@ -39,9 +39,9 @@ def timed(device: str, budget: float) -> None:
         with tempfile.TemporaryDirectory() as out:
             cmd = [
                 sys.executable, "-m", "normbench", "speed", "--device", device,
-                "--backend", "triton", "--dtype", "bf16", "--dim", DIMS, "--batch", "8",
+                "--backend", "triton", "--dtype", "bf16", "--batch", "8",
                 "--seq", "2048", "--mode", "fwd,bwd", "--time-budget", str(budget),
-                "--format", "json", "--out", out, *extra,
+                "--format", "json", "--out", out, *([] if "--dim" in extra else DIMS), *extra,
             ]  # fmt: skip
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             run = json.loads(next(Path(out).glob("*.json")).read_text())

@@ -64,7 +64,7 @@ def expand(
                 f"--filter {pattern!r} is not a valid regular expression: {exc}"
             ) from None
     cases = [
-        Case(v, b, dt, shape, mode, device, dist, options.for_variant(v))
+        Case(v, b, dt, shape, mode, device, dist, options.for_case(v, dt))
         for v, dt, shape, mode, dist, b in itertools.product(
             variants, dtypes, shapes, modes, dists, backends
         )

@@ -60,15 +60,19 @@ class NormOptions:
         """Names of the options set away from the plain layer."""
         return tuple(f for f in OPTION_NAMES if getattr(self, f) != getattr(NormOptions(), f))
 
-    def for_variant(self, variant: str) -> NormOptions:
-        """These options with the ones `variant` has no use for dropped."""
+    def for_case(self, variant: str, dtype: str) -> NormOptions:
+        """These options with the ones a `variant` case in `dtype` has no use for dropped: every
+        option belongs to the row norms; a residual dtype to add + norm; a bias option to
+        RMSNorm; a weight or residual dtype equal to x's is the plain layer."""
         if variant not in ROW_NORMS:
-            return NormOptions(weight_dtype=self.weight_dtype) if self.affine else NormOptions()
+            return NormOptions()
         out = self
-        if not variant.startswith("add_"):
+        if not variant.startswith("add_") or out.residual_dtype == dtype:
             out = replace(out, residual_dtype=None)
         if variant.endswith("layernorm"):
             out = replace(out, bias=False)
+        if out.weight_dtype == dtype:
+            out = replace(out, weight_dtype=None)
         return out
 
     def suffix(self) -> str:
@@ -135,7 +139,8 @@ def check_options(options: NormOptions, variants: tuple[str, ...], heads: tuple[
     rms = [v for v in variants if v.endswith("rmsnorm")]
     need = (
         ("affine", not options.affine, rows, "--no-weight", "rmsnorm, layernorm and their add_"),
-        ("weight_dtype", options.weight_dtype, variants, "--weight-dtype", "any variant"),
+        ("weight_dtype", options.weight_dtype, rows, "--weight-dtype",
+         "rmsnorm, layernorm and their add_"),
         ("bias", options.bias, rms, "--rms-bias", "rmsnorm, add_rmsnorm"),
         ("heads", max(heads) > 1, rows, "--heads", "rmsnorm, layernorm and their add_"),
         ("residual_dtype", options.residual_dtype, adds, "--residual-dtype",
@@ -156,12 +161,18 @@ def ideal_bytes(variant: Variant, case: Case) -> int:
     b = itemsize(case.dtype)
     bw = itemsize(o.param_dtype(case.dtype)) if o.affine else 0
     nbytes = variant.ideal_bytes(shape, b, bw, mode)
-    n_params = sum(a in ("weight", "bias") for a in variant.tensor_args)
+    # Parameter rows the variant's model does not count: a weight is read (fwd), read and its
+    # gradient written (bwd); a bias read (fwd), its gradient written (bwd).
+    passes = {"weight": {"fwd": 1, "bwd": 2}, "bias": {"fwd": 1, "bwd": 1}}
+    per_row = {
+        k: v["fwd"] * (mode != "bwd") + v["bwd"] * (mode != "fwd") for k, v in passes.items()
+    }
     extra_rows = shape.heads - 1  # the model above counts one parameter row
-    passes = {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[mode]  # fwd reads w; bwd reads w, writes dw
-    nbytes += passes * n_params * extra_rows * shape.dim * bw
+    for name in ("weight", "bias"):
+        if name in variant.tensor_args:
+            nbytes += per_row[name] * extra_rows * shape.dim * bw
     if o.bias and "bias" not in variant.tensor_args:
-        nbytes += passes * shape.heads * shape.dim * bw
+        nbytes += per_row["bias"] * shape.heads * shape.dim * bw
     if "residual" in variant.activations:
         br = itemsize(o.res_dtype(case.dtype))
         el = shape.rows * shape.dim

@@ -263,3 +263,28 @@ def test_gradcheck_fp64_looped(monkeypatch):
     assert torch.autograd.gradcheck(
         lambda x, w, b: layer_norm(x, w, b), (x[:1], w, b), eps=1e-6, atol=1e-7
     )
+
+
+@pytest.mark.parametrize("family", ["rms", "ln"])
+def test_single_head_weight_keeps_its_shape(family):
+    # A (1, N) weight with x (..., 1, N): dW must come back (1, N), not (N,).
+    x = _randn(3, 1, 64, seed=26).requires_grad_(True)
+    w = torch.ones(1, 64, requires_grad=True)
+    y = rms_norm(x, w) if family == "rms" else layer_norm(x, w, None)
+    y.sum().backward()
+    assert w.grad.shape == (1, 64)
+
+
+def test_fp64_with_a_bf16_residual_is_refused_in_words():
+    x = torch.randn(2, 16, dtype=FP64)
+    with pytest.raises(ValueError, match="with fp64 x the residual"):
+        rms_norm(x, None, residual=torch.randn(2, 16).to(BF16))
+    # fp64 x with an fp32 residual keeps fp64 accumulators in backward too
+    xs = x.clone().requires_grad_(True)
+    r = torch.randn(2, 16, dtype=FP32, requires_grad=True)
+    y, _ = rms_norm(xs, None, residual=r)
+    y.backward(torch.ones_like(y))
+    s = xs.detach() + r.detach().double()
+    s = s.float().double().requires_grad_(True)
+    (s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-6)).backward(torch.ones_like(s))
+    assert (xs.grad - s.grad).abs().max() < 1e-12

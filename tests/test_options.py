@@ -100,7 +100,7 @@ def test_every_option_passes_the_stability_gate_on_hard_inputs(options):
     from normbench.suites.stability import evaluate
 
     for variant in ("add_rmsnorm", "add_layernorm"):
-        opts = options.for_variant(variant)
+        opts = options.for_case(variant, "bf16")
         for dist in ("offset", "massive", "inf"):
             case = Case(variant, "triton", "bf16", Shape(1, 4, 1000), "fwd+bwd", "cpu", dist, opts)
             v = evaluate(
@@ -158,3 +158,47 @@ def test_cli_heads_and_bad_options(tmp_path):
     assert bad.exit_code == 2 and "--residual-dtype applies to" in bad.output
     bad = runner.invoke(app, ["speed", "--variant", "rmsnorm", "--heads", "0"])
     assert bad.exit_code == 2 and "--heads must be a positive integer" in bad.output
+
+
+def test_no_weight_runs_backward_in_speed_and_memory(tmp_path):
+    # weight=None leaves were handed to autograd.grad and the saved-tensor recorder.
+    args = ["--variant", "rmsnorm,layernorm", "--backend", "eager,triton", "--dtype", "fp32",
+            "--dim", "64", "--batch", "1", "--seq", "16", "--no-weight", "--out", str(tmp_path),
+            "--format", "csv"]  # fmt: skip
+    speed = runner.invoke(app, ["speed", *args, "--mode", "bwd,fwd+bwd", "--quick",
+                                "--time-budget", "0.05"])  # fmt: skip
+    assert speed.exit_code == 0, speed.output
+    memory = runner.invoke(app, ["memory", *args])
+    assert memory.exit_code == 0, memory.output
+    for f in tmp_path.glob("*.csv"):
+        df = pd.read_csv(f)
+        assert not (df.status == "error").any(), df[df.status == "error"].note.tolist()
+
+
+def test_memory_with_heads_is_measured_against_its_own_ideal():
+    from normbench.config import Selection
+    from normbench.suites.memory import MemoryConfig, run_memory
+
+    sel = Selection(("rmsnorm",), ("triton",), ("fp32",), (64,), (1,), (64,), ("fwd+bwd",),
+                    heads=(4,))  # fmt: skip
+    run = run_memory(MemoryConfig(selection=sel, formats=()))
+    saved = [r for r in run.rows if r.metric == "saved_bytes" and r.status == "ok"]
+    assert saved and all(abs(r.extra["ratio"] - 1.0) < 1e-9 for r in saved), saved
+
+
+def test_a_dtype_equal_to_x_is_the_plain_layer():
+    opts = NormOptions(weight_dtype="fp32", residual_dtype="fp32")
+    assert opts.for_case("add_rmsnorm", "fp32") == NormOptions()
+    assert opts.for_case("add_rmsnorm", "bf16") == opts
+    assert opts.for_case("dyt", "bf16") == NormOptions()  # options belong to the row norms
+
+
+def test_sweeps_keep_the_heads():
+    from normbench.config import Selection, StabilityConfig
+    from normbench.suites.stability import run_stability
+
+    sel = Selection(("rmsnorm",), ("triton",), ("fp32",), (64,), (1,), (4,), ("fwd+bwd",),
+                    heads=(2,))  # fmt: skip
+    run = run_stability(StabilityConfig(sel, ("normal",), sweep=(0,), formats=()))
+    sweep = [r for r in run.rows if r.metric == "sweep_verdict"]
+    assert sweep and all("1x4x2x64" in r.case_id for r in sweep)

@@ -136,9 +136,11 @@ def check_residual(
             raise ValueError(f"residual is on {r.device} but x is on {x.device}")
     if residual_dtype is not None and residual_dtype not in _ACTIVATION_DTYPES:
         raise ValueError(f"residual_dtype {residual_dtype} is not supported: use fp32, fp16, bf16")
-    if residual_dtype is not None:
-        return residual_dtype
-    return None if r is None else r.dtype
+    out = residual_dtype if residual_dtype is not None else (None if r is None else r.dtype)
+    if x.dtype == torch.float64 and torch.bfloat16 in (out, None if r is None else r.dtype):
+        # fp64 is for gradcheck; its accumulators cannot round to bf16 exactly
+        raise ValueError("with fp64 x the residual and residual_dtype must be fp64, fp32 or fp16")
+    return out
 
 
 def check_cast(cast: str) -> None:
@@ -174,6 +176,8 @@ class Saved:
     weight_dtype: torch.dtype | None
     bias_dtype: torch.dtype | None
     heads: int
+    weight_shape: tuple[int, ...] | None = None  # (N,) or (H, N): dW comes back in it
+    bias_shape: tuple[int, ...] | None = None
 
 
 def no_double_backward(ctx) -> None:

@@ -110,7 +110,7 @@ def backward(
     """Launch the fused backward and the partial-sum reduction. Returns dx (x's dtype), the
     residual's gradient (its dtype, or None), dW and dB (each in its parameter's dtype)."""
     m, heads, n = s3.shape
-    acc = C.acc_torch(s3.dtype)
+    acc = C.acc_torch(saved.x_dtype)  # as in forward, whatever the stored residual's dtype
     dx = torch.empty(m, heads, n, dtype=C.kernel_dtype(saved.x_dtype), device=s3.device)
     # dx and the residual's gradient are one tensor unless their dtypes differ.
     split = saved.residual_dtype is not None and saved.residual_dtype != saved.x_dtype
@@ -121,10 +121,17 @@ def backward(
     has_w, has_b = saved.weight_dtype is not None, saved.bias_dtype is not None
     sms = C.sm_count(s3.device)
     programs, rows_per_program = bwd_grid(m, n, s3.element_size(), sms, heads, split)
-    pshape = (heads, n) if heads > 1 and (has_w or has_b) else (n,)
     if programs == 0:
-        dw = torch.zeros(pshape, dtype=saved.weight_dtype, device=dx.device) if has_w else None
-        db = torch.zeros(pshape, dtype=saved.bias_dtype, device=dx.device) if has_b else None
+        dw = (
+            torch.zeros(saved.weight_shape, dtype=saved.weight_dtype, device=dx.device)
+            if has_w
+            else None
+        )
+        db = (
+            torch.zeros(saved.bias_shape, dtype=saved.bias_dtype, device=dx.device)
+            if has_b
+            else None
+        )
     else:
         cfg = bwd_config(n, s3.element_size(), split)
         stride_p = partial_stride(n)
@@ -159,16 +166,16 @@ def backward(
             STORE_DRES=split,
             HAS_W=has_w,
             HAS_B=has_b,
-            ACC=C.acc_type(s3.dtype),
-            ALIGN=vector_align(n, min(dy3.element_size(), s3.element_size()), *strides),
+            ACC=C.acc_type(saved.x_dtype),
+            ALIGN=vector_align(n, min(t.element_size() for t in (dy3, s3, dx, dr_arg)), *strides),
             num_warps=cfg.num_warps,
             enable_fp_fusion=True,
             **flags,
         )
         # One reduction launch for dW and dB, each rounded once from fp32 to its own dtype.
         dw, db = reduce_partials(part, n, saved.weight_dtype, saved.bias_dtype)
-        dw = None if dw is None else dw.reshape(pshape)
-        db = None if db is None else db.reshape(pshape)
+        dw = None if dw is None else dw.reshape(saved.weight_shape)
+        db = None if db is None else db.reshape(saved.bias_shape)
     dx = C.finish(dx, saved.x_dtype)
     if saved.residual_dtype is not None:
         dres = dx if dres is None else C.finish(dres, saved.residual_dtype)
@@ -198,5 +205,7 @@ def save(ctx, x, weight, bias, residual, s3, *tensors) -> None:
         None if weight is None else weight.dtype,
         None if bias is None else bias.dtype,
         s3.shape[1],
+        None if weight is None else tuple(weight.shape),
+        None if bias is None else tuple(bias.shape),
     )
     ctx.set_materialize_grads(False)

@@ -62,6 +62,8 @@ class KernelSpec:
     w_dtype: str | None = None  # None: x's dtype
     res_dtype: str | None = None  # None: x's dtype
     per_head: bool = False
+    n_out: int = 1  # reduce: parameters reduced (dW; dW and dB)
+    first: int = 0  # reduce: 1 when the only output is dB (a layer with a bias, no weight)
 
     def fn_for(self, n: int) -> str:
         if self.stage != "reduce" and looped(n):
@@ -104,7 +106,7 @@ KERNELS: tuple[KernelSpec, ...] = (
     _spec("add_layernorm_fwd", "ln", "fwd", _ADD_FWD),
     _spec("layernorm_bwd", "ln", "bwd"),
     _spec("add_layernorm_bwd", "ln", "bwd", _ADD_BWD),
-    _spec("layernorm_bwd_reduce", "ln", "reduce"),
+    _spec("layernorm_bwd_reduce", "ln", "reduce", n_out=2),
     # The layer options (normbench.options), each as the wrappers launch it.
     _spec("rmsnorm_fwd_w32", "rms", "fwd", w_dtype="fp32"),
     _spec("rmsnorm_bwd_w32", "rms", "bwd", w_dtype="fp32"),
@@ -128,7 +130,16 @@ KERNELS: tuple[KernelSpec, ...] = (
     _spec(
         "add_layernorm_bwd_res32", "ln", "bwd", {**_ADD_BWD, "STORE_DRES": True}, res_dtype="fp32"
     ),
-    _spec("layernorm_bwd_reduce_w16b32", "ln", "reduce", w_dtype="bf16"),
+    _spec("layernorm_bwd_reduce_w16b32", "ln", "reduce", w_dtype="bf16", n_out=2),
+    _spec("rmsnorm_bwd_reduce_w32", "rms", "reduce", w_dtype="fp32"),
+    _spec("layernorm_bwd_reduce_bonly", "ln", "reduce", first=1),
+    _spec("rmsnorm_fwd_res32_first", "rms", "fwd", {"STORE_RES": True}, res_dtype="fp32"),
+    _spec("add_rmsnorm_fwd_res16", "rms", "fwd", _ADD_FWD, res_dtype="bf16"),
+    _spec("add_rmsnorm_bwd_res16", "rms", "bwd", _ADD_BWD, res_dtype="bf16"),
+    _spec("rmsnorm_fwd_biasonly", "rms", "fwd", {"HAS_W": False, "HAS_B": True}),
+    _spec("rmsnorm_bwd_biasonly", "rms", "bwd", {"HAS_W": False, "HAS_B": True}),
+    _spec("layernorm_fwd_nobias", "ln", "fwd", {"HAS_B": False}),
+    _spec("layernorm_bwd_nobias", "ln", "bwd", {"HAS_B": False}),
 )
 KERNELS_BY_NAME = {k.name: k for k in KERNELS}
 
@@ -138,7 +149,7 @@ def ptr_dtypes(spec: KernelSpec, dtype: str) -> dict[str, str]:
     res = spec.res_dtype or dtype
     w = spec.w_dtype or dtype
     out = {p: dtype for p in ACTIVATION_PTRS}
-    if spec.stage == "fwd" and dict(spec.flags).get("HAS_RES"):
+    if spec.stage == "fwd" and dict(spec.flags).get("STORE_RES"):
         out.update(R=res, RES_OUT=res)
     if spec.stage == "bwd" and dict(spec.flags).get("HAS_DRES"):
         out.update(S=res, DRES_OUT=res, DRES=res)
@@ -174,12 +185,13 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
         warps = cfg.num_warps
     else:
         programs, _ = bwd_grid(AUDIT_ROWS, n, eb, SM_COUNT[arch])
-        w_bytes = ELEM_BYTES[spec.w_dtype or dtype]
-        rcfg = reduce_config(n, w_bytes)
-        values.update(P=programs, stride_p=partial_stride(n), first=0)
+        pd = ptr_dtypes(spec, dtype)
+        outs = ["OUT0", "OUT1"][: spec.n_out]
+        eb = min(ELEM_BYTES[pd[o]] for o in outs)  # as reduce_partials: its outputs only
+        rcfg = reduce_config(n, eb)
+        values.update(P=programs, stride_p=partial_stride(n), first=spec.first)
         const = {"BLOCK_N": rcfg.block_n, "BLOCK_P": rcfg.block_p}
         warps = rcfg.num_warps
-        eb = w_bytes
     flags = dict(spec.flags)
     if spec.stage == "bwd":
         flags["STORE_DRES"] = (spec.res_dtype or dtype) != dtype  # as the wrappers decide
@@ -192,7 +204,7 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
     const["ACC"] = "fp32"
     # every row stride is N (contiguous rows); the narrowest tensor sets the vector width
     narrow = min(eb, ELEM_BYTES[dtype], ELEM_BYTES[spec.res_dtype or dtype])
-    const["ALIGN"] = vector_align(n, narrow)
+    const["ALIGN"] = vector_align(n, eb if spec.stage == "reduce" else narrow)
     # (M, H, N) rows: the row stride is H * N, the head stride N (H = 1: N and N).
     names = ("x", "r", "y", "ro", "dy", "s", "dx", "dr", "dro")
     for name in names:

@@ -33,7 +33,9 @@ def _case_rows(run: Run) -> list[Row]:
 def _dist(r: Row) -> str:
     if "dist" in r.extra:
         return r.extra["dist"]
-    tail = r.case_id.split("/")[5:]  # variant/backend/dtype/shape/mode[/dist]
+    tail = r.case_id.split("/")[5:]  # variant/backend/dtype/shape/mode[/dist][/options]
+    if tail and tail[-1] == r.extra.get("options"):
+        tail = tail[:-1]
     return tail[0] if tail else "normal"
 
 

@@ -103,7 +103,7 @@ class SavedTensors:
 
     def __init__(self, leaves: dict[str, torch.Tensor], params: tuple[str, ...]) -> None:
         self._kind = {_storage_key(t): ("param" if k in params else "input") for k, t in
-                      leaves.items()}  # fmt: skip
+                      leaves.items() if t is not None}  # fmt: skip
         self._sizes: dict[tuple, int] = {}
         self._refs = 0
         self._hooks: Any = None
@@ -335,14 +335,15 @@ def _train(fn: Callable[..., Any], p: Prepared, backward: bool, track: bool) -> 
     from normbench.gate import as_tuple
 
     leaves = p.leaves()
-    recorder = SavedTensors(leaves, p.variant.params)
+    params = tuple(k for k in leaves if k not in p.variant.activations)  # with an RMSNorm bias
+    recorder = SavedTensors(leaves, params)
     grads = None
     with torch.enable_grad(), PeakMemory(p.case.device, "fwd") if track else _NoTracking() as mem:
         with recorder:
             outs = as_tuple(fn(**leaves, **p.scalars))
         if backward:
             dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
-            order = list(leaves.values())
+            order = [v for v in leaves.values() if v is not None]
             mem.mark("bwd")  # the backward starts where the forward left off
             grads = torch.autograd.grad(outs, order, dys, allow_unused=True)
     del outs, grads
@@ -413,7 +414,7 @@ def extrapolated_saved(
             return None, f"at {small.shape}: {gate.note}"
         points.append(_train(fn, p, backward=False, track=False)[0])
     (r1, r2), (a, b) = SMALL_ROWS, points
-    rows = case.shape.rows
+    rows = case.shape.batch * case.shape.seq  # in the small cases' unit: r rows of `heads` heads
 
     def line(f: str) -> int:
         v1, v2 = getattr(a, f), getattr(b, f)

@@ -39,7 +39,7 @@ def make_runner(fn: Callable[..., Any], p: Prepared, mode: str) -> Callable[[], 
 
         return fwd
     leaves = p.leaves()
-    order = list(leaves.values())
+    order = [v for v in leaves.values() if v is not None]  # no weight: nothing to differentiate
     if mode == "bwd":
         outs = as_tuple(fn(**leaves, **scalars))
         return lambda: torch.autograd.grad(outs, order, p.dys, retain_graph=True)

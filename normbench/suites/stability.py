@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from normbench.options import NormOptions
+from normbench.options import ROW_NORMS, NormOptions
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row, describe_error
 from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict, check_tensor, combine, worst
 
@@ -385,6 +385,7 @@ def range_sweep(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     options: NormOptions | None = None,
+    heads: int = 1,
 ) -> SweepResult:
     """Scale the `unit-max` input by 2^k for each k and judge the implementation at each scale;
     return the smallest and largest scale where the verdict stays PASS. `progress(k)` is called
@@ -401,8 +402,9 @@ def range_sweep(
     b = get_backend(backend)
     v = get_variant(variant)
     dtype = canonical(dtype)
-    opts = (options or NormOptions()).for_variant(v.name)
-    case = Case(v.name, b.name, dtype, Shape(1, rows, dim), "fwd+bwd", device, SWEEP_DIST, opts)
+    opts = (options or NormOptions()).for_case(v.name, dtype)
+    shape = Shape(1, rows, dim, heads)
+    case = Case(v.name, b.name, dtype, shape, "fwd+bwd", device, SWEEP_DIST, opts)
     points = []
     reason = not_applicable(b, case)
     for k in ks:
@@ -610,17 +612,18 @@ def _sweeps(config: StabilityConfig, progress: Progress | None, loop: CaseLoop) 
     sel = config.selection
     rows_per_case = sel.batches[0] * sel.seqs[0]
     combos = [
-        (v, b, dt, n)
+        (v, b, dt, n, h)
         for v in sel.variants
         for dt in sel.dtypes
+        for h in (sel.heads if v in ROW_NORMS else (1,))
         for n in sel.dims
         for b in sel.backends
     ]
     total = len(combos) * len(config.sweep)
     out: list[Row] = []
-    for i, (v, b, dt, n) in enumerate(combos):
-        opts = sel.options.for_variant(v)
-        shape = Shape(1, rows_per_case, n)
+    for i, (v, b, dt, n, h) in enumerate(combos):
+        opts = sel.options.for_case(v, dt)
+        shape = Shape(1, rows_per_case, n, h)
         case = Case(v, b, dt, shape, "fwd+bwd", sel.device, SWEEP_DIST, opts)
         if sel.pattern and not _matches(sel.pattern, case.id):
             continue
@@ -642,6 +645,7 @@ def _sweeps(config: StabilityConfig, progress: Progress | None, loop: CaseLoop) 
                 seed=sel.seed,
                 progress=tick,
                 options=sel.options,
+                heads=h,
             )
         except KeyboardInterrupt:
             loop.interrupted = True
