@@ -257,12 +257,8 @@ def make_tensors(
     if scale != 1.0:
         for name in variant.activations:
             tensors[name] = tensors[name] * scale
-    args = options.tensor_args(variant)
-    names = tuple(a for a in args if a not in variant.activations)
-    params = variant.make_params(shape.param_dims, seed, names)
+    params = variant.make_params(shape.param_dims, seed, options.param_args(variant))
     if d.params is not None and params:
         params = d.params(params, torch.Generator().manual_seed(seed + 2))
-    if not options.affine:
-        params = {k: (None if k in ("weight", "bias") else v) for k, v in params.items()}
     tensors.update(params)
-    return {name: tensors[name] for name in args}
+    return {name: tensors.get(name) for name in options.tensor_args(variant)}

@@ -52,10 +52,6 @@ class NormOptions:
                 "--weight-dtype or --rms-bias"
             )
 
-    @property
-    def is_default(self) -> bool:
-        return self == NormOptions()
-
     def non_default(self) -> tuple[str, ...]:
         """Names of the options set away from the plain layer."""
         return tuple(f for f in OPTION_NAMES if getattr(self, f) != getattr(NormOptions(), f))
@@ -89,15 +85,14 @@ class NormOptions:
         return ",".join(parts)
 
     def describe_one(self, name: str) -> str:
+        """One option of TAKES in words, for a backend's refusal."""
         return {
             "affine": "no weight (elementwise_affine=False)",
             "weight_dtype": f"{_an(self.weight_dtype)} {self.weight_dtype} weight",
             "bias": "a bias on RMSNorm",
             "residual_dtype": f"{_an(self.residual_dtype)} {self.residual_dtype} residual",
+            "heads": "a per-head weight (QK-norm)",
         }[name]
-
-    def describe(self) -> str:
-        return ", ".join(self.describe_one(f) for f in self.non_default()) or "the plain layer"
 
     def param_dtype(self, x_dtype: str) -> str:
         return self.weight_dtype or x_dtype
@@ -111,6 +106,11 @@ class NormOptions:
         if self.bias and "bias" not in args:
             args = (*args, "bias")
         return args
+
+    def param_args(self, variant: Variant) -> tuple[str, ...]:
+        """The parameters a case of `variant` holds: without affine, neither weight nor bias."""
+        names = tuple(a for a in self.tensor_args(variant) if a not in variant.activations)
+        return names if self.affine else tuple(n for n in names if n not in ("weight", "bias"))
 
     def dtypes(self, variant: Variant, x_dtype: str) -> dict[str, str]:
         """Dtype name of every argument, output and gradient of a case."""

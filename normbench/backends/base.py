@@ -64,12 +64,8 @@ class Backend:
         wanted = list(case.options.non_default())
         if case.shape.heads > 1:
             wanted.append("heads")
-        missing = [o for o in wanted if o not in self.options]
-        if not missing:
-            return None
-        words = {"heads": "a per-head weight (QK-norm)"}
-        said = [words.get(o) or case.options.describe_one(o) for o in missing]
-        return f"{self.name} does not take {', '.join(said)}"
+        missing = [case.options.describe_one(o) for o in wanted if o not in self.options]
+        return f"{self.name} does not take {', '.join(missing)}" if missing else None
 
     def semantics_for(self, variant: str) -> Semantics:
         return self.semantics.get(variant, self.default_semantics)

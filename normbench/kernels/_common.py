@@ -57,15 +57,6 @@ def round_mode(dtype: torch.dtype, acc: torch.dtype) -> int:
     return _jit.ROUND_FP32  # fp32 under an fp64 accumulator
 
 
-def as_rows(t: torch.Tensor, n: int) -> torch.Tensor:
-    """(..., N) -> (M, N) view with unit column stride; the row stride may exceed N."""
-    if t.stride(-1) != 1:
-        t = t.contiguous()
-    # reshape keeps a view (and the caller's row stride) whenever the leading dims collapse, and
-    # copies otherwise; either way the column stride stays 1.
-    return t.reshape(-1, n)
-
-
 def as_heads(t: torch.Tensor, heads: int, n: int) -> torch.Tensor:
     """(..., H, N) -> (M, H, N) with unit column stride; H = 1 gives (M, 1, N)."""
     if t.stride(-1) != 1:
@@ -123,6 +114,17 @@ def param_heads(x: torch.Tensor, n: int, weight, bias) -> int:
     return max(hw, hb)
 
 
+def check_args(x, weight, bias, residual, residual_dtype):
+    """Every check the public entry points share: (heads, the residual output's dtype or None,
+    weight and bias made contiguous)."""
+    n = check_activation(x)
+    heads = param_heads(x, n, weight, bias)
+    res_dtype = check_residual(residual, x, residual_dtype)
+    weight = None if weight is None else weight.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    return heads, res_dtype, weight, bias
+
+
 def check_residual(
     r: torch.Tensor | None, x: torch.Tensor, residual_dtype: torch.dtype | None
 ) -> torch.dtype | None:
@@ -163,11 +165,13 @@ def grad_heads(dy: torch.Tensor | None, like: torch.Tensor, heads: int, n: int) 
 
 @dataclass(frozen=True)
 class Saved:
-    """What forward leaves for backward, the one definition both passes share.
+    """What forward leaves for backward beside the saved tensors, the one definition both
+    passes share.
 
-    `s` is the tensor the forward normalized, exactly as stored: x, or the residual output
-    (x + residual rounded once to its dtype). Backward rebuilds x_hat from `s` and the fp32
-    statistics, so its gradients are those of the function the forward computed.
+    The first saved tensor, s, is the one the forward normalized, exactly as stored: x, or the
+    residual output (x + residual rounded once to its dtype). Backward rebuilds x_hat from s and
+    the fp32 statistics, so its gradients are those of the function the forward computed; this
+    records the dtype and shape each gradient goes back in.
     """
 
     x_shape: torch.Size
@@ -175,9 +179,8 @@ class Saved:
     residual_dtype: torch.dtype | None  # the residual input's dtype (its gradient's), or None
     weight_dtype: torch.dtype | None
     bias_dtype: torch.dtype | None
-    heads: int
-    weight_shape: tuple[int, ...] | None = None  # (N,) or (H, N): dW comes back in it
-    bias_shape: tuple[int, ...] | None = None
+    weight_shape: tuple[int, ...] | None  # (N,) or (H, N): dW comes back in it
+    bias_shape: tuple[int, ...] | None
 
 
 def no_double_backward(ctx) -> None:

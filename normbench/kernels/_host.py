@@ -182,6 +182,29 @@ def backward(
     return dx, dres, dw, db
 
 
+def as_rows(x: torch.Tensor, residual: torch.Tensor | None, heads: int):
+    """x and the residual as (M, H, N) views."""
+    n = x.shape[-1]
+    return C.as_heads(x, heads, n), None if residual is None else C.as_heads(residual, heads, n)
+
+
+def outputs(x: torch.Tensor, y: torch.Tensor, res_out: torch.Tensor | None):
+    """y, or (y, the residual output), in x's shape."""
+    if res_out is None:
+        return y.view(x.shape)
+    return y.view(x.shape), res_out.view(x.shape)
+
+
+def grads_in(ctx, dy: torch.Tensor | None, dres_out: torch.Tensor | None):
+    """The saved tensors and the upstream gradients as (M, H, N) (a missing dy is zeros)."""
+    C.no_double_backward(ctx)
+    saved = ctx.saved_tensors
+    s3 = saved[0]
+    _, heads, n = s3.shape
+    dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
+    return saved, C.grad_heads(dy, s3, heads, n), dres3
+
+
 def grads_out(ctx, dx, dres, dw, db, n_extra: int) -> tuple:
     """autograd's return tuple: (dx, dW, dB, d residual, None for each of `n_extra` arguments),
     with dx and the residual's gradient the same tensor object when their dtypes agree, so
@@ -204,7 +227,6 @@ def save(ctx, x, weight, bias, residual, s3, *tensors) -> None:
         None if residual is None else residual.dtype,
         None if weight is None else weight.dtype,
         None if bias is None else bias.dtype,
-        s3.shape[1],
         None if weight is None else tuple(weight.shape),
         None if bias is None else tuple(bias.shape),
     )

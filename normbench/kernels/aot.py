@@ -65,6 +65,10 @@ class KernelSpec:
     n_out: int = 1  # reduce: parameters reduced (dW; dW and dB)
     first: int = 0  # reduce: 1 when the only output is dB (a layer with a bias, no weight)
 
+    def split(self, dtype: str) -> bool:
+        """dx and the residual's gradient stored apart, as the wrappers decide at x = `dtype`."""
+        return (self.res_dtype or dtype) != dtype
+
     def fn_for(self, n: int) -> str:
         if self.stage != "reduce" and looped(n):
             return self.fn.replace("_kernel", "_looped_kernel")
@@ -119,17 +123,13 @@ KERNELS: tuple[KernelSpec, ...] = (
     _spec("rmsnorm_fwd_heads", "rms", "fwd", w_dtype="fp32", per_head=True),
     _spec("rmsnorm_bwd_heads", "rms", "bwd", w_dtype="fp32", per_head=True),
     _spec("add_rmsnorm_fwd_res32", "rms", "fwd", _ADD_FWD, res_dtype="fp32"),
-    _spec(
-        "add_rmsnorm_bwd_res32", "rms", "bwd", {**_ADD_BWD, "STORE_DRES": True}, res_dtype="fp32"
-    ),
+    _spec("add_rmsnorm_bwd_res32", "rms", "bwd", _ADD_BWD, res_dtype="fp32"),
     _spec("layernorm_fwd_w32", "ln", "fwd", w_dtype="fp32"),
     _spec("layernorm_bwd_w32", "ln", "bwd", w_dtype="fp32"),
     _spec("layernorm_fwd_noweight", "ln", "fwd", {"HAS_W": False, "HAS_B": False}),
     _spec("layernorm_bwd_noweight", "ln", "bwd", {"HAS_W": False, "HAS_B": False}),
     _spec("add_layernorm_fwd_res32", "ln", "fwd", _ADD_FWD, res_dtype="fp32"),
-    _spec(
-        "add_layernorm_bwd_res32", "ln", "bwd", {**_ADD_BWD, "STORE_DRES": True}, res_dtype="fp32"
-    ),
+    _spec("add_layernorm_bwd_res32", "ln", "bwd", _ADD_BWD, res_dtype="fp32"),
     _spec("layernorm_bwd_reduce_w16b32", "ln", "reduce", w_dtype="bf16", n_out=2),
     _spec("rmsnorm_bwd_reduce_w32", "rms", "reduce", w_dtype="fp32"),
     _spec("layernorm_bwd_reduce_bonly", "ln", "reduce", first=1),
@@ -177,9 +177,8 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
         const = {"BLOCK": cfg.block, "ROWS": cfg.rows}
         warps = cfg.num_warps
     elif spec.stage == "bwd":
-        split = (spec.res_dtype or dtype) != dtype
-        cfg = bwd_config(n, eb, split)
-        programs, rows_per_program = bwd_grid(m, n, eb, SM_COUNT[arch], heads, split)
+        cfg = bwd_config(n, eb, spec.split(dtype))
+        programs, rows_per_program = bwd_grid(m, n, eb, SM_COUNT[arch], heads, spec.split(dtype))
         values.update(rows_per_program=rows_per_program, stride_p=partial_stride(n))
         const = {"BLOCK": cfg.block, "ROWS": cfg.rows}
         warps = cfg.num_warps
@@ -194,7 +193,7 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
         warps = rcfg.num_warps
     flags = dict(spec.flags)
     if spec.stage == "bwd":
-        flags["STORE_DRES"] = (spec.res_dtype or dtype) != dtype  # as the wrappers decide
+        flags["STORE_DRES"] = spec.split(dtype)
     if spec.stage == "fwd":
         res_store = flags.get("STORE_RES")
         flags["RES_ROUND"] = _ROUND[spec.res_dtype or dtype] if res_store else 0

@@ -366,26 +366,18 @@ _BWD = (ln_bwd_kernel, ln_bwd_looped_kernel)
 class LayerNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, residual, eps, residual_dtype, heads):
-        n = x.shape[-1]
-        x3 = C.as_heads(x, heads, n)
-        r3 = None if residual is None else C.as_heads(residual, heads, n)
+        x3, r3 = H.as_rows(x, residual, heads)
         y, res_out, (mean, rstd) = H.forward(
             _FWD, x3, weight, bias, r3, residual_dtype, 2, (float(eps),)
         )
         # Saved: the tensor the forward normalized (x, or the residual output as stored) and fp32
         # mean and rstd per row; the bias is not needed by backward, only its dtype.
         H.save(ctx, x, weight, bias, residual, x3 if res_out is None else res_out, mean, rstd)
-        if res_out is None:
-            return y.view(x.shape)
-        return y.view(x.shape), res_out.view(x.shape)
+        return H.outputs(x, y, res_out)
 
     @staticmethod
     def backward(ctx, dy, dres_out=None):
-        C.no_double_backward(ctx)
-        s3, weight, mean, rstd = ctx.saved_tensors
-        _, heads, n = s3.shape
-        dy3 = C.grad_heads(dy, s3, heads, n)
-        dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
+        (s3, weight, mean, rstd), dy3, dres3 = H.grads_in(ctx, dy, dres_out)
         grads = H.backward(_BWD, dy3, s3, weight, (mean, rstd), dres3, ctx.saved)
         return H.grads_out(ctx, *grads, n_extra=3)
 
@@ -406,9 +398,5 @@ def layer_norm(
     (y, residual_out) where residual_out = x (+ residual) rounded once to `residual_dtype`
     (default: the residual's dtype) and y normalizes exactly that residual_out.
     """
-    n = C.check_activation(x)
-    heads = C.param_heads(x, n, weight, bias)
-    res_dtype = C.check_residual(residual, x, residual_dtype)
-    weight = None if weight is None else weight.contiguous()
-    bias = None if bias is None else bias.contiguous()
+    heads, res_dtype, weight, bias = C.check_args(x, weight, bias, residual, residual_dtype)
     return LayerNormFunction.apply(x, weight, bias, residual, eps, res_dtype, heads)

@@ -349,29 +349,21 @@ def _xhat_round(x_dtype: torch.dtype, cast: str) -> int:
 class RMSNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, residual, eps, offset, residual_dtype, cast, heads):
-        n = x.shape[-1]
-        x3 = C.as_heads(x, heads, n)
-        r3 = None if residual is None else C.as_heads(residual, heads, n)
-        scalars = (float(eps), float(offset))
+        x3, r3 = H.as_rows(x, residual, heads)
         xr = _xhat_round(x.dtype, cast)
         y, res_out, (rstd,) = H.forward(
-            _FWD, x3, weight, bias, r3, residual_dtype, 1, scalars, XHAT_ROUND=xr
-        )
+            _FWD, x3, weight, bias, r3, residual_dtype, 1, (float(eps), float(offset)),
+            XHAT_ROUND=xr,
+        )  # fmt: skip
         # Saved: the tensor the forward normalized (x, or the residual output as stored) and the
         # fp32 rstd per row; nothing else (memory suite: ideal + 4 bytes per row).
         H.save(ctx, x, weight, bias, residual, x3 if res_out is None else res_out, rstd)
         ctx.offset, ctx.xhat_round = float(offset), xr
-        if res_out is None:
-            return y.view(x.shape)
-        return y.view(x.shape), res_out.view(x.shape)
+        return H.outputs(x, y, res_out)
 
     @staticmethod
     def backward(ctx, dy, dres_out=None):
-        C.no_double_backward(ctx)
-        s3, weight, rstd = ctx.saved_tensors
-        _, heads, n = s3.shape
-        dy3 = C.grad_heads(dy, s3, heads, n)
-        dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
+        (s3, weight, rstd), dy3, dres3 = H.grads_in(ctx, dy, dres_out)
         grads = H.backward(
             _BWD, dy3, s3, weight, (rstd,), dres3, ctx.saved, (ctx.offset,),
             XHAT_ROUND=ctx.xhat_round,
@@ -398,10 +390,6 @@ def rms_norm(
     (default: the residual's dtype) and y normalizes exactly that residual_out.
     cast: "fp32" (one rounding, at the end) or "llama" (x_hat rounded to x's dtype first).
     """
-    n = C.check_activation(x)
-    heads = C.param_heads(x, n, weight, bias)
-    res_dtype = C.check_residual(residual, x, residual_dtype)
+    heads, res_dtype, weight, bias = C.check_args(x, weight, bias, residual, residual_dtype)
     C.check_cast(cast)
-    weight = None if weight is None else weight.contiguous()
-    bias = None if bias is None else bias.contiguous()
     return RMSNormFunction.apply(x, weight, bias, residual, eps, offset, res_dtype, cast, heads)

@@ -126,8 +126,8 @@ def _row(job: dict, res: dict) -> AuditRow:
     if spec.stage == "bwd":
         from normbench.kernels.launch import bwd_programs_per_sm
 
-        split = (spec.res_dtype or job["dtype"]) != job["dtype"]
-        wanted, resident = bwd_programs_per_sm(job["n"], split), warps // res["num_warps"]
+        wanted = bwd_programs_per_sm(job["n"], spec.split(job["dtype"]))
+        resident = warps // res["num_warps"]
         if resident < wanted:
             notes.append(f"grid needs 2 waves: {wanted} programs/SM, {resident} resident")
     if not vector16:

@@ -117,8 +117,15 @@ class PreparedCache:
         from normbench.gate import prepare
         from normbench.variants import get_variant
 
-        key = (case.variant, case.dtype, case.shape, case.device, case.dist, case.mode)
-        key += (case.options,)
+        key = (
+            case.variant,
+            case.dtype,
+            case.shape,
+            case.device,
+            case.dist,
+            case.mode,
+            case.options,
+        )
         if key != self._key:
             self._value = None  # free the previous tensors before making new ones
             self._value = prepare(get_variant(case.variant), case, self.seed)

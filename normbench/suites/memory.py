@@ -310,10 +310,7 @@ def ideal_memory(variant: Variant, case: Case) -> Ideal:
     saved = variant.ideal_saved(case.shape, sb)
     stats = saved - sb * el  # the saved activation is x (an input) or the residual output
     outputs = sum((br if name == "residual_out" else b) * el for name in variant.outputs)
-    names = tuple(a for a in o.tensor_args(variant) if a not in variant.activations)
-    if not o.affine:
-        names = tuple(n for n in names if n not in ("weight", "bias"))
-    params = variant.make_params(case.shape.param_dims, 0, names)
+    params = variant.make_params(case.shape.param_dims, 0, o.param_args(variant))
     bw = itemsize(o.param_dtype(case.dtype))
     acts = sum((br if a == "residual" else b) * el for a in variant.activations)
     grads = acts + bw * sum(t.numel() for t in params.values())
@@ -335,8 +332,7 @@ def _train(fn: Callable[..., Any], p: Prepared, backward: bool, track: bool) -> 
     from normbench.gate import as_tuple
 
     leaves = p.leaves()
-    params = tuple(k for k in leaves if k not in p.variant.activations)  # with an RMSNorm bias
-    recorder = SavedTensors(leaves, params)
+    recorder = SavedTensors(leaves, p.case.options.param_args(p.variant))
     grads = None
     with torch.enable_grad(), PeakMemory(p.case.device, "fwd") if track else _NoTracking() as mem:
         with recorder:
