@@ -40,6 +40,18 @@ def _row(P, head, row, stride, stride_h, ALIGN: tl.constexpr):
     return P + head * _al(stride_h, ALIGN) + row * _al(stride, ALIGN)
 
 
+@triton.jit
+def store_partials(DW_PART, DB_PART, head, pid, stride_p, cols, dw, db, HAS_W: tl.constexpr,
+                   HAS_B: tl.constexpr):  # fmt: skip
+    # One program's fp32 partial rows of dW and dB (head-major: (H, P, stride_p)), summed later
+    # in a fixed order; the padding up to stride_p is stored as exact zeros.
+    prow = (head * tl.num_programs(0) + pid) * stride_p + cols
+    if HAS_W:
+        tl.store(DW_PART + prow, sum_axis(dw, 0), mask=cols < stride_p)
+    if HAS_B:
+        tl.store(DB_PART + prow, sum_axis(db, 0), mask=cols < stride_p)
+
+
 # Rounding modes for `round_to` (constexpr ints; `_common.round_mode` picks one from a dtype).
 ROUND_NONE = 0
 ROUND_FP16 = 1

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from normbench.kernels import _common as C
 from normbench.kernels import _host as H
-from normbench.kernels._jit import _al, _row, round_to, sum_axis
+from normbench.kernels._jit import _al, _row, round_to, store_partials, sum_axis
 
 
 @triton.jit
@@ -240,11 +240,7 @@ def rms_bwd_kernel(
             db += dy
     # fp32 partial per program, summed later in a fixed order (no atomics, Liger PR #950). The
     # padded columns up to stride_p hold exact zeros, so every partial access is a full vector.
-    prow = (head * tl.num_programs(0) + pid) * stride_p + cols
-    if HAS_W:
-        tl.store(DW_PART + prow, sum_axis(dw, 0), mask=cols < stride_p)
-    if HAS_B:
-        tl.store(DB_PART + prow, sum_axis(db, 0), mask=cols < stride_p)
+    store_partials(DW_PART, DB_PART, head, pid, stride_p, cols, dw, db, HAS_W, HAS_B)
 
 
 @triton.jit
