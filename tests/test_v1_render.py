@@ -1,0 +1,101 @@
+"""Version-1 runs, saved by normbench before the results redesign, re-rendered by today's code:
+the console tables, Markdown and CSV must carry the same numbers as the old code printed.
+
+tests/data/v1/*.json.gz are real runs (`speed --quick` twice, `stability --fp16 --dim 1000`,
+`memory`, and `compare` of the two speed runs); golden.json.gz holds what the old code rendered
+from each (console at a fixed width, Markdown, CSV), produced by `render` below."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+DATA = Path(__file__).parent / "data" / "v1"
+RUNS = ("speed", "stability", "memory", "compare")
+WIDTH = 400  # wide enough that no cell wraps: each table row is one console line
+
+
+def unpack(name: str, folder: Path) -> Path:
+    path = folder / f"{name}.json"
+    path.write_text(gzip.open(DATA / f"{name}.json.gz", "rt").read())
+    return path
+
+
+def render(run) -> dict[str, str]:
+    from rich.console import Console
+
+    from normbench.report import console, csv, markdown
+
+    con = Console(width=WIDTH, record=True, file=io.StringIO(), color_system=None)
+    console.render(run, con)
+    return {"console": con.export_text(), "md": markdown.render(run), "csv": csv.render(run)}
+
+
+def golden() -> dict[str, dict[str, str]]:
+    return json.loads(gzip.open(DATA / "golden.json.gz", "rt").read())
+
+
+def console_cells(text: str) -> list[list[str]]:
+    """Table rows as cells (box drawing and padding dropped), and the lines printed after."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or set(line.strip()) <= set("┏┓┗┛┡┩└┘━─┳┻╇┼┬┴┃│╋├┤┌┐ "):
+            continue
+        out.append([c.strip() for c in re.split(r"[│┃]", line) if c.strip()])
+    return out
+
+
+def md_cells(text: str) -> list[list[str]]:
+    """Every Markdown table row as cells (separator rows dropped), and every other line."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or re.fullmatch(r"\|?[\s:|-]+\|?", line):
+            continue
+        if line.startswith("|"):
+            out.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))])
+        else:
+            out.append([line])
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, dict[str, str]]:
+    from normbench.results import load_run
+
+    folder = tmp_path_factory.mktemp("v1")
+    return {name: render(load_run(unpack(name, folder))) for name in RUNS}
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_console_and_markdown_carry_the_old_numbers(rendered, name):
+    old, new = golden()[name], rendered[name]
+    assert console_cells(new["console"]) == console_cells(old["console"])
+    assert md_cells(new["md"]) == md_cells(old["md"])
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_csv_keeps_every_old_column_and_value(rendered, name):
+    old = pd.read_csv(io.StringIO(golden()[name]["csv"]))
+    new = pd.read_csv(io.StringIO(rendered[name]["csv"]))
+    assert len(new) == len(old)
+    missing = [c for c in old.columns if c not in new.columns]
+    assert not missing, f"columns dropped: {missing}"
+    pd.testing.assert_frame_equal(new[list(old.columns)], old, check_dtype=False)
+
+
+def test_compare_of_v1_runs_gives_the_old_verdicts(tmp_path):
+    """Today's gate, fed the two version-1 speed runs, reaches the old comparison."""
+    from normbench.compare import CompareConfig, compare_files
+
+    cmp = compare_files(unpack("speed", tmp_path), unpack("speed2", tmp_path), CompareConfig())
+    new, old = render(cmp), golden()["compare"]
+    # The comparison's own header (its creation time, wall time) is new; the rest is the same.
+    assert md_cells(new["md"])[2:] == md_cells(old["md"])[2:]
+    assert console_cells(new["console"]) == console_cells(old["console"])
