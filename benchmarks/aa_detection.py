@@ -44,32 +44,35 @@ def loadavg() -> str:
 
 
 def tally(cmp) -> dict:
-    from normbench.compare import case_rows, counts
+    from normbench.compare import counts
+    from normbench.results.compare import CaseComparison
 
-    c = counts(cmp)
+    c = {v.value: n for v, n in counts(cmp).items()}
+    cases = cmp.of(CaseComparison)
+    ratios = {r.case_id: r.get("ratio") for r in cases}
     return {
-        "regression": c["regression"],
-        "improvement": c["improvement"],
-        "same": c["same"],
-        "inconclusive": c["inconclusive"],
+        "regression": c.get("regression", 0),
+        "improvement": c.get("improvement", 0),
+        "same": c.get("same", 0),
+        "inconclusive": c.get("inconclusive", 0),
         "between_run_noise": cmp.config.get("between_run_noise"),
-        "ratios": {r.case_id: r.value for r in case_rows(cmp) if r.value is not None},
-        "ci": {r.case_id: [r.ci_low, r.ci_high] for r in case_rows(cmp) if r.ci_low},
-        "verdicts": {r.case_id: r.extra["verdict"] for r in case_rows(cmp)},
+        "ratios": {k: m.value for k, m in ratios.items() if m and m.value is not None},
+        "ci": {k: [m.ci_low, m.ci_high] for k, m in ratios.items() if m and m.ci_low},
+        "verdicts": {r.case_id: r.verdict.value for r in cases},
     }
 
 
 def view(run, slowed: str | None = None):
     """The run as the suite of eager, composite and torchscript; with `slowed`, the slowed
-    backend's rows stand in for eager's (a pull request that made one backend slower)."""
-    rows = []
-    for r in run.rows:
+    backend's cases stand in for eager's (a pull request that made one backend slower)."""
+    results = []
+    for r in run.results:
         if r.backend == slowed:
-            rows.append(replace(r, case_id=r.case_id.replace(f"/{slowed}/", "/eager/", 1),
-                                backend="eager"))  # fmt: skip
+            results.append(replace(r, case_id=r.case_id.replace(f"/{slowed}/", "/eager/", 1),
+                                   backend="eager"))  # fmt: skip
         elif r.backend in ("composite", "torchscript") or (r.backend == "eager" and not slowed):
-            rows.append(r)
-    return replace(run, rows=rows)
+            results.append(r)
+    return replace(run, results=results)
 
 
 def separate(ns, sel, speed_config, progress) -> dict:
@@ -114,13 +117,13 @@ def across_installs(ns, speed_config, progress) -> dict:
     """The CI gate across two installs (`normbench ab --a @BASE --b @.`): A/A over the default
     quick suite (every default backend, BASE a git worktree of the same commit); 15% and 5% as
     `--a eager@BASE --b eager_slow15` (the slowed backend from this checkout's fixtures)."""
-    from normbench.cli import selection
     from normbench.compare import CompareConfig
+    from normbench.config_args import SelectionArgs, build_selection
     from normbench.suites.ab import ABConfig, run_ab
     from normbench.worker import Install
 
     here, base = Install(sys.executable, str(ROOT)), Install(sys.executable, str(ns.base))
-    suite = selection(None, None, None, None, None, None, None, "cpu", None, 0)
+    suite = build_selection(SelectionArgs(device="cpu"))  # the default quick suite
     eager_sel = replace(suite, backends=("eager",))
     cmp = CompareConfig(threshold=ns.threshold)
     out: dict[str, list] = {"aa": [], "slow15": [], "slow5": []}

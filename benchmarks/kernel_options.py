@@ -69,7 +69,7 @@ def audit(arch: str) -> None:
     print(f"{arch}, bf16 x: registers / spill bytes / resident warps per SM (16-byte access?)\n")
     print("| kernel | " + " | ".join(f"N={n}" for n in dims) + " |")
     print("|---|" + "---|" * len(dims))
-    by = {(r.kernel, r.n): r for r in rows}
+    by = {(r.kernel, r.dim): r for r in rows}
     for spec in KERNELS:
         cells = []
         for n in dims:

@@ -1,12 +1,13 @@
 """Frozen configuration objects and the parsing of list options ("1024,4096", "fp16,bf16").
 
-The CLI only parses strings into these; every check that can refuse input lives here, so the
-library and the CLI refuse the same things with the same sentence.
+Every check that can refuse input lives here, so the library and the CLI refuse the same things
+with the same sentence; normbench.config_args turns the options as given into these, with each
+suite's defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from normbench.options import NormOptions, check_options
 from normbench.variants.base import MODES, Shape
 
 MAX_DIM = 1 << 20
+Strings = str | Sequence[str] | None  # an option as typed: "a,b", repeated (["a", "b,c"]) or unset
 
 
 def split(text: str | Iterable[str] | None) -> list[str]:
@@ -133,7 +135,7 @@ def check_fits(selection: Selection, per_element_bytes: int = 96) -> None:
     some shapes are too big the run goes on and the suites skip those cases with the reason
     (suites.common.too_big)."""
     from normbench.env import available_memory
-    from normbench.report.tables import fmt_bytes
+    from normbench.fmt import fmt_bytes
 
     avail = available_memory(selection.device)
     smallest = min(selection.shapes, key=lambda s: s.rows * s.dim)

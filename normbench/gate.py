@@ -246,7 +246,8 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
             raise
         finally:
             modified = _restore(before, after)
-    # An input or dy modified in place breaks every other consumer of it (Liger #370, trap 11).
+    # An input or dy modified in place breaks every other consumer of it (Liger #370,
+    # docs/numerics.md trap 11).
     if modified:
         return GateResult(False, (), "modified an input or dy in place")
     for name, r in ref.items():

@@ -262,3 +262,8 @@ def make_tensors(
         params = d.params(params, torch.Generator().manual_seed(seed + 2))
     tensors.update(params)
     return {name: tensors.get(name) for name in options.tensor_args(variant)}
+
+
+def default_dists() -> tuple[str, ...]:
+    """The distributions a stability run uses when --dist is not given."""
+    return tuple(name for name, d in DISTRIBUTIONS.items() if d.default)

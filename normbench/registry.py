@@ -42,7 +42,7 @@ def backends() -> dict[str, Backend]:
     """All registered backends, built-ins first, then installed plugins (the `normbench.backends`
     entry points; a broken one is listed as unavailable), then `--plugin`s in load order."""
     if not _BACKENDS:
-        from normbench.plugins import entry_point_backends
+        from normbench.plugin_objects import entry_point_backends
 
         for b in _builtins():
             _BACKENDS[b.name] = b

@@ -1,7 +1,9 @@
-"""Distribution summaries of timing samples: median, p20/p80 and a 95% CI of the median."""
+"""Distribution summaries of timing samples (median, p20/p80, a CI of the median) and the
+statistics of comparisons: block bootstrap of the ratio of medians, Welch over processes, Holm."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,33 +41,25 @@ class Summary:
 
 
 def median_ci(sorted_samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Distribution-free CI of the median from binomial order statistics.
+    """Distribution-free CI of the median from binomial order statistics (scipy's
+    `quantile_test`): the pair of ranks whose coverage under Binomial(n, 1/2) is at least
+    `confidence`. A bound no rank can give (too few samples: below 6 at 95%) is the sample's
+    minimum or maximum, so the CI is never NaN for a non-empty sample."""
+    from scipy.stats import quantile_test
 
-    The k-th smallest sample is below the true median with probability Binomial(n, 1/2); choose
-    the widest symmetric pair of ranks whose coverage is at least `confidence`. With fewer than 6
-    samples no pair covers 95%, so the CI is the full range.
-    """
-    from scipy.stats import binom
-
-    n = len(sorted_samples)
-    if n == 0:
+    if len(sorted_samples) == 0:
         return math.nan, math.nan
-    lo = int(binom.ppf((1 - confidence) / 2, n, 0.5))  # number of samples below the lower bound
-    if lo <= 0 or n < 6:
-        return float(sorted_samples[0]), float(sorted_samples[-1])
-    # P(B < lo) <= alpha/2 at rank lo (1-indexed) and symmetric at n - lo + 1.
-    if binom.cdf(lo - 1, n, 0.5) > (1 - confidence) / 2:
-        lo -= 1
-    lo = max(lo, 1)
-    return float(sorted_samples[lo - 1]), float(sorted_samples[n - lo])
+    ci = quantile_test(sorted_samples, q=0, p=0.5).confidence_interval(confidence)
+    low = sorted_samples[0] if math.isnan(ci.low) else ci.low
+    high = sorted_samples[-1] if math.isnan(ci.high) else ci.high
+    return float(low), float(high)
 
 
 def summarize(samples: Sequence[float], confidence: float = 0.95) -> Summary:
     import numpy as np
 
     if len(samples) == 0:
-        nan = math.nan
-        return Summary(0, nan, nan, nan, nan, nan, nan, nan)
+        return Summary(0, *[math.nan] * 7)
     arr = np.sort(np.asarray(samples, dtype=float))
     lo, hi = median_ci(arr, confidence)
     return Summary(
@@ -81,10 +75,11 @@ def summarize(samples: Sequence[float], confidence: float = 0.95) -> Summary:
 
 
 def geomean(values: Sequence[float]) -> float:
+    """Geometric mean of the positive finite values (NaN when there are none)."""
+    from scipy.stats import gmean
+
     vals = [v for v in values if v > 0 and math.isfinite(v)]
-    if not vals:
-        return math.nan
-    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+    return float(gmean(vals)) if vals else math.nan
 
 
 # --- Comparison statistics (docs/numerics.md section 7): bootstrap of the ratio of medians ---
@@ -93,7 +88,6 @@ def geomean(values: Sequence[float]) -> float:
 # resamples): below it the blocks are split into shorter runs of consecutive samples.
 MIN_BOOT_BLOCKS = 8
 WORKSPACE = 1 << 20  # int64 elements (8 MB) of scratch for the bootstrap
-Z95 = 1.959963984540054  # standard normal 97.5% quantile
 
 
 def effective_block_size(n: int, block_size: int) -> int:
@@ -209,6 +203,7 @@ def ratio_ci(
     and "the one-sided test of ratio <= 1+d rejects at (1-confidence)/2" are the same statement.
     """
     import numpy as np
+    from scipy.stats import norm
 
     a = (1 - confidence) / 2
     rep = replicates[np.isfinite(replicates)]
@@ -217,7 +212,7 @@ def ratio_ci(
     if rep.size == 0 or not math.isfinite(ratio):
         return RatioCI(ratio, math.nan, math.nan, math.nan, math.nan, len(base), len(new))
     lo, hi = np.quantile(rep, [a, 1 - a])
-    z = _norm_ppf(1 - a)
+    z = float(norm.ppf(1 - a))
     return RatioCI(
         ratio=ratio,
         low=float(np.exp(lo)),
@@ -231,11 +226,8 @@ def ratio_ci(
 
 def process_groups(samples: Sequence[float], counts: Sequence[int]) -> list[list[float]]:
     """The samples split into their processes' runs: `counts[i]` consecutive samples each."""
-    out, start = [], 0
-    for c in counts:
-        out.append(list(samples[start : start + c]))
-        start += c
-    return out
+    ends = itertools.accumulate(counts)
+    return [list(samples[end - c : end]) for c, end in zip(counts, ends)]
 
 
 def process_ci(
@@ -249,35 +241,33 @@ def process_ci(
     difference of the two sides' mean logs (the ratio of the geometric means of the processes'
     medians), its CI Welch's t-interval over the processes. `df` carries Welch's degrees of
     freedom to the tests."""
+    import warnings
+
     import numpy as np
-    from scipy.stats import t
+    from scipy.stats import ttest_ind
 
     lb = np.log([float(np.median(g)) for g in base])
     ln = np.log([float(np.median(g)) for g in new])
-    n_b, n_n = len(base), len(new)
     center = float(ln.mean() - lb.mean())
-    vb, vn = lb.var(ddof=1) / n_b, ln.var(ddof=1) / n_n
-    se = math.sqrt(vb + vn)
-    # Welch-Satterthwaite; both variances zero (identical medians) leaves the pooled df.
-    df = (vb + vn) ** 2 / (vb**2 / (n_b - 1) + vn**2 / (n_n - 1)) if se > 0 else n_b + n_n - 2
-    q = float(t.ppf(1 - (1 - confidence) / 2, df))
+    se = math.sqrt(lb.var(ddof=1) / len(lb) + ln.var(ddof=1) / len(ln))
+    with warnings.catch_warnings():
+        # One side's medians all equal (a coarse timer) is exact here, not a precision loss.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        welch = ttest_ind(ln, lb, equal_var=False)
+        low, high = welch.confidence_interval(confidence_level=confidence)
+    # Medians identical on both sides: Welch's df is 0/0 (scipy reports 1); keep the pooled df.
+    df = float(welch.df) if se > 0 else len(lb) + len(ln) - 2.0
     return RatioCI(
         ratio=math.exp(center),
-        low=math.exp(center - q * se),
-        high=math.exp(center + q * se),
+        low=math.exp(low),
+        high=math.exp(high),
         log_center=center,
         log_se=se,
         n_base=sum(len(g) for g in base),
         n_new=sum(len(g) for g in new),
-        df=float(df),
-        processes=min(n_b, n_n),
+        df=df,
+        processes=min(len(lb), len(ln)),
     )
-
-
-def _norm_ppf(q: float) -> float:
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(q)
 
 
 def p_above(log_center: float, log_se: float, bound: float, df: float = math.inf) -> float:
@@ -286,18 +276,14 @@ def p_above(log_center: float, log_se: float, bound: float, df: float = math.inf
     degrees of freedom when part of the variance is estimated). A continuous p-value is needed
     because Holm asks for levels such as 0.05/300, finer than any percentile of a few thousand
     replicates can resolve."""
-    from statistics import NormalDist
+    from scipy.stats import norm, t
 
     if not (math.isfinite(log_center) and math.isfinite(log_se)) or bound <= 0:
         return 1.0
     d = log_center - math.log(bound)
     if log_se <= 0:
         return 0.0 if d > 0 else 1.0
-    if math.isfinite(df):
-        from scipy.stats import t
-
-        return float(t.sf(d / log_se, df))
-    return 1.0 - NormalDist().cdf(d / log_se)
+    return float(t.sf(d / log_se, df) if math.isfinite(df) else norm.sf(d / log_se))
 
 
 def p_below(log_center: float, log_se: float, bound: float, df: float = math.inf) -> float:

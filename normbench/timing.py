@@ -4,6 +4,11 @@ Method (docs/numerics.md section 6): warm up until first-call costs are gone, th
 blocks; after at least `min_blocks` blocks stop as soon as the 95% CI of the median is within
 +-`target_rel_ci`, or when the time budget is spent. Raw per-call samples are kept, block by block,
 so a later comparison can bootstrap over blocks.
+
+The pieces are public so that `ab` times two sides with the same code as `measure`: `warm_up`
+returns a `Sampler` (a warmed-up call and its block taker), `block_size` picks the samples per
+block, `alternate` takes blocks from one or more samplers until they converge, and
+`Sampler.timing` turns the samples into a `Timing`. `measure` is those four for one sampler.
 """
 
 from __future__ import annotations
@@ -45,6 +50,43 @@ class Timing:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """A call warmed up and ready to time: `take(k)` returns k samples, seconds per call."""
+
+    take: Callable[[int], list[float]]
+    per_call: float  # the typical warm-up call, seconds
+    inner: int  # calls per sample (CPU: enough for MIN_SAMPLE_S; CUDA: 1)
+    first_call_s: float  # the first call, timed apart (compilation, autotuning, allocation)
+    warmup_calls: int
+    timer: str
+
+    @property
+    def per_sample(self) -> float:
+        return self.per_call * self.inner
+
+    def timing(self, samples: list[float], block: int, stopped: str) -> Timing:
+        """The Timing of `samples` taken from this sampler in blocks of `block`, with the warnings
+        a reader needs (unstable, or a CI too wide because the budget ran out)."""
+        summary = summarize(samples)
+        warnings = []
+        if summary.spread > 0.1:
+            warnings.append(f"unstable: p20-p80 spread is {summary.spread:.0%} of the median")
+        if stopped == "budget" and summary.rel_ci > 0.05:
+            warnings.append(f"CI of the median is +-{summary.rel_ci:.0%}: raise --time-budget")
+        return Timing(
+            samples=tuple(samples),
+            block_size=block,
+            inner_loops=self.inner,
+            first_call_s=self.first_call_s,
+            warmup_calls=self.warmup_calls,
+            stopped=stopped,
+            timer=self.timer,
+            summary=summary,
+            warnings=tuple(warnings),
+        )
+
+
 def _warmup(
     run: Callable[[], object], sync: Callable[[], None], budget_s: float
 ) -> tuple[float, list[float]]:
@@ -76,37 +118,71 @@ def measure(
 ) -> Timing:
     """Time `run()` on `device` ("cpu" or "cuda[:i]")."""
     config = config or TimingConfig()
+    sampler = warm_up(run, device, config)
+    block = block_size(sampler.per_sample, config)
+    with no_gc():
+        samples, stopped = alternate([sampler.take], block, config, config.min_blocks)
+    return sampler.timing(samples[0], block, stopped)
+
+
+def warm_up(
+    run: Callable[[], object], device: str, config: TimingConfig, label: str = ""
+) -> Sampler:
+    """Warm `run` up on `device` and return its Sampler: CUDA events (after an L2 flush unless
+    `config.hot`), or perf_counter_ns looped to at least MIN_SAMPLE_S per sample. `label` is
+    added to the timer's name (ab: "interleaved")."""
+    tag = f", {label}" if label else ""
     if device.startswith("cuda"):
-        return _measure_cuda(run, device, config)
-    return _measure_cpu(run, config)
+        import torch
+
+        dev = torch.device(device)
+        flush = l2_flush_buffer(device, config.hot)
+        first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
+        timer = f"cuda events{tag}" + ("" if flush is not None else " (hot L2)")
+        return Sampler(
+            cuda_taker(run, device, flush), upper_median(warm), 1, first, len(warm), timer
+        )
+    first, warm = _warmup(run, lambda: None, config.warmup_s)
+    per_call = upper_median(warm)
+    inner = cpu_inner_loops(per_call)
+    return Sampler(
+        cpu_taker(run, inner), per_call, inner, first, len(warm), f"perf_counter_ns{tag}"
+    )
 
 
-def _adaptive(take_block: Callable[[int], list[float]], config: TimingConfig, block: int):
-    """Collect blocks until the median's CI is tight enough or the budget is spent."""
-    samples: list[float] = []
-    start = time.perf_counter()
-    blocks = 0
-    stopped = "budget"
-    while True:
-        samples.extend(take_block(block))
-        blocks += 1
-        if blocks >= config.min_blocks:
-            if summarize(samples).rel_ci <= config.target_rel_ci:
-                stopped = "converged"
-                break
-            if time.perf_counter() - start >= config.budget_s:
-                break
-        if len(samples) >= config.max_samples:
-            break
-    return samples, stopped
-
-
-def _block_size(per_sample_s: float, config: TimingConfig) -> int:
+def block_size(per_sample_s: float, config: TimingConfig) -> int:
+    """Samples per block for samples of `per_sample_s` seconds."""
     # Slow calls (one sample already a sizeable part of the budget) take one sample per block so
     # that min_blocks blocks still fit; fast ones use the configured block.
     if per_sample_s * config.block_size * config.min_blocks > config.budget_s:
         return 1
     return config.block_size
+
+
+def alternate(
+    takers: list[Callable[[int], list[float]]], block: int, config: TimingConfig, min_rounds: int
+) -> tuple[list[list[float]], str]:
+    """Rounds of one block per taker, the order reversed every other round (A B, B A, ...: a drift
+    linear over two rounds cancels), until every taker's median CI is within the target after at
+    least `min_rounds` rounds, or the budget is spent. The samples per taker, and why it stopped
+    ("converged" or "budget"). One taker: `measure`'s adaptive stopping."""
+    samples: list[list[float]] = [[] for _ in takers]
+    order = list(range(len(takers)))
+    rounds, stopped = 0, "budget"
+    start = time.perf_counter()
+    while True:
+        for i in order if rounds % 2 == 0 else order[::-1]:
+            samples[i].extend(takers[i](block))
+        rounds += 1
+        if rounds >= min_rounds:
+            if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
+                stopped = "converged"
+                break
+            if time.perf_counter() - start >= config.budget_s:
+                break
+        if len(samples[0]) >= config.max_samples:
+            break
+    return samples, stopped
 
 
 def cpu_taker(run: Callable[[], object], inner: int) -> Callable[[int], list[float]]:
@@ -179,47 +255,3 @@ def upper_median(times: list[float]) -> float:
 def cpu_inner_loops(per_call: float) -> int:
     """Calls per CPU sample, so that a sample lasts at least MIN_SAMPLE_S."""
     return max(1, math.ceil(MIN_SAMPLE_S / max(per_call, 1e-9)))
-
-
-def _measure_cpu(run: Callable[[], object], config: TimingConfig) -> Timing:
-    first, warm = _warmup(run, lambda: None, config.warmup_s)
-    per_call = upper_median(warm)
-    inner = cpu_inner_loops(per_call)
-    block = _block_size(per_call * inner, config)
-
-    with no_gc():
-        samples, stopped = _adaptive(cpu_taker(run, inner), config, block)
-    return _finish(samples, block, inner, first, len(warm), stopped, "perf_counter_ns")
-
-
-def _measure_cuda(run: Callable[[], object], device: str, config: TimingConfig) -> Timing:
-    import torch
-
-    dev = torch.device(device)
-    flush = l2_flush_buffer(device, config.hot)
-    first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
-    block = _block_size(upper_median(warm), config)
-    with no_gc():
-        samples, stopped = _adaptive(cuda_taker(run, device, flush), config, block)
-    timer = "cuda events" + ("" if flush is not None else " (hot L2)")
-    return _finish(samples, block, 1, first, len(warm), stopped, timer)
-
-
-def _finish(samples, block, inner, first, warm, stopped, timer) -> Timing:
-    summary = summarize(samples)
-    warnings = []
-    if summary.spread > 0.1:
-        warnings.append(f"unstable: p20-p80 spread is {summary.spread:.0%} of the median")
-    if stopped == "budget" and summary.rel_ci > 0.05:
-        warnings.append(f"CI of the median is +-{summary.rel_ci:.0%}: raise --time-budget")
-    return Timing(
-        samples=tuple(samples),
-        block_size=block,
-        inner_loops=inner,
-        first_call_s=first,
-        warmup_calls=warm,
-        stopped=stopped,
-        timer=timer,
-        summary=summary,
-        warnings=tuple(warnings),
-    )

@@ -2,9 +2,9 @@
 
 PASS: every element within the tolerance rule of docs/numerics.md section 2 (numerics.compare), no
 non-finite value where fp64 is finite, no silently zero row, and every row whose input holds an
-inf or NaN comes out non-finite (section 1: never a finite-looking row of zeros). Also PASS: an
-elementwise excess of at most WARN_RATIO whose norm-wise error is within twice the fp32
-formula's ("native"): the elementwise rule compares with native's error at each element, which
+inf or NaN comes out non-finite (docs/numerics.md section 1: never a finite-looking row of zeros).
+Also PASS: an elementwise excess of at most WARN_RATIO whose norm-wise error is within twice the
+fp32 formula's ("native"): the elementwise rule compares with native's error at each element, which
 is sometimes exactly 0, so a few ulps over it in a long reduction is rounding, not a defect.
 WARN: the rule is exceeded by at most WARN_RATIO and the norm-wise error is also more than twice
 native's (marginal), or two runs differ bitwise.
@@ -23,7 +23,7 @@ is 0 * x except at the inf) is allowed, as is a parameter gradient that turns no
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from normbench.dtypes import ATOL
@@ -204,7 +204,7 @@ class CaseVerdict:
     checks: tuple[TensorCheck, ...] = ()
     deterministic: bool | None = None
     semantics_note: str = ""
-    extra: dict = field(default_factory=dict)
+    semantic_ratio: float | None = None  # y's distance from the contract reference / tolerance
 
     @property
     def worst_check(self) -> TensorCheck | None:
@@ -219,7 +219,7 @@ def combine(
     semantics_note: str = "",
 ) -> CaseVerdict:
     """The case verdict: the worst tensor's, with its reason; a bitwise difference between two
-    runs is at least a WARN (trap 10: atomics make dW nondeterministic)."""
+    runs is at least a WARN (docs/numerics.md trap 10: atomics make dW nondeterministic)."""
     checks = tuple(checks)
     differs = tuple(nondeterministic)
     bad = max(checks, key=lambda c: (RANK[c.verdict], c.error.worst_ratio), default=None)

@@ -1,6 +1,6 @@
 """The kernels' contract as a plain torch formula, for any option, and the tolerance rule.
 
-The contract (docs/numerics.md, "The kernels' contract"): s = x, or x + residual rounded once
+The contract (docs/numerics.md section 9): s = x, or x + residual rounded once
 to the residual output's dtype; RMSNorm y = s * rsqrt(mean(s^2) + eps) [rounded to x's dtype
 first with cast="llama"] * (offset + w) + b; LayerNorm y = (s - mean) * rsqrt(var + eps) * w + b;
 every output rounded once to its own dtype. Rounding steps pass gradients straight through.

@@ -2,7 +2,7 @@
 
 It squares in the input dtype and only then upcasts: `(x * x).float()`, the pattern of
 pytorch issue #133085. In fp16 any |x| >= 256 squares to inf, rstd becomes 0 and the whole row
-comes out silently zero (docs/numerics.md section 2, trap 1). Usable as a plugin too:
+comes out silently zero (docs/numerics.md trap 1). Usable as a plugin too:
 `normbench stability --fp16 --plugin tests/stability_fixtures.py --backend fp16_square`.
 """
 

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from normbench.cli import app
 from normbench.fixtures import register_slowed, slowed, slowed_backend
 from normbench.registry import unregister_backend
+from normbench.results import load_run
+from normbench.results.compare import CaseComparison, CaseNoise, MinMargin, SideResult, Verdict
 
 runner = CliRunner()
 TINY = ["--variant", "rmsnorm", "--dim", "64", "--batch", "1", "--seq", "8", "--mode", "fwd",
@@ -61,15 +63,15 @@ def test_ab_cli_pairs_sides_by_case(tmp_path):
     assert r.exit_code in (0, 1), r.output  # 1 when the 15% is confirmed
     files = sorted(p.name for p in out.glob("ab-*.json"))
     assert len(files) == 3 and files[0].endswith("-A.json") and files[1].endswith("-B.json")
-    cmp = json.loads(next(p for p in out.glob("ab-*.json") if p.stem[-2:] not in ("-A", "-B"))
-                     .read_text())  # fmt: skip
-    ratio = [row for row in cmp["rows"] if row["metric"] == "ratio"]
-    assert [row["case_id"] for row in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
-    assert ratio[0]["extra"]["verdict"] in ("regression", "inconclusive", "same")
-    assert ratio[0]["extra"]["base_n"] >= 8  # at least min_rounds blocks per side
-    side_a = json.loads(next(out.glob("ab-*-A.json")).read_text())
-    assert side_a["suite"] == "speed" and side_a["rows"][0]["backend"] == "eager"
-    assert (r.exit_code == 1) == (ratio[0]["extra"]["verdict"] == "regression")
+    cmp = load_run(next(p for p in out.glob("ab-*.json") if p.stem[-2:] not in ("-A", "-B")))
+    ratio = cmp.of(CaseComparison)
+    assert [c.case_id for c in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
+    assert ratio[0].verdict in (Verdict.REGRESSION, Verdict.INCONCLUSIVE, Verdict.SAME)
+    assert ratio[0].base_n >= 8  # at least min_rounds blocks per side
+    side_a = load_run(next(out.glob("ab-*-A.json")))
+    assert side_a.suite == "speed" and side_a.results[0].backend == "eager"
+    assert isinstance(side_a.results[0], SideResult) and side_a.results[0].side == "A"
+    assert (r.exit_code == 1) == (ratio[0].verdict is Verdict.REGRESSION)
 
 
 def test_ab_cli_refuses_unknown_sides():
@@ -89,11 +91,11 @@ def test_calibrate_then_compare_with_it(tmp_path):
     assert "Smallest margin with under 1% false alarms" in r.output
     assert "only 3 A/A case comparisons" in r.output  # 3 pairs x 1 case: too few for 1%
     cal = next(out.glob("calibrate-*.json"))
-    data = json.loads(cal.read_text())
-    margin = next(row for row in data["rows"] if row["metric"] == "min_margin")
-    assert 0.5 <= margin["value"] <= 50 and margin["n"] == 3
-    floor = next(row for row in data["rows"] if row["case_id"] == "rmsnorm/eager/fp32/1x8x64/fwd")
-    assert floor["n"] == 3 and len(floor["extra"]["ratios"]) == 3
+    data = load_run(cal)
+    (margin,) = data.of(MinMargin)
+    assert 0.5 <= margin.value <= 50 and margin.n == 3
+    floor = next(r for r in data.of(CaseNoise) if r.case_id == "rmsnorm/eager/fp32/1x8x64/fwd")
+    assert floor.measurements[0].n == 3 and len(floor.ratios) == 3
     # The calibration feeds compare: the margin is never below the calibrated one.
     r1 = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--out", str(tmp_path / "s"),
                              "--format", "json"])  # fmt: skip
@@ -103,7 +105,7 @@ def test_calibrate_then_compare_with_it(tmp_path):
                             "--format", "json", "--out", str(tmp_path / "k")])  # fmt: skip
     assert r.exit_code == 0, r.output
     saved = json.loads(next((tmp_path / "k").glob("compare-*.json")).read_text())
-    assert saved["config"]["margin"] == pytest.approx(max(0.01, margin["value"] / 100))
+    assert saved["config"]["margin"] == pytest.approx(max(0.01, margin.value / 100))
 
 
 def test_speed_with_baseline(tmp_path):
@@ -138,11 +140,11 @@ def test_calibrate_interleaved(tmp_path):
     args = ["--repeats", "2", "--interleaved", "--out", str(tmp_path), "--format", "json"]
     r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, *args])
     assert r.exit_code == 0, r.output
-    data = json.loads(next(tmp_path.glob("calibrate-*.json")).read_text())
-    assert data["config"]["interleaved"] is True
-    case = next(row for row in data["rows"] if row["metric"] == "noise_floor" and row["n"])
-    assert case["case_id"] == "rmsnorm/fp32/1x8x64/fwd"  # ab matches on the id without backend
-    assert case["n"] == 2  # one A/A comparison per repeat
+    data = load_run(next(tmp_path.glob("calibrate-*.json")))
+    assert data.config["interleaved"] is True
+    case = next(r for r in data.of(CaseNoise) if r.measurements[0].n)
+    assert case.case_id == "rmsnorm/fp32/1x8x64/fwd"  # ab matches on the id without backend
+    assert case.measurements[0].n == 2  # one A/A comparison per repeat
 
 
 def test_time_sides_visits_every_process_and_reverses_each_round():

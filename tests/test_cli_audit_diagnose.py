@@ -6,6 +6,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from normbench.cli import app
+from normbench.results import load_run
+from normbench.results.diagnose import ProbeResult, Verdict
 
 runner = CliRunner()
 
@@ -17,10 +19,9 @@ def test_audit_writes_tidy_reports(tmp_path):
          "--fail-on-spill"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    df = pd.read_csv(next(tmp_path.glob("*.csv")))
-    regs = df[df.metric == "registers"]
-    assert len(regs) >= 4 and (regs.value > 0).all()
-    assert set(df[df.metric == "load_width_bytes"].value) == {16.0}
+    df = pd.read_csv(next(tmp_path.glob("*.csv")))  # one row per configuration
+    assert len(df) >= 4 and (df.registers > 0).all()
+    assert set(df.load_width_bytes) == {16}
     assert "0 spill" in result.output
 
 
@@ -33,12 +34,13 @@ def test_audit_bad_arch_is_one_sentence(tmp_path):
 def test_diagnose_one_probe_reports_its_verdict(tmp_path):
     result = runner.invoke(app, ["diagnose", "lipschitz", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    run = json.loads(next(tmp_path.glob("*.json")).read_text())
-    (verdict,) = [r for r in run["rows"] if r["metric"] == "verdict"]
-    assert verdict["case_id"] == "lipschitz"
-    assert verdict["unit"] in ("confirmed", "refuted", "inconclusive")
+    path = next(tmp_path.glob("*.json"))
+    assert json.loads(path.read_text())["schema_version"] == 2
+    (probe,) = load_run(path).of(ProbeResult)
+    assert probe.case_id == "lipschitz"
+    assert probe.verdict in set(Verdict)
     # The claim of a global bound is refuted: the Jacobian gain grows like 1/sqrt(var + eps).
-    gains = [r["value"] for r in run["rows"] if r["case_id"] == "lipschitz" and r["value"]]
+    gains = [v for v in probe.numbers.values() if isinstance(v, int | float) and v]
     assert gains and max(gains) > 10
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
@@ -24,12 +25,23 @@ from normbench.compare import (
     compare_runs,
     counts,
     exit_code,
+    geomean,
     judge,
     parse_threshold,
 )
 from normbench.errors import BaselineError, UsageError
 from normbench.report.compare_view import markdown_summary
-from normbench.results import Row, Run, dumps
+from normbench.results import Level, Measurement, Run, Status, dumps, load_run
+from normbench.results.compare import (
+    CaseComparison,
+    CaseNoise,
+    GeomeanRatio,
+    MinMargin,
+    SideResult,
+    SuiteNoiseFloor,
+    Verdict,
+)
+from normbench.results.speed import SpeedResult
 from normbench.stats import (
     RatioCI,
     block_median_replicates,
@@ -41,20 +53,35 @@ from normbench.stats import (
     process_groups,
     ratio_ci,
 )
+from normbench.variants.base import Shape
 
 ENV = {"device_name": "cpu: test", "driver": "n/a", "torch": "2.13", "triton": "3.9", "threads": 2}
 runner = CliRunner()
 
 
-def timing_row(case: str, samples, block: int = 5, status: str = "ok", note: str = "") -> Row:
+def timing_result(
+    case: str, samples, block: int = 5, status: str = "ok", note: str = ""
+) -> SpeedResult:
     variant, backend, dtype, shape, mode = case.split("/")
+    batch, seq, dim = (int(x) for x in shape.split("x"))
     samples = tuple(float(s) for s in samples)
-    return Row(
-        case_id=case, suite="speed", variant=variant, backend=backend, dtype=dtype, shape=shape,
-        mode=mode, metric="time", value=float(np.median(samples)) if samples else None,
-        unit="ms", status=status, note=note, n=len(samples), samples=samples,
-        extra={"block_size": block},
+    time = Measurement(
+        "time", float(np.median(samples)) if samples else None, "ms", status=status, note=note,
+        n=len(samples), samples=samples,
     )  # fmt: skip
+    return SpeedResult(
+        case_id=case, variant=variant, backend=backend, dtype=dtype,
+        shape=Shape(batch, seq, dim), mode=mode, measurements=(time,), block_size=block,
+    )  # fmt: skip
+
+
+def samples_of(r: SpeedResult) -> tuple[float, ...]:
+    return r.get("time").samples
+
+
+def with_time(r: SpeedResult, **kw) -> SpeedResult:
+    """The result with its `time` measurement changed."""
+    return r.replace_measurements([replace(r.get("time"), **kw)])
 
 
 def case_id(i: int, backend: str = "eager") -> str:
@@ -64,14 +91,19 @@ def case_id(i: int, backend: str = "eager") -> str:
 def make_run(shifts, n: int = 40, sigma: float = 0.02, seed: int = 0, env=ENV) -> Run:
     """One timing row per shift: lognormal samples around 1 ms x shift."""
     rng = np.random.default_rng(seed)
-    rows = [
-        timing_row(case_id(i), rng.lognormal(math.log(s), sigma, n)) for i, s in enumerate(shifts)
+    results = [
+        timing_result(case_id(i), rng.lognormal(math.log(s), sigma, n))
+        for i, s in enumerate(shifts)
     ]
-    return Run("speed", dict(env), {"time_budget": 0.3}, rows)
+    return Run("speed", dict(env), {"time_budget": 0.3}, results)
 
 
-def verdicts(run: Run) -> dict[str, str]:
-    return {r.case_id: r.extra["verdict"] for r in run.rows if r.metric == "ratio"}
+def verdicts(run: Run) -> dict[str, Verdict]:
+    return {r.case_id: r.verdict for r in run.of(CaseComparison)}
+
+
+def case_of(run: Run, case: str) -> CaseComparison:
+    return next(r for r in run.of(CaseComparison) if r.case_id == case)
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -172,7 +204,7 @@ def test_holm_turns_a_lone_borderline_regression_inconclusive():
     many = judge([borderline] + [ci_at(1.0, 0.01)] * 9, 0.05)
     assert many[0][0] == INCONCLUSIVE
     assert "Holm" in many[0][1]
-    assert many[0][2]["p_regression_holm"] == pytest.approx(10 * many[0][2]["p_regression"])
+    assert many[0].tests["p_regression_holm"] == pytest.approx(10 * many[0].tests["p_regression"])
     assert {v for v, _, _ in many[1:]} == {SAME}
 
 
@@ -211,12 +243,12 @@ def jittered_run(shifts, tau: float, seed: int, n: int = 40) -> Run:
     between two runs that no within-run CI sees."""
     run = make_run(shifts, n=n, sigma=0.02, seed=seed)
     rng = np.random.default_rng(10_000 + seed)
-    rows = []
-    for r in run.rows:
+    results = []
+    for r in run.of(SpeedResult):
         f = float(np.exp(rng.normal(0, tau)))
-        rows.append(Row(**{**r.__dict__, "samples": tuple(s * f for s in r.samples),
-                           "value": r.value * f}))  # fmt: skip
-    return Run("speed", dict(ENV), {}, rows)
+        t = r.get("time")
+        results.append(with_time(r, samples=tuple(s * f for s in t.samples), value=t.value * f))
+    return Run("speed", dict(ENV), {}, results)
 
 
 def test_between_run_noise_keeps_aa_quiet():
@@ -267,8 +299,8 @@ def test_five_percent_slower_is_never_an_improvement():
 def test_geomean_of_known_ratios():
     base = make_run([1.0, 1.0], sigma=1e-4, seed=1)
     new = make_run([1.2, 1 / 1.2 * 1.1], sigma=1e-4, seed=2)
-    geo = next(r for r in compare_runs(base, new).rows if r.metric == "geomean_ratio")
-    ratios = [r.value for r in compare_runs(base, new).rows if r.metric == "ratio"]
+    geo = geomean(compare_runs(base, new))
+    ratios = [r.ratio.value for r in compare_runs(base, new).of(CaseComparison)]
     assert geo.value == pytest.approx(math.sqrt(ratios[0] * ratios[1]))
     assert geo.value == pytest.approx(math.sqrt(1.1), rel=1e-3)
     assert geo.ci_low <= geo.value <= geo.ci_high
@@ -276,10 +308,10 @@ def test_geomean_of_known_ratios():
 
 def test_cases_on_one_side_are_listed_and_broken_fails():
     base = make_run([1.0] * 3, seed=1)
-    base.rows.append(timing_row(case_id(7), [1.0] * 40))
+    base.results.append(timing_result(case_id(7), [1.0] * 40))
     new = make_run([1.0] * 2, seed=2)
-    new.rows.append(timing_row(case_id(2), [], status="mismatch", note="dx differs"))
-    new.rows.append(timing_row(case_id(9), [1.0] * 40))
+    new.results.append(timing_result(case_id(2), [], status="mismatch", note="dx differs"))
+    new.results.append(timing_result(case_id(9), [1.0] * 40))
     cmp = compare_runs(base, new)
     v = verdicts(cmp)
     assert v[case_id(2)] == BROKEN
@@ -287,14 +319,15 @@ def test_cases_on_one_side_are_listed_and_broken_fails():
     assert v[case_id(9)] == NEW
     assert exit_code(cmp) == 1
     assert any("only in the baseline" in line for line in cmp.summary)
-    assert "dx differs" in next(r.note for r in cmp.rows if r.case_id == case_id(2))
+    assert "dx differs" in case_of(cmp, case_id(2)).note
+    assert case_of(cmp, case_id(2)).status is Status.MISMATCH
 
 
 def test_error_in_the_baseline_is_not_compared_and_does_not_fail():
     base = make_run([1.0], seed=1)
-    base.rows.append(timing_row(case_id(5), [], status="error", note="boom"))
+    base.results.append(timing_result(case_id(5), [], status="error", note="boom"))
     new = make_run([1.0], seed=2)
-    new.rows.append(timing_row(case_id(5), [1.0] * 10))
+    new.results.append(timing_result(case_id(5), [1.0] * 10))
     cmp = compare_runs(base, new)
     assert verdicts(cmp)[case_id(5)] == "not compared"
     assert exit_code(cmp) == 0
@@ -308,6 +341,10 @@ def test_fingerprints_must_match_unless_forced():
     cmp = compare_runs(base, new, CompareConfig(force=True))
     assert any("fingerprints differ" in line for line in cmp.summary)
     assert cmp.config["forced"]
+    # A warning by its level, not by its words: the Markdown summary quotes it.
+    warning = next(f for f in cmp.findings if "fingerprints differ" in f.text)
+    assert warning.level is Level.WARNING
+    assert f"> {warning.line}" in markdown_summary(cmp)
 
 
 def test_cpu_memory_settings_that_differ_are_noted():
@@ -328,8 +365,8 @@ def test_runs_without_timing_rows_or_samples_are_refused():
     other = Run("stability", ENV, {}, [])
     with pytest.raises(BaselineError, match="no timing rows"):
         compare_runs(other, make_run([1.0]))
-    bare = Run("speed", ENV, {}, [timing_row(case_id(0), [])])
-    bare.rows[0] = Row(**{**bare.rows[0].__dict__, "value": 1.0})
+    bare = Run("speed", ENV, {}, [timing_result(case_id(0), [])])
+    bare.results[0] = with_time(bare.results[0], value=1.0)
     with pytest.raises(BaselineError, match="no raw timing samples"):
         compare_runs(bare, make_run([1.0]))
 
@@ -337,9 +374,9 @@ def test_runs_without_timing_rows_or_samples_are_refused():
 def test_match_by_group_pairs_two_backends():
     base = make_run([1.0] * 2, seed=1)
     new = make_run([1.0] * 2, seed=2)
-    new.rows = [
-        Row(**{**r.__dict__, "case_id": r.case_id.replace("/eager/", "/mine/"), "backend": "mine"})
-        for r in new.rows
+    new.results = [
+        replace(r, case_id=r.case_id.replace("/eager/", "/mine/"), backend="mine")
+        for r in new.results
     ]
     cmp = compare_runs(base, new, CompareConfig(match="group"))
     assert set(verdicts(cmp)) == {"rmsnorm/fp32/1x1x1024/fwd", "rmsnorm/fp32/1x2x1024/fwd"}
@@ -392,9 +429,9 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
     r = runner.invoke(app, ["compare", base, same, "--out", str(out), "--format", "json"])
     assert r.exit_code == 0, r.output
     assert "PASS: no confirmed regression" in r.output
-    saved = json.loads(next(out.glob("compare-*.json")).read_text())
-    assert saved["suite"] == "compare"
-    assert {row["extra"]["verdict"] for row in saved["rows"] if row["metric"] == "ratio"} == {SAME}
+    saved = load_run(next(out.glob("compare-*.json")))
+    assert saved.suite == "compare"
+    assert set(verdicts(saved).values()) == {SAME}
     md = tmp_path / "summary.md"
     md.write_text("earlier step\n")
     r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(md)])
@@ -459,10 +496,9 @@ def process_samples(levels, rng, n: int = 20, sigma: float = 0.02) -> tuple[list
     return samples, counts_
 
 
-def process_row(case: str, levels, rng) -> Row:
+def process_result(case: str, levels, rng) -> SideResult:
     samples, n = process_samples(levels, rng)
-    row = timing_row(case, samples)
-    return Row(**{**row.__dict__, "extra": {**row.extra, "processes": n}})
+    return SideResult.of_speed(timing_result(case, samples), "A", n)
 
 
 def test_process_ci_matches_welch_by_hand():
@@ -508,15 +544,15 @@ def test_a_slow_process_fools_the_bootstrap_not_the_interval_over_processes():
     # regression with a tight CI. Three per side, one of them slow: inconclusive.
     rng = np.random.default_rng(5)
     case = case_id(0)
-    one_a = Run("speed", dict(ENV), {}, [timing_row(case, process_samples([1.0], rng)[0])])
-    one_b = Run("speed", dict(ENV), {}, [timing_row(case, process_samples([1.35], rng)[0])])
+    one_a = Run("speed", dict(ENV), {}, [timing_result(case, process_samples([1.0], rng)[0])])
+    one_b = Run("speed", dict(ENV), {}, [timing_result(case, process_samples([1.35], rng)[0])])
     assert verdicts(compare_runs(one_a, one_b))[case] == REGRESSION
-    three_a = Run("speed", dict(ENV), {}, [process_row(case, [1.0, 0.98, 1.02], rng)])
-    three_b = Run("speed", dict(ENV), {}, [process_row(case, [1.0, 1.35, 1.01], rng)])
+    three_a = Run("speed", dict(ENV), {}, [process_result(case, [1.0, 0.98, 1.02], rng)])
+    three_b = Run("speed", dict(ENV), {}, [process_result(case, [1.0, 1.35, 1.01], rng)])
     cmp = compare_runs(three_a, three_b)
     assert verdicts(cmp)[case] == INCONCLUSIVE
-    row = next(r for r in cmp.rows if r.case_id == case)
-    assert row.extra["df"] == pytest.approx(2.0, abs=0.2)  # Welch: B's spread dominates
+    row = case_of(cmp, case)
+    assert row.df == pytest.approx(2.0, abs=0.2)  # Welch: B's spread dominates
     assert "over 3 processes a side: raise --processes" in row.note
     assert "Welch's 95% t-interval over the processes" in " ".join(cmp.summary)
 
@@ -536,7 +572,7 @@ def test_processes_aa_quiet_with_a_slow_process_and_5_percent_never_an_improveme
         return shift * np.exp(rng.normal(0, 0.03, 3)) * np.where(slow, 1.3, 1.0)
 
     def run(shift):
-        return Run("speed", dict(ENV), {}, [process_row(case_id(i), levels(shift), rng)
+        return Run("speed", dict(ENV), {}, [process_result(case_id(i), levels(shift), rng)
                                            for i in range(12)])  # fmt: skip
 
     for _ in range(20):
@@ -555,7 +591,7 @@ def test_processes_catch_a_15_percent_slowdown_when_they_agree():
 
     def run(shift):
         return Run("speed", dict(ENV), {}, [
-            process_row(case_id(i), shift * np.exp(rng.normal(0, 0.02, 3)), rng)
+            process_result(case_id(i), shift * np.exp(rng.normal(0, 0.02, 3)), rng)
             for i in range(12)
         ])  # fmt: skip
 
@@ -565,14 +601,14 @@ def test_processes_catch_a_15_percent_slowdown_when_they_agree():
 
 def test_process_counts_that_do_not_add_up_fall_back_to_the_bootstrap():
     rng = np.random.default_rng(2)
-    good = process_row(case_id(0), [1.0, 1.0], rng)
-    bad = Row(**{**good.__dict__, "extra": {**good.extra, "processes": [3, 4]}})
-    single = Row(**{**good.__dict__, "extra": {**good.extra, "processes": [40]}})
+    good = process_result(case_id(0), [1.0, 1.0], rng)
+    bad = replace(good, processes=(3, 4))
+    single = replace(good, processes=(40,))
     base = Run("speed", dict(ENV), {}, [good])
     for other in (bad, single):
         cmp = compare_runs(base, Run("speed", dict(ENV), {}, [other]))
-        row = next(r for r in cmp.rows if r.metric == "ratio" and r.case_id == good.case_id)
-        assert row.extra["df"] is None  # the block bootstrap's normal tests
+        row = case_of(cmp, good.case_id)
+        assert row.df is None  # the block bootstrap's normal tests
         assert cmp.config["per_process_cases"] == 0
 
 
@@ -582,19 +618,92 @@ def test_intervals_over_processes_are_not_widened_by_the_between_run_noise():
     rng = np.random.default_rng(4)
     base = jittered_run([1.0] * 6, 0.15, 1)
     new = jittered_run([1.0] * 6, 0.15, 2)
-    extra_b = [process_row(case_id(10 + i), [1.0, 1.01, 0.99], rng) for i in range(2)]
-    extra_n = [process_row(case_id(10 + i), [1.0, 1.01, 0.99], rng) for i in range(2)]
-    base = Run("speed", dict(ENV), {}, base.rows + extra_b)
-    new = Run("speed", dict(ENV), {}, new.rows + extra_n)
+    extra_b = [process_result(case_id(10 + i), [1.0, 1.01, 0.99], rng) for i in range(2)]
+    extra_n = [process_result(case_id(10 + i), [1.0, 1.01, 0.99], rng) for i in range(2)]
+    base = Run("speed", dict(ENV), {}, base.results + extra_b)
+    new = Run("speed", dict(ENV), {}, new.results + extra_n)
     cmp = compare_runs(base, new)
     assert cmp.config["between_run_noise"] > 0.05
     assert cmp.config["per_process_cases"] == 2
     from normbench.stats import process_ci
 
     for i in range(2):
-        row = next(r for r in cmp.rows if r.case_id == case_id(10 + i))
-        ci = process_ci(process_groups(extra_b[i].samples, [20] * 3),
-                        process_groups(extra_n[i].samples, [20] * 3))  # fmt: skip
-        assert (row.ci_low, row.ci_high) == pytest.approx((ci.low, ci.high))
+        row = case_of(cmp, case_id(10 + i))
+        ci = process_ci(process_groups(samples_of(extra_b[i]), [20] * 3),
+                        process_groups(samples_of(extra_n[i]), [20] * 3))  # fmt: skip
+        assert (row.ratio.ci_low, row.ratio.ci_high) == pytest.approx((ci.low, ci.high))
     assert "2 of the 8 cases were timed in several processes" in " ".join(cmp.summary)
     assert "spread of the 6 single-process cases' ratios" in " ".join(cmp.summary)
+
+
+# --- the typed results in a file (schema version 2) --------------------------------------------
+
+
+def test_comparison_round_trips_through_a_v2_file(tmp_path):
+    # Every kind of case: compared (bootstrap and over processes), broken, missing, new, not
+    # compared; the geometric mean; findings of every level.
+    rng = np.random.default_rng(7)
+    cpu = {**ENV, "device": "cpu", "cpu_steady_heap": True}
+    base = make_run([1.0] * 6, seed=1, env=cpu)
+    # Another torch (a warning, compared with --force) and another heap (a note).
+    new = make_run([1.0] * 5 + [1.3], seed=2, env={**cpu, "torch": "2.14", "cpu_steady_heap": 0})
+    base.results += [
+        timing_result(case_id(7), [1.0] * 40),
+        timing_result(case_id(8), [], status="skipped", note="interpreter"),
+        process_result(case_id(9), [1.0, 1.02, 0.98], rng),
+    ]
+    new.results += [
+        timing_result(case_id(8), [1.0] * 40),
+        timing_result(case_id(10), [1.0] * 40),
+        process_result(case_id(9), [1.0, 1.01, 0.99], rng),
+    ]
+    new.results[0] = with_time(new.results[0], value=None, status="error", note="boom")
+    cmp = compare_runs(base, new, CompareConfig(force=True))
+    assert {r.verdict for r in cmp.of(CaseComparison)} >= {BROKEN, MISSING, NEW,
+                                                           Verdict.NOT_COMPARED}  # fmt: skip
+    assert case_of(cmp, case_id(9)).processes == 3
+    assert {f.level for f in cmp.findings} == set(Level)
+    loaded = load_run(save(cmp, tmp_path / "cmp.json"))
+    assert loaded.results == cmp.results
+    assert loaded.findings == cmp.findings
+    assert loaded.config == json.loads(json.dumps(cmp.config))
+    assert exit_code(loaded) == exit_code(cmp) == 1
+    assert markdown_summary(loaded) == markdown_summary(cmp)
+    # The sides of ab: their process counts survive, so compare of the files gives the same CI.
+    sides = load_run(save(new, tmp_path / "new.json"))
+    assert sides.results == new.results
+    assert isinstance(sides.results[-1], SideResult) and sides.results[-1].processes == (20,) * 3
+
+
+def test_calibration_kinds_round_trip_and_feed_compare(tmp_path):
+    from normbench.compare import load_calibration
+    from normbench.results.compare import FLOOR_ID, MARGIN_ID
+
+    noise = CaseNoise(
+        case_id=case_id(0), variant="rmsnorm", backend="eager", dtype="fp32",
+        shape=Shape(1, 1, 1024), mode="fwd",
+        measurements=(Measurement("noise_floor", 3.5, "%", n=2),),
+        ratios=(1.01, 0.99), ci=((0.97, 1.03), (0.96, 1.02)), worst_ratio_change_pct=1.0,
+    )  # fmt: skip
+    curve = ((0.005, 2, 3, 2), (0.01, 0, 3, 0))
+    run = Run("calibrate", dict(ENV), {}, [
+        noise, SuiteNoiseFloor(FLOOR_ID, value=4.0, n=4),
+        MinMargin(MARGIN_ID, value=1.0, n=3, alarms_at_margin=0, comparisons_alarmed_at_margin=0,
+                  comparisons=3, curve=curve),
+    ])  # fmt: skip
+    path = save(run, tmp_path / "cal.json")
+    loaded = load_run(path)
+    assert loaded.results == run.results
+    assert loaded.of(MinMargin)[0].curve == curve
+    assert load_calibration(path) == pytest.approx(0.01)
+    with pytest.raises(BaselineError, match="not a `normbench calibrate` run"):
+        load_calibration(save(make_run([1.0]), tmp_path / "speed.json"))
+
+
+def test_geomean_is_its_own_result_with_the_old_row():
+    cmp = compare_runs(make_run([1.0] * 2, seed=1), make_run([1.0] * 2, seed=2))
+    geo = geomean(cmp)
+    assert isinstance(geo, GeomeanRatio) and geo.n == 2
+    (row,) = geo.to_rows()
+    assert (row["case_id"], row["metric"], row["unit"], row["n"]) == (
+        "suite/geomean", "geomean_ratio", "x", 2)  # fmt: skip

@@ -1,23 +1,29 @@
 """diagnose: one quick run of every probe (shared), verdicts re-derived from the numbers, and the
 verdict functions on synthetic numbers. Hard-coded outcomes only where the spec makes them
-must-shows (DIAGNOSTICS.md): grad-init's Post-LN slope flatter than Pre-LN's, batchnorm's zero
-batch-dependence for LN, overflow's square-then-cast failing at 256 (pytorch #133085)."""
+must-shows (docs/diagnostics.md section 3): grad-init's Post-LN slope flatter than Pre-LN's,
+batchnorm's zero batch-dependence for LN, overflow's square-then-cast failing at 256
+(pytorch #133085)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from normbench.report.diagnose_view import view
+from normbench.results import Finding, Run, Status, dumps, load_run
 from normbench.suites.diagnose import (
     PROBES,
     ProbeResult,
+    Verdict,
     amplify,
     attention_gain,
     batchnorm,
+    figure_findings,
     grad_init,
     known_norms,
     landscape,
@@ -30,7 +36,7 @@ from normbench.suites.diagnose import (
 )
 from normbench.suites.diagnose.common import (
     VERDICTS,
-    Finding,
+    Outcome,
     ProbeContext,
     loglog_slope,
 )
@@ -68,8 +74,8 @@ def test_every_probe_returns_a_complete_result(quick):
         assert r.verdict in VERDICTS
         assert r.claim == PROBES[name].claim and r.source == PROBES[name].source
         assert r.threshold and r.caveat and r.summary and "\n" not in r.summary
-        assert r.seconds > 0
-        json.dumps(r.to_dict())  # JSON-ready
+        assert r.seconds > 0 and r.status is Status.OK
+        json.dumps(r.to_rows())  # JSON-ready
 
 
 def test_grad_init_post_ln_is_flatter_than_pre_ln(quick):
@@ -509,16 +515,106 @@ def test_a_failing_probe_becomes_an_inconclusive_row(monkeypatch):
     monkeypatch.setattr(lipschitz, "run", boom)
     results = run_diagnose(["lipschitz", "overflow"])
     assert results[0].verdict == "inconclusive" and "kaboom" in results[0].summary
+    assert results[0].status is Status.ERROR
     assert "RuntimeError" in results[0].numbers["error"]
     assert results[1].probe == "overflow" and "error" not in results[1].numbers
+    assert results[1].status is Status.OK
 
 
 def test_results_are_frozen_and_validated():
-    f = Finding("confirmed", {}, "t", "c", "s")
+    f = Outcome("confirmed", {}, "t", "c", "s")
+    assert f.verdict is Verdict.CONFIRMED
     with pytest.raises(AttributeError):
         f.verdict = "refuted"  # type: ignore[misc]
     with pytest.raises(ValueError, match="verdict"):
-        Finding("maybe", {}, "t", "c", "s")  # type: ignore[arg-type]
+        Outcome("maybe", {}, "t", "c", "s")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="verdict"):
+        ProbeResult("p", "claim", "src", "maybe", {}, "t", "c", "s")  # type: ignore[arg-type]
+
+
+# ---- results: the view, the file -----------------------------------------------------------
+
+
+def _same(a, b) -> bool:
+    """Equal, NaN equal to NaN (a saved NaN reads back as a NaN, never as the same object)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+SAMPLE = ProbeResult(
+    "grad-init", claim="a claim", source="a paper", verdict=Verdict.REFUTED,
+    numbers={"depths": [6, 12], "seeds": 3, "slope/none": -0.25, "failed/x": "yes"},
+    threshold="a rule", caveat="a caveat", summary="the numbers", figure=Path("/tmp/g.png"),
+    seconds=1.5,
+)  # fmt: skip
+FAILED = ProbeResult(
+    "lipschitz", claim="c", source="s", verdict="inconclusive",
+    numbers={"error": "RuntimeError: kaboom", "traceback": "Traceback ...", "gain": math.nan},
+    threshold="not applied", caveat="did not finish", summary="probe failed", seconds=0.1,
+    status=Status.ERROR,
+)  # fmt: skip
+
+
+def test_probe_results_round_trip(tmp_path, quick):
+    run = Run("diagnose", {"device_name": "cpu"}, {"quick": True}, [SAMPLE, FAILED],
+              figure_findings([SAMPLE, FAILED]))  # fmt: skip
+    assert run.summary == ["grad-init: figure /tmp/g.png"]
+    path = tmp_path / "diagnose.json"
+    path.write_text(dumps(run))
+    back = load_run(path)
+    assert back.results[0] == SAMPLE and back.findings == run.findings
+    failed = back.results[1]
+    assert failed.status is Status.ERROR and _same(failed.numbers, FAILED.numbers)
+    assert replace(failed, numbers={}) == replace(FAILED, numbers={})
+    # Every probe of the quick run reads back as it was (its verdict can be judged again).
+    path = tmp_path / "quick.json"
+    path.write_text(dumps(Run("diagnose", {}, {}, list(quick.values()))))
+    for r, b in zip(quick.values(), load_run(path).of(ProbeResult), strict=True):
+        assert _same(r.numbers, b.numbers), r.probe
+        assert replace(b, numbers={}) == replace(r, numbers={})
+
+
+def test_the_view_shows_verdict_claim_and_sources():
+    verdicts, sources = view(Run("diagnose", {}, {}, [SAMPLE]))
+    assert verdicts[2] == [["grad-init", "refuted", "a claim", "the numbers", "a rule"]]
+    assert sources[2] == [["grad-init", "a paper", "a caveat"]]
+
+
+def _v1_rows(r: ProbeResult) -> list[dict]:
+    """What normbench wrote for one probe in schema version 1: a verdict row (the verdict as
+    its unit, the rest in extra) and a row per scalar number."""
+    base = {"case_id": r.probe, "suite": "diagnose", "variant": r.probe, "backend": "-",
+            "dtype": "-", "shape": "-", "mode": "-", "p20": None, "p80": None, "ci_low": None,
+            "ci_high": None, "n": None, "samples": []}  # fmt: skip
+    extra = {"claim": r.claim, "source": r.source, "verdict": r.verdict.value,
+             "numbers": r.numbers, "threshold": r.threshold, "caveat": r.caveat,
+             "summary": r.summary, "figure": str(r.figure) if r.figure else None,
+             "seconds": r.seconds}  # fmt: skip
+    rows = [{**base, "metric": "verdict", "value": None, "unit": r.verdict.value,
+             "status": r.status.value, "note": r.summary, "extra": extra}]  # fmt: skip
+    for key, v in r.numbers.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            rows.append({**base, "metric": key, "value": float(v), "unit": "", "status": "ok",
+                         "note": "", "extra": {}})  # fmt: skip
+    return rows
+
+
+def test_a_version_1_diagnose_file_still_loads(tmp_path):
+    data = {"tool": "normbench", "schema_version": 1, "suite": "diagnose", "env": {},
+            "config": {}, "summary": ["grad-init: figure /tmp/g.png"],
+            "rows": _v1_rows(SAMPLE) + _v1_rows(FAILED)}  # fmt: skip
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data).replace("NaN", "null"))  # version 1 wrote NaN as null
+    run = load_run(path)
+    sample, failed = run.of(ProbeResult)
+    assert sample == SAMPLE and run.findings == [Finding("grad-init: figure /tmp/g.png")]
+    assert failed.status is Status.ERROR and _same(failed.numbers, FAILED.numbers)
+    assert replace(failed, numbers={}) == replace(FAILED, numbers={})
 
 
 # ---- the toy model and data ---------------------------------------------------------------

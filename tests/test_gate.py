@@ -49,7 +49,8 @@ def test_wrong_eps_is_a_mismatch():
 
 
 def test_one_pass_variance_fails_on_offset_mean():
-    # E[x^2] - E[x]^2 cancels catastrophically for x = 1e4 + N(0,1) in fp32 (docs/numerics.md 2.4).
+    # E[x^2] - E[x]^2 cancels catastrophically for x = 1e4 + N(0,1) in fp32
+    # (docs/numerics.md trap 4).
     def one_pass(x, weight, bias, eps):
         m = x.mean(-1, keepdim=True)
         var = (x * x).mean(-1, keepdim=True) - m * m

@@ -1,4 +1,5 @@
-"""The kernels' contract (docs/numerics.md) and the options peers have, through the interpreter.
+"""The kernels' contract (docs/numerics.md section 9) and the options peers have, through the
+interpreter.
 
 Each "found" test reproduces a finding of the kernel review with its own numbers; each option
 test checks every output and gradient against the fp64 contract (tests/kernel_reference.py).
@@ -196,7 +197,8 @@ def test_looped_kernels_small_chunks(small_loop, family, dtype):
 
 @pytest.mark.parametrize("family", ["rms", "ln"])
 def test_looped_kernels_offset_rows(small_loop, family):
-    # Trap 4 (x = 1e4 + N(0, 1)) and padded lanes (trap 5) through the chunked statistics.
+    # docs/numerics.md trap 4 (x = 1e4 + N(0, 1)) and padded lanes (docs/numerics.md trap 5) through
+    # the chunked statistics.
     n = 1000
     inputs = {"x": _randn(3, n, mean=1e4, seed=22), "w": _params(n, FP32)[0]}
     check(family, inputs, eps=1e-5)

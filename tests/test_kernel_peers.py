@@ -231,8 +231,9 @@ def test_quack_rmsnorm_residual_dtype_override():
 def test_quack_rmsnorm_with_bias_and_residual(residual_dtype):
     # M = 32, N = 1024, fp16 x and residual, fp32 weight and bias: out/dx atol 1e-2, dw/db 1e-4.
     # QuACK's reference normalizes the unrounded fp32 sum x + r; ours normalizes the residual
-    # output as stored (docs/numerics.md): with residual_dtype=fp32 the two are one function,
-    # with the default fp16 residual output QuACK's reference is taken of that rounded sum.
+    # output as stored (docs/numerics.md section 9): with residual_dtype=fp32 the two are one
+    # function, with the default fp16 residual output QuACK's reference is taken of that rounded
+    # sum.
     x, r = _seeded(32, 1024, dtype=FP16, seed=21), _seeded(32, 1024, dtype=FP16, seed=22)
     dy = _seeded(32, 1024, dtype=FP16, seed=23)
     w0, b0 = 1 + 0.1 * _seeded(1024, dtype=FP32, seed=24), 0.1 * _seeded(1024, dtype=FP32)

@@ -163,7 +163,8 @@ def test_available_on_this_machine():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("family", ["rms", "ln"])
 def test_forward_backward_matches_fp64(family, dtype, n):
-    # mean 0.5: padded lanes must not leak mean^2 into the variance (trap 5, triton #9838).
+    # mean 0.5: padded lanes must not leak mean^2 into the variance (docs/numerics.md trap 5,
+    # triton #9838).
     inputs = make_inputs(family, (rows_for(n),), n, dtype)
     check_against_reference(family, inputs, 1e-6 if family == "rms" else 1e-5, dtype)
 
@@ -193,8 +194,8 @@ def test_fp32_weight_with_half_activations(family):
 @pytest.mark.parametrize("family", ["rms", "ln"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_strided_and_3d_inputs(family, dtype):
-    # Row stride != N and 3-D inputs (trap 12, Liger PR #804): a slice of a wider tensor keeps its
-    # stride all the way into the kernel.
+    # Row stride != N and 3-D inputs (docs/numerics.md trap 12, Liger PR #804): a slice of a wider
+    # tensor keeps its stride all the way into the kernel.
     n = 1000
     gen = torch.Generator().manual_seed(3)
     wide = torch.randn(2, 3, n + 24, generator=gen).to(dtype)
@@ -219,7 +220,7 @@ def test_strided_input_stays_a_view():
 
 @pytest.mark.parametrize("family", ["rms", "ln"])
 def test_empty_batch(family):
-    # M = 0 must return empty results, not crash (trap 12).
+    # M = 0 must return empty results, not crash (docs/numerics.md trap 12).
     for shape in [(0, 64), (2, 0, 64)]:
         x = torch.randn(*shape, requires_grad=True)
         w = torch.ones(64, requires_grad=True)
@@ -338,8 +339,9 @@ def test_trap8_massive_activation(dtype):
 
 
 def test_trap9_bf16_weight_gradient_accumulates_in_fp32():
-    # Liger PR #950: dW accumulated in bf16 drifts with M. M = 2048 rows (trap 9 names 131072)
-    # already puts a bf16 accumulator 25x outside the fp32-accumulating reference; checked below.
+    # Liger PR #950: dW accumulated in bf16 drifts with M. M = 2048 rows (docs/numerics.md trap 9
+    # names 131072) already puts a bf16 accumulator 25x outside the fp32-accumulating reference;
+    # checked below.
     m, n = 2048, 64
     gen = torch.Generator().manual_seed(9)
     x = torch.randn(m, n, generator=gen).to(torch.bfloat16)

@@ -2,6 +2,7 @@
 implementation's autograd graph, and CPU peaks of an allocation sequence written out by hand."""
 
 import json
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -11,15 +12,11 @@ from normbench.backends.base import backend_from_functions
 from normbench.backends.eager import FUNCTIONS as EAGER
 from normbench.cli import app
 from normbench.config import Selection
+from normbench.memprobe import PeakMemory, replay
 from normbench.registry import get_backend, register_backend, unregister_backend
-from normbench.results import load_run
-from normbench.suites.memory import (
-    DIRECT_ROWS,
-    MemoryConfig,
-    PeakMemory,
-    replay,
-    run_memory,
-)
+from normbench.results import Measurement, load_run
+from normbench.results.memory import MemoryFields
+from normbench.suites.memory import DIRECT_ROWS, MemoryConfig, run_memory
 
 runner = CliRunner()
 M, N = 8, 64  # batch 1 x seq 8 rows, hidden 64: every number below is small enough to check
@@ -34,8 +31,29 @@ def memory_run(variants, backends, dtypes, modes=("fwd+bwd",), dims=(N,), rows=M
     return run_memory(MemoryConfig(sel, formats=()))
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One measurement of a memory result, beside the result's typed fields and its ideal."""
+
+    result: MemoryFields
+    m: Measurement
+
+    value = property(lambda self: self.m.value)
+    status = property(lambda self: self.m.status)
+    note = property(lambda self: self.m.note)
+    case_id = property(lambda self: self.result.case_id)
+    ideal = property(lambda self: self.result.ideal(self.m.metric))
+    ratio = property(lambda self: self.result.ratio(self.m.metric))
+
+
+def cells(run, *metrics):
+    return [Cell(r, m) for r in run.cases() for m in r.measurements
+            if not metrics or m.metric in metrics]  # fmt: skip
+
+
 def by_metric(run):
-    return {(r.variant, r.backend, r.dtype, r.mode, r.metric): r for r in run.rows}
+    return {(c.result.variant, c.result.backend, c.result.dtype, c.result.mode, c.m.metric): c
+            for c in cells(run)}  # fmt: skip
 
 
 # Bytes saved for backward (activations and intermediates, each storage once) and parameters
@@ -79,12 +97,12 @@ def test_saved_bytes_match_the_autograd_graphs(eager_composite, key):
     b = 4 if dtype == "fp32" else 2
     stats = 4 * M if variant == "rmsnorm" else 8 * M
     ideal = b * MN + stats  # Variant.ideal_saved: x plus fp32 statistics per row
-    assert r.extra["ideal_bytes"] == ideal
-    assert r.extra["ratio"] == pytest.approx(saved / ideal)
+    assert r.ideal == ideal
+    assert r.ratio == pytest.approx(saved / ideal)
     # Whether x itself (not a copy) is among the saved tensors: eager fp32, composite RMS fp32.
     x_saved = backend == "eager" and (variant == "layernorm" or dtype == "fp32")
     x_saved |= (variant, backend, dtype) == ("rmsnorm", "composite", "fp32")
-    assert r.extra["input_bytes"] == (b * MN if x_saved else 0)
+    assert r.result.saved_input_bytes == (b * MN if x_saved else 0)
 
 
 def test_peak_rows_are_consistent_with_the_ideal(eager_composite):
@@ -93,12 +111,12 @@ def test_peak_rows_are_consistent_with_the_ideal(eager_composite):
             continue
         assert r.status == "ok" and r.value > 0, (variant, backend, dtype, r.note)
         ideal = eager_composite[(variant, backend, dtype, mode, f"ideal_{metric}")].value
-        assert r.extra["ideal_bytes"] == ideal
+        assert r.ideal == ideal
         # A full training step holds at least its outputs, statistics and one gradient per input.
         if metric == "peak_bytes":
             fwd = eager_composite[(variant, backend, dtype, mode, "peak_fwd_bytes")]
             assert r.value >= fwd.value
-            assert r.value >= fwd.extra["after_fwd_bytes"] + (MN + N * (1 + (variant != "rmsnorm")))
+            assert r.value >= fwd.result.after_fwd_bytes + (MN + N * (1 + (variant != "rmsnorm")))
         if backend == "composite":
             assert r.value >= ideal
 
@@ -128,12 +146,12 @@ def test_composite_rmsnorm_fp32_peaks_by_hand():
     rows = by_metric(memory_run(("rmsnorm",), ("composite",), ("fp32",), modes=("fwd",)))
     peak = rows[("rmsnorm", "composite", "fp32", "fwd", "peak_bytes")]
     assert 8 * MN <= peak.value <= 8 * MN + 64
-    assert peak.extra["ideal_bytes"] == 4 * MN  # the output
+    assert peak.ideal == 4 * MN  # the output
     # With autograd: the same, but r (4M) and n = h * r (4MN) are saved and stay, so the peak and
     # what is left after the forward are r, n and the output: 4M + 8MN.
     fwd = rows[("rmsnorm", "composite", "fp32", "fwd", "peak_fwd_bytes")]
     assert 4 * M + 8 * MN <= fwd.value <= 4 * M + 8 * MN + 64
-    assert 4 * M + 8 * MN <= fwd.extra["after_fwd_bytes"] <= 4 * M + 8 * MN + 64
+    assert 4 * M + 8 * MN <= fwd.result.after_fwd_bytes <= 4 * M + 8 * MN + 64
 
 
 def test_triton_saves_at_most_ideal_plus_one_fp32_per_row():
@@ -142,21 +160,21 @@ def test_triton_saves_at_most_ideal_plus_one_fp32_per_row():
         pytest.skip(f"the Triton kernels are unavailable: {reason}")
     variants = ("rmsnorm", "layernorm", "add_rmsnorm", "add_layernorm")
     run = memory_run(variants, ("triton",), ("fp32", "bf16"))
-    saved = [r for r in run.rows if r.metric == "saved_bytes"]
+    saved = cells(run, "saved_bytes")
     assert len(saved) == 8
     for r in saved:
         # A wrong kernel is a mismatch row here: that fails, it is not skipped.
         assert r.status == "ok", f"{r.case_id}: {r.status} {r.note}"
-        assert r.value <= r.extra["ideal_bytes"] + 4 * M, r.case_id
+        assert r.value <= r.ideal + 4 * M, r.case_id
     # The interpreter's allocations say nothing about a GPU kernel: no peak from it.
-    peaks = [r for r in run.rows if r.metric in ("peak_fwd_bytes", "peak_bytes")]
+    peaks = cells(run, "peak_fwd_bytes", "peak_bytes")
     assert peaks and all(r.status == "skipped" and "interpreter" in r.note for r in peaks)
     # Beyond DIRECT_ROWS rows the interpreter is gated and measured at SMALL_ROWS and scaled.
     rows = 2 * DIRECT_ROWS
     run = memory_run(("rmsnorm", "layernorm"), ("triton",), ("bf16",), rows=rows)
-    for r in (r for r in run.rows if r.metric == "saved_bytes"):
+    for r in cells(run, "saved_bytes"):
         assert r.status == "ok" and "scaled" in r.note, r.note
-        assert r.value <= r.extra["ideal_bytes"] + 4 * rows, r.case_id
+        assert r.value <= r.ideal + 4 * rows, r.case_id
 
 
 @pytest.fixture
@@ -181,9 +199,9 @@ def fake_backends():
 
 def test_mismatch_error_and_forward_only_rows(fake_backends):
     run = memory_run(("rmsnorm",), ("m_wrong", "m_boom", "eager"), ("fp32",))
-    heads = {r.backend: r for r in run.rows if r.metric == "saved_bytes"}
+    heads = {r.backend: r for r in run.cases()}
     assert heads["m_wrong"].status == "mismatch" and "tolerance" in heads["m_wrong"].note
-    assert not [r for r in run.rows if r.backend == "m_wrong" and r.metric != "saved_bytes"]
+    assert [m.metric for m in heads["m_wrong"].measurements] == ["saved_bytes"]
     boom = heads["m_boom"]
     assert (boom.status, boom.note) == ("error", "RuntimeError: kernel exploded")
     assert heads["eager"].status == "ok"
@@ -205,10 +223,10 @@ def test_cli_memory_prints_the_table_and_writes_the_reports(tmp_path):
     assert "rmsnorm: saved for backward / ideal: eager 3.91x, composite 2.94x" in result.output
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".csv", ".json", ".md"]
     run = load_run(next(tmp_path.glob("*.json")))
-    saved = {r.backend: r.value for r in run.rows if r.metric == "saved_bytes"}
+    saved = {r.backend: r.value("saved_bytes") for r in run.cases()}
     assert saved == {"eager": 8 * MN + 4 * M, "composite": 6 * MN + 4 * M}
-    assert {r.mode for r in run.rows} == {"fwd+bwd"}  # memory's default mode: a training step
-    md = next(tmp_path.glob("*.md")).read_text()
+    assert {r.mode for r in run.cases()} == {"fwd+bwd"}  # memory's default mode: a training step
+    md = " ".join(next(tmp_path.glob("*.md")).read_text().split())  # cells are padded
     assert "| rmsnorm | bf16 | 1x8x64 | fwd+bwd | composite | ok | 3.03 KiB | 2.94x | 128 B |" in md
 
 
@@ -236,12 +254,13 @@ def test_too_big_shapes_are_skipped_and_the_rest_runs(command, tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     run = load_run(next(tmp_path.glob("*.json")))
     head = "saved_bytes" if command == "memory" else "time"
-    status = {(r.backend, r.shape): (r.status, r.note) for r in run.rows if r.metric == head}
+    assert all(r.measurements[0].metric == head for r in run.cases())
+    status = {(r.backend, str(r.shape)): (r.status, r.note) for r in run.cases()}
     for b in ("eager", "composite"):
         assert status[(b, f"1x{M}x{N}")][0] == "ok"
         s, note = status[(b, f"1x{M}x4096")]
         assert s == "skipped"
-        assert note == "too big for cpu: shape 1x8x4096 needs about 4.00 MiB, 1.00 MiB available"
+        assert note == "too big for cpu: shape 1x8x4096 needs about 4 MiB, 1 MiB available"
 
 
 def test_no_shape_fits_is_one_sentence_and_exit_2(tmp_path, monkeypatch):
@@ -250,7 +269,7 @@ def test_no_shape_fits_is_one_sentence_and_exit_2(tmp_path, monkeypatch):
     monkeypatch.setattr(normbench.env, "available_memory", lambda device: 1000)
     result = runner.invoke(app, ["memory", *ARGS, "--dim", f"{N},128", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "the smallest selected shape 1x8x64 (batch x seq x dim) needs about 64.00 KiB" in (
+    assert "the smallest selected shape 1x8x64 (batch x seq x dim) needs about 64 KiB" in (
         result.output
     )
     assert "Traceback" not in result.output
@@ -309,5 +328,5 @@ def test_extrapolated_saved_bytes_equal_the_direct_measure():
             assert problem == ""
             want = direct[(variant, backend, "bf16", "fwd+bwd", "saved_bytes")]
             assert saved.nbytes == want.value, (backend, variant)
-            assert saved.param_bytes == want.extra["param_bytes"]
-            assert saved.input_bytes == want.extra["input_bytes"]
+            assert saved.param_bytes == want.result.value("saved_param_bytes")
+            assert saved.input_bytes == want.result.saved_input_bytes

@@ -182,8 +182,8 @@ def test_memory_with_heads_is_measured_against_its_own_ideal():
     sel = Selection(("rmsnorm",), ("triton",), ("fp32",), (64,), (1,), (64,), ("fwd+bwd",),
                     heads=(4,))  # fmt: skip
     run = run_memory(MemoryConfig(selection=sel, formats=()))
-    saved = [r for r in run.rows if r.metric == "saved_bytes" and r.status == "ok"]
-    assert saved and all(abs(r.extra["ratio"] - 1.0) < 1e-9 for r in saved), saved
+    saved = [r for r in run.cases() if r.ok]
+    assert saved and all(abs(r.ratio("saved_bytes") - 1.0) < 1e-9 for r in saved), saved
 
 
 def test_a_dtype_equal_to_x_is_the_plain_layer():
@@ -195,10 +195,11 @@ def test_a_dtype_equal_to_x_is_the_plain_layer():
 
 def test_sweeps_keep_the_heads():
     from normbench.config import Selection, StabilityConfig
+    from normbench.results.stability import SweepPointResult
     from normbench.suites.stability import run_stability
 
     sel = Selection(("rmsnorm",), ("triton",), ("fp32",), (64,), (1,), (4,), ("fwd+bwd",),
                     heads=(2,))  # fmt: skip
     run = run_stability(StabilityConfig(sel, ("normal",), sweep=(0,), formats=()))
-    sweep = [r for r in run.rows if r.metric == "sweep_verdict"]
+    sweep = run.of(SweepPointResult)
     assert sweep and all("1x4x2x64" in r.case_id for r in sweep)

@@ -1,274 +1,461 @@
-"""Plots drawn from small saved runs: the PNG is written and every plotted value is the run's."""
+"""Figures drawn from small runs: every drawn point, read back from the Figure's artists, is a row
+of the run's tidy frame (to_frame); the PNG is written and not blank."""
 
+import gzip
 import struct
 
 import pytest
+from matplotlib.colors import to_hex
 
+from normbench.canvas import png_bytes, save_png
 from normbench.report import plots
+from normbench.report.figures import compare, memory, speed, stability
+from normbench.report.figures.data import plot_input
 from normbench.report.merge import merge
-from normbench.results import Row, Run, dumps, load_run
+from normbench.results import Measurement, Run, dumps, load_run, to_frame
+from normbench.results.compare import CaseComparison, GeomeanRatio
+from normbench.results.memory import IDEAL_OF, MemoryResult
+from normbench.results.speed import SpeedResult
+from normbench.results.stability import StabilityResult, SweepPointResult, SweepRangeResult
+from normbench.variants.base import Shape
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(path):
-    """(width, height) from the PNG header."""
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC
-    return struct.unpack(">II", data[16:24])
+COLORS = {to_hex(c): v for v, c in stability.VERDICT_COLORS.items()}
 
 
 def assert_png(path):
     import matplotlib.image
 
-    w, h = png_size(path)
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    w, h = struct.unpack(">II", data[16:24])
     assert w > 300 and h > 200 and path.stat().st_size > 5000
-    pixels = matplotlib.image.imread(path)
-    assert pixels.std() > 0.05  # not a blank canvas
+    assert matplotlib.image.imread(path).std() > 0.05  # not a blank canvas
 
 
-def srow(backend, n, metric, value, unit, status="ok", p20=None, p80=None, variant="rmsnorm",
-         dtype="bf16", mode="fwd", shape=None):  # fmt: skip
-    shape = shape or f"4x512x{n}"
+# ---------------------------------------------------------------- reading a Figure back
+
+
+def panels(fig):
+    """{panel title: Axes} of the visible panels, in drawing order."""
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_visible() and ax.get_title()}
+
+
+def lines(ax):
+    """{label: [(x, y), ...]} of the plotted series (error-bar lines and bars)."""
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    out = {}
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            out[c.get_label()] = [tuple(p) for p in c.lines[0].get_xydata()]
+        elif isinstance(c, BarContainer):  # bars grow from 1: the top is the value
+            out[c.get_label()] = [(p.get_x() + p.get_width() / 2, p.get_y() + p.get_height())
+                                  for p in c.patches]  # fmt: skip
+    for ln in ax.lines:  # plain lines (the stability sweep's error), not the reference rules
+        if not ln.get_label().startswith("_") and len(ln.get_xdata()) and not _rule(ln):
+            out.setdefault(ln.get_label(), [tuple(p) for p in ln.get_xydata()])
+    return out
+
+
+def _rule(ln):
+    """An axhline/axvline: it spans the axes from 0 to 1 in axes coordinates."""
+    return list(ln.get_xdata()) == [0, 1] or list(ln.get_ydata()) == [0, 1]
+
+
+def rules(ax):
+    """{label: position} of the reference lines across a panel (axhline/axvline)."""
+    out = {}
+    for ln in ax.lines:
+        if list(ln.get_xdata()) == [0, 1]:
+            out[ln.get_label()] = ln.get_ydata()[0]
+        elif list(ln.get_ydata()) == [0, 1]:
+            out[ln.get_label()] = ln.get_xdata()[0]
+    return out
+
+
+def error_bars(ax, label):
+    """[(low, high), ...] of a series' whiskers."""
+    c = next(c for c in ax.containers if c.get_label() == label)
+    segs = c.lines[2][0].get_segments()
+    vertical = segs[0][0][0] == segs[0][1][0]
+    return [(s[0][1], s[1][1]) if vertical else (s[0][0], s[1][0]) for s in segs]
+
+
+def cells(ax):
+    """{(row, column): verdict} of a verdict grid, from each cell's colour."""
+    out = {}
+    for p in ax.patches:
+        row, col = round(p.get_y() + 0.45), round(p.get_x() + 0.48)
+        out[(row, col)] = COLORS[to_hex(p.get_facecolor())]
+    return out
+
+
+def notes(fig):
+    return fig.legends[0].get_title().get_text() if fig.legends else ""
+
+
+def draw(fn, run):
+    return fn(*plot_input(run))
+
+
+# ---------------------------------------------------------------- speed
+
+SH = {n: Shape(4, 512, n) for n in (1024, 2048, 4096)}
+
+
+def speed_case(
+    backend, n, gbps, variant="rmsnorm", dtype="bf16", mode="fwd", shape=None, speedup=1.0
+):
+    shape = shape or SH[n]
+    ms = (
+        Measurement("time", 1.0 / gbps, "ms", p20=0.9 / gbps, p80=1.1 / gbps, n=5),
+        Measurement("bandwidth", gbps, "GB/s", p20=gbps * 0.9, p80=gbps * 1.1),
+        Measurement("pct_copy_bw", 100 * gbps / 40.0, "%"),
+        Measurement("speedup", speedup, "x"),
+    )
     cid = f"{variant}/{backend}/{dtype}/{shape}/{mode}"
-    return Row(cid, "speed", variant, backend, dtype, shape, mode, metric, value, unit,
-               status=status, p20=p20, p80=p80)  # fmt: skip
+    return SpeedResult(cid, variant=variant, backend=backend, dtype=dtype, shape=shape,
+                       mode=mode, measurements=ms)  # fmt: skip
 
 
 def speed_run(device="cpu: test", copy=40.0, scale=1.0):
-    rows = []
-    for backend, base in (("eager", 10.0), ("composite", 6.0)):
-        for n in (1024, 4096):
-            gbps = base * scale * (n / 1024) ** 0.5
-            rows.append(srow(backend, n, "time", 1.0 / gbps, "ms", p20=0.9 / gbps, p80=1.1 / gbps))
-            rows.append(srow(backend, n, "bandwidth", gbps, "GB/s", p20=gbps * 0.9, p80=gbps * 1.1))
-            rows.append(srow(backend, n, "pct_copy_bw", 100 * gbps / copy, "%"))
-            if backend != "eager":
-                rows.append(srow(backend, n, "speedup", base / 10.0, "x"))
-            else:
-                rows.append(srow(backend, n, "speedup", 1.0, "x"))
-    rows.append(srow("triton", 1024, "time", None, "ms", status="skipped"))
+    results = [
+        speed_case(backend, n, base * scale * (n / 1024) ** 0.5, speedup=base / 10.0)
+        for backend, base in (("eager", 10.0), ("composite", 6.0))
+        for n in (1024, 4096)
+    ]
+    results.append(SpeedResult(f"rmsnorm/triton/bf16/{SH[1024]}/fwd", variant="rmsnorm",
+                               backend="triton", dtype="bf16", shape=SH[1024], mode="fwd",
+                               measurements=(Measurement("time", None, "ms", status="skipped",
+                                                         note="interpreter"),)))  # fmt: skip
     env = {"device_name": device, "copy_bandwidth_gbps": copy, "torch": "2.13", "threads": 2}
-    return Run("speed", env, {}, rows, summary=["one line"])
+    return Run("speed", env, {}, results)
 
 
-def test_speed_plot_values_come_from_the_run(tmp_path):
+def frame_points(run, metric):
+    """{(backend, N): row} of the frame's ok rows of `metric`."""
+    df = to_frame(run)
+    df = df[(df.metric == metric) & (df.status == "ok")]
+    return {(r.backend, r.dim): r for r in df.itertuples()}
+
+
+def test_speed_figure_points_are_the_frame_rows(tmp_path):
     run = speed_run()
-    data = plots.plot_speed(run, tmp_path / "speed.png")
+    fig = draw(speed.bandwidth, run)
+    save_png(fig, tmp_path / "speed.png")
     assert_png(tmp_path / "speed.png")
-    assert data.panels == ["bf16 fwd"]
-    bw = {(r.backend, int(r.shape.split("x")[-1])): r for r in run.metric("bandwidth")}
-    for backend in ("eager", "composite"):
-        s = data.get("bf16 fwd", backend)
-        assert s.x == (1024, 4096)
-        assert s.y == tuple(bw[(backend, n)].value for n in s.x)
-        assert s.low == tuple(bw[(backend, n)].p20 for n in s.x)
-        assert s.high == tuple(bw[(backend, n)].p80 for n in s.x)
-    # The device's measured copy bandwidth is the reference line; skipped triton is not plotted.
-    assert [(ln.panel, ln.y) for ln in data.lines] == [("bf16 fwd", 40.0)]
-    assert {s.label for s in data.series} == {"eager", "composite"}
-    assert any("1 skipped" in n for n in data.notes)
+    assert list(panels(fig)) == ["bf16 fwd"]
+    ax = panels(fig)["bf16 fwd"]
+    rows = frame_points(run, "bandwidth")
+    drawn = lines(ax)
+    assert set(drawn) == {"eager", "composite"}  # skipped triton is not drawn
+    for backend, pts in drawn.items():
+        assert [x for x, _ in pts] == [1024, 4096]
+        assert [y for _, y in pts] == [rows[(backend, x)].value for x, _ in pts]
+        spans = [v for span in error_bars(ax, backend) for v in span]  # p20..p80
+        want = [v for x, _ in pts for v in (rows[(backend, x)].p20, rows[(backend, x)].p80)]
+        assert spans == pytest.approx(want)
+    # The device's measured copy bandwidth is the reference line.
+    assert rules(ax) == {"measured copy bandwidth (40 GB/s)": 40.0}
+    assert "1 skipped" in notes(fig)
 
 
-def test_speedup_plot_bars_exclude_eager(tmp_path):
-    data = plots.plot_speedup(speed_run(), tmp_path / "speedup.png")
-    assert_png(tmp_path / "speedup.png")
-    assert [s.label for s in data.series] == ["composite"]
-    assert data.get("bf16 fwd", "composite").points() == {1024: 0.6, 4096: 0.6}
-    assert data.lines[0].y == 1.0
+def test_speedup_bars_exclude_eager():
+    fig = draw(speed.speedup, speed_run())
+    ax = panels(fig)["bf16 fwd"]
+    bars = lines(ax)
+    assert list(bars) == ["composite"]
+    assert [y for _, y in bars["composite"]] == pytest.approx([0.6, 0.6])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1K", "4K"]
+    assert rules(ax) == {"eager (1x)": 1.0}
 
 
-def test_speed_plot_panels_per_dtype_mode_and_rows(tmp_path):
+def test_speed_panels_per_dtype_mode_and_rows():
     run = speed_run()
-    extra = [
-        srow("eager", 2048, "bandwidth", 7.0, "GB/s", dtype="fp32", mode="bwd"),
-        srow("eager", 2048, "bandwidth", 9.0, "GB/s", dtype="fp32", mode="bwd", shape="1x64x2048"),
-        srow("eager", 2048, "bandwidth", 5.0, "GB/s", variant="layernorm"),
-    ]  # fmt: skip
-    run.rows += extra
-    data = plots.speed_data(run)
+    run.results += [
+        speed_case("eager", 2048, 7.0, dtype="fp32", mode="bwd"),
+        speed_case("eager", 2048, 9.0, dtype="fp32", mode="bwd", shape=Shape(1, 64, 2048)),
+        speed_case("eager", 2048, 5.0, variant="layernorm"),
+    ]
+    fig = draw(speed.bandwidth, run)
     # Several row counts M: M joins the panel name; two variants: the label names the variant.
-    assert data.panels == ["fp32 bwd | M=64", "fp32 bwd | M=2048", "bf16 fwd | M=2048"]
-    assert data.get("fp32 bwd | M=64", "rmsnorm / eager").points() == {2048: 9.0}
-    assert data.get("fp32 bwd | M=2048", "rmsnorm / eager").points() == {2048: 7.0}
-    assert data.get("bf16 fwd | M=2048", "layernorm / eager").points() == {2048: 5.0}
+    axes = panels(fig)
+    assert list(axes) == ["fp32 bwd | M=64", "fp32 bwd | M=2048", "bf16 fwd | M=2048"]
+    assert lines(axes["fp32 bwd | M=64"]) == {"rmsnorm / eager": [(2048, 9.0)]}
+    assert lines(axes["fp32 bwd | M=2048"]) == {"rmsnorm / eager": [(2048, 7.0)]}
+    assert lines(axes["bf16 fwd | M=2048"])["layernorm / eager"] == [(2048, 5.0)]
 
 
 def test_merged_devices_get_their_own_panels_and_bandwidth_lines(tmp_path):
     a = speed_run("NVIDIA H100", copy=3000.0, scale=100)
     b = speed_run("cpu: test", copy=40.0)
     (run,) = merge([a, b], ["h100.json", "cpu.json"])
-    data = plots.plot_speed(run, tmp_path / "merged.png")
+    fig = draw(speed.bandwidth, run)
+    save_png(fig, tmp_path / "merged.png")
     assert_png(tmp_path / "merged.png")
-    assert data.panels == ["NVIDIA H100 | bf16 fwd", "cpu: test | bf16 fwd"]
-    assert {(ln.panel, ln.y) for ln in data.lines} == {
-        ("NVIDIA H100 | bf16 fwd", 3000.0),
-        ("cpu: test | bf16 fwd", 40.0),
-    }
-    h100 = data.get("NVIDIA H100 | bf16 fwd", "eager").points()
-    assert h100[1024] == pytest.approx(1000.0)
+    axes = panels(fig)
+    assert list(axes) == ["NVIDIA H100 | bf16 fwd", "cpu: test | bf16 fwd"]
+    assert list(rules(axes["NVIDIA H100 | bf16 fwd"]).values()) == [3000.0]
+    assert list(rules(axes["cpu: test | bf16 fwd"]).values()) == [40.0]
+    assert dict(lines(axes["NVIDIA H100 | bf16 fwd"])["eager"])[1024] == pytest.approx(1000.0)
 
 
-def sweep_rows(backend, dtype, verdicts, ks, dim=1000, errors=None):
-    rank = {"PASS": 0, "WARN": 1, "FAIL": 2}
-    base = f"rmsnorm/{backend}/{dtype}/1x8x{dim}/fwd+bwd/unit-max"
-    rows = []
-    for i, (k, v) in enumerate(zip(ks, verdicts, strict=True)):
-        extra = {"k": k, "verdict": v, "dim": dim}
-        if errors:
-            extra["tol_ratio"] = errors[i]
-        status = {"skipped": "skipped", "FAIL": "mismatch"}.get(v, "ok")
-        rows.append(Row(f"{base}/x2^{k}", "stability", "rmsnorm", backend, dtype, f"1x8x{dim}",
-                        "fwd+bwd", "sweep_verdict", rank.get(v), "", status=status,
-                        extra=extra))  # fmt: skip
+def test_figures_skip_empty_plots_and_unknown_suites():
+    run = speed_run()
+    run.results = [r for r in run.results if r.backend == "triton"]  # nothing was timed
+    assert plots.figures(run) == []
+    assert draw(speed.bandwidth, run) is None
+    assert plots.figures(Run("diagnose", {}, {}, [])) == []
+
+
+def test_figures_of_a_saved_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(dumps(speed_run()))
+    figs = dict(plots.figures(load_run(path)))
+    assert list(figs) == ["speed", "speedup"]  # no memory measured: no memory figure
+    assert dict(lines(panels(figs["speed"])["bf16 fwd"])["eager"])[4096] == pytest.approx(20.0)
+    written = plots.write_figures(load_run(path), tmp_path, "run")
+    assert written["speed"] == tmp_path / "run.speed.png"
+    assert written["speedup"].read_bytes()[:8] == PNG_MAGIC
+    assert png_bytes(figs["speed"])[:8] == PNG_MAGIC
+
+
+# ---------------------------------------------------------------- stability
+
+BASE = "rmsnorm/{b}/{d}/1x8x1000/fwd+bwd/unit-max"
+RANK = {"PASS": 0, "WARN": 1, "FAIL": 2}
+STATUS = {"skipped": "skipped", "FAIL": "mismatch"}
+CASE = dict(variant="rmsnorm", dtype="fp16", shape=Shape(1, 8, 1000), mode="fwd+bwd")
+
+
+def sweep_results(backend, verdicts, ks, errors=None):
+    base = BASE.format(b=backend, d="fp16")
+    out = [
+        SweepPointResult(
+            f"{base}/x2^{k}",
+            backend=backend,
+            **CASE,
+            k=k,
+            verdict=v,
+            tol_ratio=errors[i] if errors else None,
+            measurements=(Measurement("sweep_verdict", RANK.get(v), "", STATUS.get(v, "ok")),),
+        )  # fmt: skip
+        for i, (k, v) in enumerate(zip(ks, verdicts, strict=True))
+    ]
     passing = [k for k, v in zip(ks, verdicts, strict=True) if v == "PASS"]
-    info = {"dim": dim, "low_k": min(passing), "high_k": max(passing)}
-    rows.append(Row(base, "stability", "rmsnorm", backend, dtype, f"1x8x{dim}", "fwd+bwd",
-                    "safe_scale_max", 2.0 ** max(passing), "x", extra=info))  # fmt: skip
-    return rows
+    top = Measurement("safe_scale_max", 2.0 ** max(passing), "x")
+    out.append(SweepRangeResult(base, backend=backend, **CASE, low_k=min(passing),
+                                high_k=max(passing), measurements=(top,)))  # fmt: skip
+    return out
 
 
-def verdict_row(backend, dtype, dist, verdict, ulp, status=None):
-    rank = {"PASS": 0, "WARN": 1, "FAIL": 2}
+def verdict_result(backend, dist, verdict, ulp, status=None):
     status = status or ("mismatch" if verdict == "FAIL" else "ok")
-    extra = {"verdict": verdict, "dist": dist, "dim": 1000, "max_ulp": ulp}
-    return Row(f"rmsnorm/{backend}/{dtype}/1x8x1000/fwd+bwd/{dist}", "stability", "rmsnorm",
-               backend, dtype, "1x8x1000", "fwd+bwd", "verdict",
-               None if status == "skipped" else rank[verdict], "", status=status,
-               extra=extra)  # fmt: skip
+    value = None if status == "skipped" else RANK[verdict]
+    return StabilityResult(f"rmsnorm/{backend}/fp16/1x8x1000/fwd+bwd/{dist}", backend=backend,
+                           **CASE, verdict=verdict if status != "skipped" else "skipped",
+                           dist=dist, max_ulp=ulp,
+                           measurements=(Measurement("verdict", value, "", status),))  # fmt: skip
 
 
 def stability_run(errors: bool = False):
     ks = (-8, -4, 0, 4, 8)
-    rows = [
-        verdict_row("eager", "fp16", "normal", "PASS", 0.5),
-        verdict_row("eager", "fp16", "large", "FAIL", 2.0e4),
-        verdict_row("composite", "fp16", "normal", "WARN", 33.0),
-        verdict_row("composite", "fp16", "large", "PASS", 1.0, status="skipped"),
-        *sweep_rows("eager", "fp16", ["PASS", "PASS", "PASS", "PASS", "skipped"], ks,
-                    errors=[0.1, 0.1, 0.2, 0.3, None] if errors else None),
-        *sweep_rows("composite", "fp16", ["WARN", "PASS", "PASS", "FAIL", "skipped"], ks,
-                    errors=[2.0, 0.5, 0.5, 9.0, None] if errors else None),
+    results = [
+        verdict_result("eager", "normal", "PASS", 0.5),
+        verdict_result("eager", "large", "FAIL", 2.0e4),
+        verdict_result("composite", "normal", "WARN", 33.0),
+        verdict_result("composite", "large", "PASS", 1.0, status="skipped"),
+        *sweep_results("eager", ["PASS", "PASS", "PASS", "PASS", "skipped"], ks,
+                       errors=[0.1, 0.1, 0.2, 0.3, None] if errors else None),
+        *sweep_results("composite", ["WARN", "PASS", "PASS", "FAIL", "skipped"], ks,
+                       errors=[2.0, 0.5, 0.5, 9.0, None] if errors else None),
     ]  # fmt: skip
-    return Run("stability", {"device_name": "cpu: test"}, {}, rows)
+    return Run("stability", {"device_name": "cpu: test"}, {}, results)
 
 
-def test_stability_sweep_plot_values_come_from_the_run(tmp_path):
+def test_stability_sweep_verdicts_come_from_the_frame(tmp_path):
     run = stability_run()
-    data = plots.plot_stability(run, tmp_path / "stability.png")
+    fig = draw(stability.sweep, run)  # the points carry no per-scale error: the verdict grid
+    save_png(fig, tmp_path / "stability.png")
     assert_png(tmp_path / "stability.png")
-    assert data.options["mode"] == "verdict"  # the rows carry no per-scale error
-    s = data.get("fp16 | N=1000", "rmsnorm / composite")
-    assert s.x == (-8, -4, 0, 4, 8)
-    assert s.marks == ("WARN", "PASS", "PASS", "FAIL", "skipped")
-    assert s.y[:4] == (1.0, 0.0, 0.0, 2.0)
-    assert s.texts == ("PASS 2^-4..2^0",)  # from the safe_scale_max row
+    ax = panels(fig)["fp16 | N=1000"]
+    grid = cells(ax)
+    df = to_frame(run)
+    for row, tick in enumerate(ax.get_yticklabels()):
+        impl, span = tick.get_text().split("\n")
+        backend = impl.split(" / ")[1]
+        pts = df[(df.metric == "sweep_verdict") & (df.backend == backend)].sort_values("k")
+        assert [grid[(row, col)] for col in range(5)] == list(pts.verdict)
+    assert ax.get_yticklabels()[1].get_text() == "rmsnorm / composite\nPASS 2^-4..2^0"
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == [f"$2^{{{k}}}$" for k in (-8, -4, 0, 4, 8)]
 
 
-def test_stability_sweep_plots_the_error_when_rows_carry_it(tmp_path):
-    data = plots.plot_stability(stability_run(errors=True), tmp_path / "err.png")
-    assert_png(tmp_path / "err.png")
-    assert data.options["mode"] == "error" and data.ylabel == "error / tolerance"
-    assert data.get("fp16 | N=1000", "rmsnorm / composite").y[:4] == (2.0, 0.5, 0.5, 9.0)
+def test_stability_sweep_draws_the_error_when_points_carry_it():
+    fig = draw(stability.sweep, stability_run(errors=True))
+    ax = panels(fig)["fp16 | N=1000"]
+    assert ax.get_ylabel() == "error / tolerance"
+    drawn = lines(ax)["rmsnorm / composite"]
+    assert [x for x, _ in drawn] == [2.0**k for k in (-8, -4, 0, 4, 8)]
+    assert [y for _, y in drawn][:4] == [2.0, 0.5, 0.5, 9.0]
     # The verdict boundaries of normbench.verdicts: PASS <= 1x the tolerance, WARN <= 4x.
-    assert sorted(ln.y for ln in data.lines) == [1.0, 4.0]
+    assert sorted(rules(ax).values()) == [1.0, 4.0]
 
 
-def test_stability_matrix_plot(tmp_path):
-    data = plots.plot_stability_matrix(stability_run(), tmp_path / "matrix.png")
-    assert_png(tmp_path / "matrix.png")
-    eager = data.get("fp16", "rmsnorm / eager")
-    assert eager.x == ("normal", "large")
-    assert eager.marks == ("PASS", "FAIL") and eager.texts == ("0.5", "20k")
-    assert data.get("fp16", "rmsnorm / composite").marks == ("WARN", "skipped")
+def test_stability_matrix_cells():
+    fig = draw(stability.matrix, stability_run())
+    ax = panels(fig)["fp16"]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == ["rmsnorm / eager", "rmsnorm / composite"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["normal", "large"]
+    assert cells(ax) == {(0, 0): "PASS", (0, 1): "FAIL", (1, 0): "WARN", (1, 1): "skipped"}
+    assert [t.get_text() for t in ax.texts] == ["0.5", "20k", "33", "n/a"]
 
 
-def test_figures_skip_empty_plots_and_unknown_suites(tmp_path):
-    run = speed_run()
-    run.rows = [r for r in run.rows if r.backend == "triton"]  # nothing was timed
-    assert plots.figures(run) == []
-    assert plots.figures(Run("diagnose", {}, {}, [])) == []
-    # A plot function asked directly still writes a readable figure.
-    data = plots.plot_speed(run, tmp_path / "empty.png")
-    assert not data and png_size(tmp_path / "empty.png")[0] > 0
+# ---------------------------------------------------------------- compare
 
 
-def test_plot_from_a_saved_file(tmp_path):
-    path = tmp_path / "run.json"
-    path.write_text(dumps(speed_run()))
-    data = plots.plot_speed(load_run(path), tmp_path / "saved.png")
-    assert data.get("bf16 fwd", "eager").points()[4096] == pytest.approx(20.0)
-    assert data.dest == tmp_path / "saved.png"
+def comparison(case, ratio, lo, hi, verdict, status="ok"):
+    m = Measurement("ratio", ratio, "x", status, ci_low=lo, ci_high=hi)
+    return CaseComparison(case, variant="rmsnorm", backend="eager", dtype="bf16", shape=SH[1024],
+                          mode="fwd", verdict=verdict, margin=0.05, measurements=(m,))  # fmt: skip
 
 
-def compare_row(case, ratio, lo, hi, verdict, margin=0.05):
-    extra = {"verdict": verdict, "margin": margin}
-    return Row(case, "compare", "rmsnorm", "eager", "bf16", "4x512x1024", "fwd", "ratio", ratio,
-               "x", ci_low=lo, ci_high=hi, extra=extra)  # fmt: skip
-
-
-def test_compare_plot_ratio_with_ci_per_case(tmp_path):
-    rows = [
-        compare_row("a", 1.02, 0.99, 1.04, "same"),
-        compare_row("b", 1.30, 1.20, 1.41, "regression"),
-        compare_row("c", 0.80, 0.75, 0.85, "improvement"),
-        compare_row("d", None, None, None, "missing"),
-        Row("suite/geomean", "compare", "", "", "", "", "", "geomean_ratio", 1.01, "x",
-            ci_low=0.98, ci_high=1.05, n=3),
-    ]  # fmt: skip
-    run = Run("compare", {"device_name": "cpu"}, {"labels": ["base", "new"]}, rows)
-    data = plots.plot_compare(run, tmp_path / "compare.png")
+def test_compare_ratio_with_ci_per_case(tmp_path):
+    results = [
+        comparison("a", 1.02, 0.99, 1.04, "same"),
+        comparison("b", 1.30, 1.20, 1.41, "regression"),
+        comparison("c", 0.80, 0.75, 0.85, "improvement"),
+        comparison("d", None, None, None, "missing", status="skipped"),
+        GeomeanRatio("suite/geomean", value=1.01, ci_low=0.98, ci_high=1.05, n=3),
+    ]
+    run = Run("compare", {"device_name": "cpu"}, {"labels": ["base", "new"]}, results)
+    fig = draw(compare.ratios, run)
+    save_png(fig, tmp_path / "compare.png")
     assert_png(tmp_path / "compare.png")
+    ax = panels(fig)["new / base"]
     # Worst first, as in the table; the case without a ratio is counted in a note, not drawn.
-    assert [s.label for s in data.series] == ["regression", "improvement", "same", "geometric mean"]
-    reg = data.get("new / base", "regression")
-    assert (reg.x, reg.y, reg.low, reg.high) == (("b",), (1.30,), (1.20,), (1.41,))
-    assert data.get("new / base", "geometric mean").points() == {"geometric mean": 1.01}
-    band = next(ln for ln in data.lines if ln.style == "band")
-    assert (band.y, band.width) == (1.0, 0.05)
-    assert any("1 missing" in n for n in data.notes)
+    drawn = lines(ax)
+    assert list(drawn) == ["regression", "improvement", "same", "geometric mean"]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == ["b", "c", "a", "geometric mean"]
+    assert drawn["regression"] == [(1.30, 0)] and error_bars(ax, "regression") == [(1.20, 1.41)]
+    assert drawn["geometric mean"] == [(1.01, 3)]
+    assert rules(ax) == {"no change (1x)": 1.0}
+    band = next(p for p in ax.patches if p.get_label() == "margin +-5%")
+    assert band.get_x() == pytest.approx(0.95) and band.get_width() == pytest.approx(0.1)
+    assert "1 missing" in notes(fig)
+
+
+# ---------------------------------------------------------------- memory
+
+
+def mem_case(backend, n, saved, ideal=None, peak=None, ideal_peak=None):
+    ms = [Measurement("saved_bytes", saved, "B")]
+    ms += [Measurement("ideal_saved_bytes", ideal, "B")] if ideal is not None else []
+    ms += [Measurement("peak_bytes", peak, "B")] if peak is not None else []
+    ms += [Measurement("ideal_peak_bytes", ideal_peak, "B")] if ideal_peak is not None else []
+    return MemoryResult(f"rmsnorm/{backend}/bf16/{SH[n]}/fwd+bwd", variant="rmsnorm",
+                        backend=backend, dtype="bf16", shape=SH[n], mode="fwd+bwd",
+                        measurements=tuple(ms))  # fmt: skip
+
+
+def test_memory_saved_bytes_against_the_ideal(tmp_path):
+    mib = 2**20
+    results = [
+        mem_case("eager", 1024, 3 * mib, mib, 8 * mib, 1024 * 4096),
+        mem_case("eager", 4096, 12 * mib, 4 * mib, 32 * mib, 4096 * 4096),
+        mem_case("composite", 1024, 5 * mib, mib),
+        mem_case("composite", 4096, 20 * mib, 4 * mib),
+    ]
+    run = Run("memory", {"device_name": "cpu: test"}, {}, results)
+    fig = draw(memory.memory, run)
+    save_png(fig, tmp_path / "memory.png")
+    assert_png(tmp_path / "memory.png")
+    axes = panels(fig)
+    assert list(axes) == ["saved for backward | bf16", "peak | bf16 fwd+bwd"]
+    assert axes["peak | bf16 fwd+bwd"].get_ylabel() == "measured / ideal bytes"
+    saved = lines(axes["saved for backward | bf16"])
+    assert saved == {"eager": [(1024, 3.0), (4096, 3.0)], "composite": [(1024, 5.0), (4096, 5.0)]}
+    assert lines(axes["peak | bf16 fwd+bwd"]) == {"eager": [(1024, 2.0), (4096, 2.0)]}
+    assert rules(axes["peak | bf16 fwd+bwd"]) == {"ideal (1x)": 1.0}
+    # Without an ideal for every point, the figure shows MiB instead of a ratio.
+    run.results = [mem_case("eager", 1024, 3 * mib, mib), mem_case("eager", 4096, 12 * mib)]
+    ax = panels(draw(memory.memory, run))["saved for backward | bf16"]
+    assert ax.get_ylabel() == "MiB"
+    assert lines(ax) == {"eager": [(1024, 3.0), (4096, 12.0)]}
+
+
+# ---------------------------------------------------------------- real version-1 runs
+
+
+@pytest.fixture
+def v1(tmp_path):
+    from pathlib import Path
+
+    def load(name):
+        path = tmp_path / f"{name}.json"
+        data = Path(__file__).parent / "data" / "v1" / f"{name}.json.gz"
+        with gzip.open(data, "rt") as fh:
+            path.write_text(fh.read())
+        return load_run(path)
+
+    return load
+
+
+def test_every_point_of_a_version_1_run_is_a_frame_row(v1):
+    run = v1("speed")
+    df = to_frame(run)
+    figs = dict(plots.figures(run))
+    assert list(figs) == ["speed", "speedup"]
+    bandwidth = set(zip(df.dim[df.metric == "bandwidth"], df.value[df.metric == "bandwidth"]))
+    speedups = set(df.value[df.metric == "speedup"].round(12))
+    drawn = [p for ax in panels(figs["speed"]).values() for pts in lines(ax).values() for p in pts]
+    assert drawn and set(drawn) <= bandwidth
+    bars = [p for ax in panels(figs["speedup"]).values() for pts in lines(ax).values() for p in pts]
+    assert bars and {round(y, 12) for _, y in bars} <= speedups
+
+    run = v1("memory")
+    df = to_frame(run)
+    value = df.set_index(["case_id", "metric"]).value
+    ratios = {
+        (dim, round(value[(case, m)] / value[(case, ideal)], 12))
+        for case, dim in zip(df.case_id, df.dim)
+        for m, ideal in IDEAL_OF.items()
+    }
+    ((_, fig),) = plots.figures(run)
+    drawn = [p for ax in panels(fig).values() for pts in lines(ax).values() for p in pts]
+    assert drawn and {(x, round(y, 12)) for x, y in drawn} <= ratios
+
+
+def test_version_1_stability_and_compare_figures(v1):
+    run = v1("stability")
+    assert [n for n, _ in plots.figures(run)] == ["stability-matrix"]  # it ran no sweep
+    ax = panels(draw(stability.matrix, run))["fp16"]
+    df = to_frame(run)
+    verdicts = df[df.metric == "verdict"]
+    assert len(ax.get_yticklabels()) == len(set(zip(verdicts.variant, verdicts.backend)))
+    assert len(cells(ax)) == len(verdicts)  # one N, one mode: a cell per case
+    assert set(cells(ax).values()) == set(verdicts.verdict)
+
+    cmp = v1("compare")
+    ax = panels(draw(compare.ratios, cmp))["new / base"]
+    df = to_frame(cmp)
+    ratios = df[(df.metric == "ratio") & df.value.notna()]
+    drawn = {tick.get_text(): x for tick, (x, _) in zip(
+        ax.get_yticklabels(), [p for pts in lines(ax).values() for p in pts])}  # fmt: skip
+    assert drawn["geometric mean"] == df[df.metric == "geomean_ratio"].value.iloc[0]
+    assert {k: v for k, v in drawn.items() if k != "geometric mean"} == dict(
+        zip(ratios.case_id, ratios.value)
+    )
 
 
 def test_importing_the_reporters_does_not_import_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys, normbench.cli, normbench.report.plots, normbench.report.merge; "
+    code = ("import sys, normbench.cli, normbench.report.plots, normbench.report.merge, "
+            "normbench.report.figures.data, normbench.canvas, normbench.suites.diagnose.plotting; "
             "assert 'matplotlib' not in sys.modules")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def mem_row(backend, n, metric, value, ideal=None, dtype="bf16", mode="fwd+bwd"):
-    shape = f"4x512x{n}"
-    extra = {"ideal_bytes": ideal} if ideal is not None else {}
-    return Row(f"rmsnorm/{backend}/{dtype}/{shape}/{mode}", "memory", "rmsnorm", backend, dtype,
-               shape, mode, metric, value, "B", extra=extra)  # fmt: skip
-
-
-def test_memory_plot_saved_bytes_against_the_ideal(tmp_path):
-    # The memory suite's rows as plots.MEMORY_METRICS documents them.
-    rows = [
-        mem_row("eager", 1024, "saved_bytes", 3 * 2**20, ideal=2**20),
-        mem_row("eager", 4096, "saved_bytes", 12 * 2**20, ideal=4 * 2**20),
-        mem_row("composite", 1024, "saved_bytes", 5 * 2**20, ideal=2**20),
-        mem_row("composite", 4096, "saved_bytes", 20 * 2**20, ideal=4 * 2**20),
-        mem_row("eager", 1024, "peak_bytes", 8 * 2**20),
-        mem_row("eager", 4096, "peak_bytes", 32 * 2**20),
-    ]
-    for n in (1024, 4096):
-        shape = f"4x512x{n}"
-        rows.append(Row(f"rmsnorm/eager/bf16/{shape}/fwd+bwd", "memory", "rmsnorm", "eager",
-                        "bf16", shape, "fwd+bwd", "ideal_peak_bytes", n * 4096, "B"))  # fmt: skip
-    run = Run("memory", {"device_name": "cpu: test"}, {}, rows)
-    data = plots.plot_memory(run, tmp_path / "memory.png")
-    assert_png(tmp_path / "memory.png")
-    assert data.ylabel == "measured / ideal bytes"
-    saved = "saved for backward | bf16"
-    assert data.get(saved, "eager").points() == {1024: 3.0, 4096: 3.0}
-    assert data.get(saved, "composite").points() == {1024: 5.0, 4096: 5.0}
-    assert data.get("peak | bf16 fwd+bwd", "eager").points() == {1024: 2.0, 4096: 2.0}
-    # Without an ideal for every row, the plot shows MiB instead of a ratio.
-    run.rows = rows[:1] + [mem_row("eager", 4096, "saved_bytes", 12 * 2**20)]
-    data = plots.memory_data(run)
-    assert data.ylabel == "MiB"
-    assert data.get(saved, "eager").points() == {1024: 3.0, 4096: 12.0}

@@ -4,6 +4,7 @@
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from normbench import registry
-from normbench.cli import app, selection
+from normbench.cli import app
 from normbench.config import Selection, SpeedConfig
+from normbench.config_args import SelectionArgs, build_selection
 from normbench.plugins import PluginError, load_plugins, parse_spec
 from normbench.suites.speed import run_speed
 
@@ -48,7 +50,7 @@ def small_speed(backends, tmp_path, variants=("rmsnorm",), modes=("fwd",)):
     )  # fmt: skip
     cfg = SpeedConfig(selection=sel, threads=1, time_budget=0.05, quick=True, out=tmp_path)
     run = run_speed(cfg)
-    return {(r.backend, r.mode): (r.status, r.note) for r in run.rows if r.metric == "time"}
+    return {(r.backend, r.mode): (r.status, r.note) for r in run.cases()}
 
 
 # --- the example and the file way in ---------------------------------------------------------
@@ -97,11 +99,10 @@ def test_example_through_the_cli_speed_gate_and_list(tmp_path):
 
 
 def test_a_plugin_joins_the_default_backends():
-    sel = selection(None, None, None, ["64"], ["2"], ["4"], None, "cpu", None, 0,
-                    plugins=[str(EXAMPLE)])  # fmt: skip
+    small = SelectionArgs(dim="64", batch="2", seq="4", device="cpu", plugin=[str(EXAMPLE)])
+    sel = build_selection(small)
     assert sel.backends[-1] == "my_rmsnorm" and "eager" in sel.backends
-    sel = selection(None, "eager", None, ["64"], ["2"], ["4"], None, "cpu", None, 0,
-                    plugins=[str(EXAMPLE)])  # fmt: skip
+    sel = build_selection(replace(small, backend="eager"))
     assert sel.backends == ("eager",)
 
 
@@ -370,11 +371,11 @@ def test_stability_runs_plugins_and_names_a_broken_one(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(next(out.glob("*.json")).read_text())["rows"]
-    verdicts = {(r["backend"], r["extra"]["dist"]): r for r in rows if r["metric"] == "verdict"}
+    verdicts = {(r["backend"], r["dist"]): r for r in rows if r["metric"] == "verdict"}
     # Both plugins joined the default backends; the example passes the fp16 sum-overflow trap
     # (each square fits in fp16, the row sum does not; docs/numerics.md trap 2).
-    assert verdicts[("my_rmsnorm", "sum-overflow")]["extra"]["verdict"] == "PASS"
-    assert verdicts[("eager", "normal")]["extra"]["verdict"] == "PASS"
+    assert verdicts[("my_rmsnorm", "sum-overflow")]["verdict"] == "PASS"
+    assert verdicts[("eager", "normal")]["verdict"] == "PASS"
     bad = verdicts[("nan_kernel", "normal")]
-    assert bad["extra"]["verdict"] == "FAIL"
+    assert bad["verdict"] == "FAIL"
     assert bad["note"].startswith(f"plugin nan_kernel (plugin file {f}): ")

@@ -3,6 +3,7 @@
 
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -11,9 +12,15 @@ from typer.testing import CliRunner
 
 from normbench.cli import app
 from normbench.report import console, write_reports
+from normbench.report.html import render as html_render
+from normbench.report.markdown import md_table
+from normbench.report.markdown import render as md_render
 from normbench.report.merge import merge, read_runs
 from normbench.report.tables import tables
-from normbench.results import Row, Run, dumps, load_run
+from normbench.results import Finding, Level, Measurement, Run, dumps, load_run, tidy_rows
+from normbench.results.memory import MemoryResult
+from normbench.results.speed import SpeedResult
+from normbench.variants.base import Shape
 
 runner = CliRunner()
 SPEED = ["speed", "--variant", "rmsnorm,layernorm", "--backend", "eager,composite",
@@ -94,6 +101,15 @@ def test_report_defaults_to_the_folder_of_the_run(speed_out, tmp_path):
     assert (df.device_name == load_run(run).env["device_name"]).all()
 
 
+def md_rows(md: str) -> list[list[str]]:
+    """The cells of every Markdown table row (padding stripped, '|' escapes kept)."""
+    return [
+        [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        for line in md.splitlines()
+        if line.startswith("|")
+    ]
+
+
 def other_device(path, tmp_path, name="NVIDIA H100 80GB HBM3", copy=3000.0):
     """The same run as if measured on another machine."""
     data = json.loads(path.read_text())
@@ -116,29 +132,32 @@ def test_report_merges_runs_from_two_machines(speed_out, tmp_path):
     assert "device" in result.output and "NVIDIA H100 80GB HBM3" in result.output
     assert "Merged 2 runs" in result.output
     csv = pd.read_csv(next(tmp_path.glob("speed-merged-*.csv")))
-    n = len(load_run(cpu).rows)
+    n = len(tidy_rows(load_run(cpu)))
     assert len(csv) == 2 * n  # rows keyed by (case, device): none lost to the other machine
     assert set(csv.device_name) == {load_run(cpu).env["device_name"], "NVIDIA H100 80GB HBM3"}
     md = next(tmp_path.glob("speed-merged-*.md")).read_text()
-    assert "| environment | cpu: " in md and "| NVIDIA H100 80GB HBM3 |" in md
-    assert "| copy_bandwidth_gbps |" in md and "| 3000.0 |" in md
+    env = {r[0]: r[1:] for r in md_rows(md) if len(r) == 3}
+    assert env["environment"][0].startswith("cpu: ")
+    assert env["environment"][1] == "NVIDIA H100 80GB HBM3"
+    assert env["copy_bandwidth_gbps"][1] == "3000.0"
     assert len(list(tmp_path.glob("speed-merged-*.png"))) == 2
 
 
 def row(case, device_note=""):
-    return Row(case, "speed", "rmsnorm", "eager", "fp32", "1x2x8", "fwd", "time", 1.0, "ms",
-               note=device_note)  # fmt: skip
+    time = Measurement("time", 1.0, "ms", note=device_note)
+    return SpeedResult(case, variant="rmsnorm", backend="eager", dtype="fp32",
+                       shape=Shape(1, 2, 8), mode="fwd", measurements=(time,))  # fmt: skip
 
 
 def test_merge_keys_rows_by_case_and_fingerprint():
-    a = Run("speed", {"device_name": "A", "torch": "2.5"}, {}, [row("c1", "a")], summary=["sa"])
+    a = Run("speed", {"device_name": "A", "torch": "2.5"}, {}, [row("c1", "a")], [Finding("sa")])
     a2 = Run("speed", {"device_name": "A", "torch": "2.5"}, {}, [row("c1", "a2")])
     b = Run("speed", {"device_name": "A", "torch": "2.6"}, {}, [row("c1", "b")])
     (m,) = merge([a, a2, b], ["a.json", "a2.json", "b.json"])
     # Same device name, different torch: two fingerprints, labels that tell them apart.
     assert list(m.env["devices"]) == ["A (torch 2.5)", "A (torch 2.6)"]
     # The same case on the same fingerprint: the later file's row.
-    assert sorted(r.note for r in m.rows) == ["a2", "b"]
+    assert sorted(r.note for r in m.results) == ["a2", "b"]
     assert any("later file" in line for line in m.summary) and "a.json: sa" in m.summary
     (title, cols, body), = tables(m)  # fmt: skip
     assert cols[0] == "device" and [r[0] for r in body] == ["A (torch 2.5)", "A (torch 2.6)"]
@@ -146,14 +165,15 @@ def test_merge_keys_rows_by_case_and_fingerprint():
     c = Run("speed", {"device_name": "C"}, {}, [row("c1", "c")])
     (m2,) = merge([m, c], ["m.json", "c.json"])
     assert list(m2.env["devices"]) == ["A (torch 2.5)", "A (torch 2.6)", "C"]
-    assert len(m2.rows) == 3
+    assert len(m2.results) == 3
 
 
 def test_runs_of_different_suites_are_rendered_apart(speed_out, tmp_path):
     _, out = speed_out
     other = Run("memory", {"device_name": "cpu"}, {}, [
-        Row("rmsnorm/eager/fp32/1x2x8/fwd", "memory", "rmsnorm", "eager", "fp32", "1x2x8", "fwd",
-            "peak_bytes", 4096.0, "B")])  # fmt: skip
+        MemoryResult("rmsnorm/eager/fp32/1x2x8/fwd", variant="rmsnorm", backend="eager",
+                     dtype="fp32", shape=Shape(1, 2, 8), mode="fwd",
+                     measurements=(Measurement("peak_bytes", 4096.0, "B"),))])  # fmt: skip
     mem = tmp_path / "memory.json"
     mem.write_text(dumps(other))
     result = runner.invoke(app, ["report", str(next(out.glob("*.json"))), str(mem),
@@ -165,7 +185,12 @@ def test_runs_of_different_suites_are_rendered_apart(speed_out, tmp_path):
 
 
 GOOD = {"tool": "normbench", "schema_version": 1, "suite": "speed", "rows": []}
-BAD_ROW = {**GOOD, "rows": [{**row("c1").to_dict(), "value": "fast"}]}
+V1_ROW = {
+    "case_id": "c1", "suite": "speed", "variant": "rmsnorm", "backend": "eager", "dtype": "fp32",
+    "shape": "1x2x8", "mode": "fwd", "metric": "time", "value": 1.0, "unit": "ms", "status": "ok",
+    "note": "", "extra": {},
+}  # fmt: skip
+BAD_ROW = {**GOOD, "rows": [{**V1_ROW, "value": "fast"}]}
 
 
 @pytest.mark.parametrize(
@@ -223,3 +248,53 @@ def test_report_of_a_saved_stability_run_with_plots(tmp_path):
     assert {"stability-report.stability.png", "stability-report.stability-matrix.png"} <= names
     md = (tmp_path / "stability-report.md").read_text()
     assert "![stability-matrix](stability-report.stability-matrix.png)" in md
+
+
+# --- Markdown and HTML --------------------------------------------------------------------------
+
+
+def test_markdown_tables_are_github_tables_with_cells_as_given():
+    text = md_table(["case", "x ideal", "x ideal", ""], [["a|b", "3000.0", "1.00x", "two\nlines"]])
+    head, rule, body = md_rows(text)
+    assert head == ["case", "x ideal", "x ideal", ""]
+    assert set("".join(rule)) <= set("-:") and len(rule) == 4
+    # '|' is escaped (it would end the cell), a newline flattened, numbers printed as given.
+    assert body == ["a\\|b", "3000.0", "1.00x", "two lines"]
+    assert md_table(["environment", ""], []).count("\n") == 1  # a header without rows
+
+
+def small_speed_run(note="fine"):
+    results = [row("rmsnorm/eager/fp32/1x2x8/fwd", note)]
+    findings = [Finding("RMSNorm vs LayerNorm: <b>1.2x</b>"), Finding("hot", Level.WARNING)]
+    return Run("speed", {"device_name": "cpu: test", "torch": "2.13"}, {}, results, findings,
+               created="2026-01-01T00:00:00", wall_s=12.3)  # fmt: skip
+
+
+def test_markdown_report_holds_the_header_tables_summary_and_plot_links():
+    md = md_render(small_speed_run(), links={"speed": "s.speed.png"})
+    assert md.startswith("# normbench speed\n\nRun 2026-01-01T00:00:00, 12 s.\n")
+    assert ["device_name", "cpu: test"] in md_rows(md) and "## speed" in md
+    assert "- RMSNorm vs LayerNorm: <b>1.2x</b>\n- Warning: hot\n" in md
+    assert md.endswith("## Plots\n\n![speed](s.speed.png)\n")
+
+
+def test_html_page_is_the_template_escaped_with_plots_embedded():
+    import importlib.resources
+
+    template = importlib.resources.files("normbench.report") / "templates" / "run.html.j2"
+    assert template.is_file()  # package data (pyproject: tool.setuptools.package-data)
+    page = html_render(small_speed_run("<script>x</script>"), {"speed": b"\x89PNG"})
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</body></html>")
+    assert "<title>normbench speed 2026-01-01T00:00:00</title>" in page
+    assert '<p class="meta">Run 2026-01-01T00:00:00, 12 s, 1 result rows.</p>' in page
+    nav = ['<a href="#summary">Summary</a>', '<a href="#environment">Environment</a>',
+           '<a href="#plots">Plots</a>', '<a href="#table-0">speed</a>']  # fmt: skip
+    assert "<nav>" + "".join(nav) + "</nav>" in page
+    # Autoescaped: text from the run never becomes markup.
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<li>RMSNorm vs LayerNorm: &lt;b&gt;1.2x&lt;/b&gt;</li>" in page
+    assert '<img alt="speed" src="data:image/png;base64,iVBORw==">' in page
+    assert "<th>GB/s</th>" in page and '<tr class="ok">' in page
+    assert '<td class="num">1.00 ms</td>' in page and "<td>rmsnorm</td>" in page
+    assert "How to read: GB/s is the variant" in page
+    assert "Interrupted" not in page

@@ -4,27 +4,63 @@ import pytest
 
 from normbench.errors import BaselineError
 from normbench.report import parse_formats, write_reports
-from normbench.results import Row, Run, dumps, load_run
+from normbench.results import Finding, Level, Measurement, Run, Status, dumps, load_run, to_frame
+from normbench.results.speed import SpeedResult
+from normbench.variants.base import Shape
+
+SHAPE = Shape(1, 2, 8)
 
 
 def small_run():
-    rows = [
-        Row("rmsnorm/eager/fp32/1x2x8/fwd", "speed", "rmsnorm", "eager", "fp32", "1x2x8", "fwd",
-            "time", 1.5, "ms", p20=1.4, p80=1.6, ci_low=1.45, ci_high=1.55, n=3,
-            samples=(1.4, 1.5, 1.6), extra={"block_size": 1}),
-        Row("rmsnorm/triton/fp32/1x2x8/fwd", "speed", "rmsnorm", "triton", "fp32", "1x2x8", "fwd",
-            "time", None, "ms", status="skipped", note="interpreter"),
+    results = [
+        SpeedResult("rmsnorm/eager/fp32/1x2x8/fwd", variant="rmsnorm", backend="eager",
+                    dtype="fp32", shape=SHAPE, mode="fwd", block_size=1, measurements=(
+                        Measurement("time", 1.5, "ms", p20=1.4, p80=1.6, ci_low=1.45,
+                                    ci_high=1.55, n=3, samples=(1.4, 1.5, 1.6)),
+                        Measurement("bandwidth", 0.1, "GB/s"))),
+        SpeedResult("rmsnorm/triton/fp32/1x2x8/fwd", variant="rmsnorm", backend="triton",
+                    dtype="fp32", shape=SHAPE, mode="fwd", measurements=(
+                        Measurement("time", None, "ms", status="skipped", note="interpreter"),)),
     ]  # fmt: skip
-    return Run("speed", {"device_name": "cpu: test"}, {"k": 1}, rows, summary=["one line"])
+    findings = [Finding("one line"), Finding("a warning", Level.WARNING)]
+    return Run("speed", {"device_name": "cpu: test"}, {"k": 1}, results, findings)
 
 
-def test_json_round_trip_keeps_samples(tmp_path):
+def test_json_round_trip_keeps_samples_and_types(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(dumps(small_run()))
     run = load_run(path)
-    assert run.rows[0].samples == (1.4, 1.5, 1.6)
-    assert run.rows[1].status == "skipped" and run.rows[1].note == "interpreter"
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert run.results == small_run().results  # every field, shape as numbers, back as written
+    first, skipped = run.of(SpeedResult)
+    assert first.time.samples == (1.4, 1.5, 1.6) and first.shape == SHAPE
+    assert skipped.status is Status.SKIPPED and skipped.note == "interpreter"
+    assert run.findings == small_run().findings
+    assert run.summary == ["one line", "Warning: a warning"]
+    assert json.loads(path.read_text())["schema_version"] == 2
+
+
+def test_to_frame_is_one_tidy_row_per_case_and_metric():
+    df = to_frame(small_run())
+    assert list(df.metric) == ["time", "bandwidth", "time"]
+    assert list(df.dim) == [8, 8, 8] and list(df.block_size.fillna(0)) == [1, 1, 0]
+    assert "samples" not in df.columns and "samples" in to_frame(small_run(), samples=True)
+
+
+def test_a_version_1_file_still_loads(tmp_path):
+    row = {
+        "case_id": "rmsnorm/eager/fp32/1x2x8/fwd", "suite": "speed", "variant": "rmsnorm",
+        "backend": "eager", "dtype": "fp32", "shape": "1x2x8", "mode": "fwd", "metric": "time",
+        "value": 1.5, "unit": "ms", "status": "ok", "note": "", "n": 3, "samples": [1.5],
+        "extra": {"block_size": 4, "options": ""},
+    }  # fmt: skip
+    data = {"tool": "normbench", "schema_version": 1, "suite": "speed", "env": {}, "config": {},
+            "summary": ["Warning: hot"], "rows": [row]}  # fmt: skip
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    run = load_run(path)
+    (r,) = run.of(SpeedResult)
+    assert r.shape == SHAPE and r.block_size == 4 and r.time.value == 1.5
+    assert run.findings == [Finding("hot", Level.WARNING)]
 
 
 def test_reports_never_overwrite(tmp_path):

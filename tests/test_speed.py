@@ -41,7 +41,7 @@ def config(backends, tmp_path, variants=("rmsnorm",)):
 
 
 def statuses(run):
-    return {r.backend: (r.status, r.note) for r in run.rows if r.metric == "time"}
+    return {r.backend: (r.status, r.note) for r in run.cases()}
 
 
 def test_mismatch_is_never_timed_and_errors_do_not_stop_the_sweep(fake_backends, tmp_path):
@@ -63,11 +63,11 @@ def test_ctrl_c_keeps_what_finished(fake_backends, tmp_path):
 
 def test_speedup_and_the_one_line_answer(tmp_path):
     run = run_speed(config(("eager", "composite"), tmp_path, ("rmsnorm", "layernorm")))
-    t = {(r.backend, r.variant): r.value for r in run.rows if r.metric == "time"}
-    sp = {(r.backend, r.variant): r.value for r in run.rows if r.metric == "speedup"}
+    t = {(r.backend, r.variant): r.time.value for r in run.cases()}
+    sp = {(r.backend, r.variant): r.value("speedup") for r in run.cases()}
     assert sp[("eager", "rmsnorm")] == pytest.approx(1.0)
     ratio = t[("eager", "rmsnorm")] / t[("composite", "rmsnorm")]
     assert sp[("composite", "rmsnorm")] == pytest.approx(ratio)
-    answer = rms_vs_ln(run.rows)
+    answer = rms_vs_ln(run.cases())
     assert answer.startswith("Is RMSNorm faster than LayerNorm here?")
     assert "eager" in answer and "composite" in answer

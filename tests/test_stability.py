@@ -15,6 +15,13 @@ from normbench.backends.base import backend_from_functions
 from normbench.cli import app
 from normbench.inputs import DISTRIBUTIONS, GEMMA_W, get_distribution, make_tensors
 from normbench.registry import register_backend, unregister_backend
+from normbench.results import Status, dumps, load_run
+from normbench.results.stability import (
+    StabilityResult,
+    SweepPointResult,
+    SweepRangeResult,
+    Verdict,
+)
 from normbench.suites.stability import SweepPoint, check_case, range_sweep, safe_run
 from normbench.variants import Shape, get_variant
 from normbench.variants.base import Semantics
@@ -195,7 +202,7 @@ def test_distributions_hold_the_values_their_traps_need():
     assert (s.abs() == 200).all() and (s.half() * s.half()).isfinite().all()
     assert (s.pow(2).sum(-1) > 65504).all()  # each square fits in fp16, the row's sum does not
     t = x("tiny").half()
-    assert (t * t == 0).float().mean() > 0.3  # x * x underflows fp16 (trap 3)
+    assert (t * t == 0).float().mean() > 0.3  # x * x underflows fp16 (docs/numerics.md trap 3)
     assert x("near-eps").pow(2).mean().item() == pytest.approx(1e-6, rel=0.2)
     assert x("offset").mean().item() == pytest.approx(1e4, abs=0.1)
     m = x("massive")
@@ -236,10 +243,10 @@ def test_eager_rmsnorm_passes_every_trap_in_fp16(dist):
 @pytest.mark.parametrize(
     ("dist", "symptom"),
     [
-        ("large", "rows silently zero"),  # trap 1, pytorch #133085
-        ("massive", "rows silently zero"),  # trap 8, sglang #27540
+        ("large", "rows silently zero"),  # docs/numerics.md trap 1, pytorch #133085
+        ("massive", "rows silently zero"),  # docs/numerics.md trap 8, sglang #27540
         ("offset", "rows silently zero"),  # 1e4 squares to 1e8
-        ("tiny", "dx error"),  # trap 3: x * x underflows
+        ("tiny", "dx error"),  # docs/numerics.md trap 3: x * x underflows
     ],
 )
 def test_square_before_upcast_fails_where_the_square_leaves_fp16(fp16_square, dist, symptom):
@@ -260,7 +267,8 @@ def _rms(x, ms, weight, eps):
 
 
 def test_half_precision_sum_of_squares_fails_sum_overflow(add_backend):
-    # Trap 2: each fp16 square of 200 fits (40000), the half-precision sum does not.
+    # docs/numerics.md trap 2: each fp16 square of 200 fits (40000), the half-precision sum does
+    # not.
     def half_sum(x, weight, eps):
         sq = x.float().pow(2).to(x.dtype)
         ms = sq.sum(-1, keepdim=True).float() / x.shape[-1]
@@ -273,7 +281,7 @@ def test_half_precision_sum_of_squares_fails_sum_overflow(add_backend):
 
 
 def test_no_eps_gives_nan_on_zero_and_constant_rows(add_backend):
-    # Traps 6 and 7: 0 / sqrt(0) and a zero variance without eps are NaN.
+    # docs/numerics.md traps 6 and 7: 0 / sqrt(0) and a zero variance without eps are NaN.
     def rms_no_eps(x, weight, eps):
         return _rms(x, x.float().pow(2).mean(-1, keepdim=True), weight, 0.0)
 
@@ -291,7 +299,7 @@ def test_no_eps_gives_nan_on_zero_and_constant_rows(add_backend):
 
 
 def test_one_pass_variance_fails_offset(add_backend):
-    # Trap 4: E[x^2] - E[x]^2 with x = 1e4 + N(0, 1) in fp32 cancels.
+    # docs/numerics.md trap 4: E[x^2] - E[x]^2 with x = 1e4 + N(0, 1) in fp32 cancels.
     def one_pass(x, weight, bias, eps):
         h = x.float()
         mean = h.mean(-1, keepdim=True)
@@ -316,7 +324,8 @@ def test_hiding_nan_fails_inf_and_nan_inputs(add_backend):
 
 
 def test_eps_convention_is_compared_with_the_declared_reference(add_backend):
-    # docs/numerics.md 1: clamping eps differs by up to sqrt(2) near eps; declared, it passes.
+    # docs/numerics.md section 1: clamping eps differs by up to sqrt(2) near eps; declared, it
+    # passes.
     def clamped(x, weight, eps):
         return _rms(x, torch.clamp(x.float().pow(2).mean(-1, keepdim=True), min=eps), weight, 0.0)
 
@@ -336,14 +345,14 @@ def test_llama_cast_is_a_semantic_difference_not_an_error():
 
 
 def test_gemma_weight_runs_only_gemma_semantics():
-    # Trap 13 (Liger PR #1462): (1 + w) with w ~ 2^-8 formed in fp32.
+    # docs/numerics.md trap 13 (Liger PR #1462): (1 + w) with w ~ 2^-8 formed in fp32.
     assert check_case("gemma", "rmsnorm", "bf16", "gemma-weight", dim=256, rows=4).verdict == PASS
     v = check_case("eager", "rmsnorm", "bf16", "gemma-weight", dim=256, rows=4)
     assert v.reason.startswith("not run: gemma-weight tests implementations with cast gemma")
 
 
 def test_nondeterministic_backward_is_flagged(add_backend):
-    # Trap 10: two runs on the same inputs must be bitwise identical.
+    # docs/numerics.md trap 10: two runs on the same inputs must be bitwise identical.
     def noisy(x, weight, eps):
         y = F.rms_norm(x, (x.shape[-1],), weight, eps)
         return y + 1e-7 * torch.randn_like(y)
@@ -375,6 +384,50 @@ def test_sweep_of_the_broken_fixture_ends_at_2_to_the_8(fp16_square):
     # 2^16 * 0.999 still rounds to a finite fp16; 2^17 does not: that scale is skipped.
     top = range_sweep("eager", "rmsnorm", "fp16", range(16, 18), dim=64, rows=2)
     assert top.per_k == {16: PASS, 17: "skipped"}
+
+
+def _config(backends, dists=("normal", "large"), sweep=(7, 8, 9), pattern=None):
+    from normbench.config import Selection, StabilityConfig
+
+    sel = Selection(("rmsnorm",), backends, ("fp16",), (256,), (1,), (4,), ("fwd+bwd",),
+                    pattern=pattern)  # fmt: skip
+    return StabilityConfig(sel, dists, sweep=sweep, formats=())
+
+
+def test_sweep_cases_are_the_selection_on_unit_max_under_its_filter():
+    from normbench.suites.stability import sweep_cases
+
+    cases = sweep_cases(_config(("eager", "composite"), pattern="/eager/").selection)
+    assert [c.id for c in cases] == ["rmsnorm/eager/fp16/1x4x256/fwd+bwd/unit-max"]
+    assert len(sweep_cases(_config(("eager", "composite")).selection)) == 2
+
+
+def test_run_is_typed_and_its_json_reads_back_equal(fp16_square, tmp_path):
+    from normbench.suites.stability import failed, run_stability
+
+    run = run_stability(_config(("eager", fp16_square), ("normal", "large", "gemma-weight")))
+    cases = run.of(StabilityResult)
+    assert [(r.backend, r.dist, r.verdict) for r in cases] == [
+        ("eager", "normal", Verdict.PASS), (fp16_square, "normal", Verdict.PASS),
+        ("eager", "large", Verdict.PASS), (fp16_square, "large", Verdict.FAIL),
+        ("eager", "gemma-weight", Verdict.SKIPPED), (fp16_square, "gemma-weight", Verdict.SKIPPED),
+    ]  # fmt: skip
+    assert cases[-1].status is Status.SKIPPED and "cast gemma" in cases[-1].reason
+    bad = cases[3]
+    assert bad.status is Status.MISMATCH and bad.tensor == "y" and "silently zero" in bad.reason
+    assert bad.value("verdict") == 2 and bad.value("y_silent_zero_rows") == 4
+    assert cases[0].deterministic is True and cases[0].value("deterministic") == 1.0
+    points = {r.k: r.verdict for r in run.of(SweepPointResult) if r.backend == fp16_square}
+    assert points == {7: Verdict.PASS, 8: Verdict.PASS, 9: Verdict.FAIL}
+    (rng,) = [r for r in run.of(SweepRangeResult) if r.backend == fp16_square]
+    assert (rng.low_k, rng.high_k, rng.low_edge, rng.high_edge) == (7, 8, True, False)
+    assert rng.value("safe_scale_max") == 2.0**8 and "silently zero" in rng.high.note
+    assert "Safe range rmsnorm/fp16_square/fp16 N=256: 2^7 .. 2^8." in run.summary
+    assert failed(run, "FAIL")
+    path = tmp_path / "run.json"
+    path.write_text(dumps(run))
+    back = load_run(path)
+    assert back.results == run.results and back.findings == run.findings
 
 
 # ---------------------------------------------------------------- the CLI
@@ -413,11 +466,11 @@ def test_cli_stability_flags_the_fixture_and_fail_on(tmp_path):
         unregister_backend("fp16_square")
     runs = list(tmp_path.glob("*.json"))
     assert len(runs) == 1
-    data = json.loads(runs[0].read_text())
-    verdicts = {r["case_id"]: r for r in data["rows"] if r["metric"] == "verdict"}
-    large = verdicts["rmsnorm/fp16_square/fp16/1x4x256/fwd+bwd/large"]
-    assert large["extra"]["verdict"] == FAIL and large["status"] == "mismatch"
-    metrics = {r["metric"] for r in data["rows"]}
+    assert json.loads(runs[0].read_text())["schema_version"] == 2
+    cases = load_run(runs[0]).of(StabilityResult)
+    large = {r.case_id: r for r in cases}["rmsnorm/fp16_square/fp16/1x4x256/fwd+bwd/large"]
+    assert large.verdict is Verdict.FAIL and large.status is Status.MISMATCH
+    metrics = {m for r in cases for m in r.metrics()}
     for m in [
         "y_max_abs",
         "y_rel",

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from normbench.cli import app
 from normbench.errors import UsageError
 from normbench.plugins import absolute_plugin
+from normbench.results import load_run
 from normbench.worker import Install, Worker, WorkerError, locate, split_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,9 @@ TINY = ["--variant", "rmsnorm", "--dim", "64", "--batch", "1", "--seq", "8", "--
 
 def comparison(out: Path) -> dict:
     path = next(p for p in out.glob("ab-*.json") if p.stem[-2:] not in ("-A", "-B"))
-    return json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    data["summary"] = load_run(path).summary  # the findings as printed
+    return data
 
 
 def test_split_spec_and_locate(tmp_path):
@@ -87,16 +90,16 @@ def test_ab_named_backend_from_another_install(tmp_path):
     assert any(line.startswith(f"Side A: eager from {ROOT}") for line in cmp["summary"])
     ratio = [row for row in cmp["rows"] if row["metric"] == "ratio"]
     assert [row["case_id"] for row in ratio] == ["rmsnorm/fp32/1x8x64/fwd"]
-    assert ratio[0]["extra"]["base_n"] >= 8
+    assert ratio[0]["base_n"] >= 8
     side_b = json.loads(next(out.glob("ab-*-B.json")).read_text())
     time_b = side_b["rows"][0]
-    assert time_b["extra"]["timer"].endswith("worker process, first of each block dropped")
+    assert time_b["timer"].endswith("worker process, first of each block dropped")
     assert side_b["config"]["ab"]["installs"] == [str(ROOT), sys.executable]
     # Three processes per side by default, each with its own samples; the CI is over them.
     assert side_b["config"]["ab"]["processes"] == 3
-    counts = time_b["extra"]["processes"]
+    counts = time_b["processes"]
     assert len(counts) == 3 and min(counts) >= 8 and sum(counts) == len(time_b["samples"])
-    assert ratio[0]["extra"]["df"] is not None
+    assert ratio[0]["df"] is not None
     assert "Welch's 95% t-interval over the processes" in " ".join(cmp["summary"])
     assert "Side B: eager from" in " ".join(cmp["summary"])
     assert "in 3 worker processes" in " ".join(cmp["summary"])
@@ -108,7 +111,7 @@ def test_ab_processes_option(tmp_path):
                             "1", "--out", str(out), "--format", "json"])  # fmt: skip
     assert r.exit_code in (0, 1), r.output
     side_a = json.loads(next(out.glob("ab-*-A.json")).read_text())
-    assert "processes" not in side_a["rows"][0]["extra"]  # one process: the block bootstrap
+    assert side_a["rows"][0]["processes"] == []  # one process: the block bootstrap
     assert "block-bootstrap" in " ".join(comparison(out)["summary"])
     for args, message in (
         (["--a", "eager", "--b", "eager", "--processes", "2"], "--processes needs a side in"),

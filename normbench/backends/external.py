@@ -37,7 +37,8 @@ class LigerBackend(PeerBackend):
         from liger_kernel.transformers.functional import liger_layer_norm, liger_rms_norm
 
         if variant.name == "rmsnorm":
-            # in_place=False: Liger's in-place backward overwrites dy (Liger #370, trap 11).
+            # in_place=False: Liger's in-place backward overwrites dy (Liger #370,
+            # docs/numerics.md trap 11).
             return lambda x, weight, eps: liger_rms_norm(x, weight, eps, in_place=False)
         return lambda x, weight, bias, eps: liger_layer_norm(x, weight, bias, eps)
 

@@ -2,8 +2,8 @@
 
 These backends carry the `gemma` cast semantics (docs/numerics.md section 1), so the stability suite
 compares them with the (1 + w) reference, and the `gemma-weight` input (w ~ 2^-8) checks that
-1 + w is not rounded in low precision first (trap 13, Liger PR #1462). The eager and composite
-backends are Llama-style and never run that input.
+1 + w is not rounded in low precision first (docs/numerics.md trap 13, Liger PR #1462). The eager
+and composite backends are Llama-style and never run that input.
 
 No `from __future__ import annotations` here, so the functions stay TorchScript-compatible.
 """

@@ -8,7 +8,7 @@ from normbench.options import TAKES
 from normbench.variants.base import Semantics
 
 # Statistics in fp32, eps inside the sqrt, one cast at the end; with a residual, the norm of the
-# residual output as stored (docs/numerics.md, "The kernels' contract").
+# residual output as stored (docs/numerics.md section 9).
 FUSED = Semantics(eps="inside", cast="fp32", residual="rounded")
 
 
@@ -60,7 +60,7 @@ class TritonLlamaBackend(TritonBackend):
     """Liger's casting_mode="llama" (Hugging Face's LlamaRMSNorm): x_hat is rounded to x's dtype
     before the weight multiply. Liger's "gemma" mode is `triton-gemma`; its "none" (everything
     in the input dtype) is not offered: it only loses precision against `triton`, and squares
-    fp16 inputs in fp16 (trap 1)."""
+    fp16 inputs in fp16 (docs/numerics.md trap 1)."""
 
     name = "triton-llama"
     description = "normbench's fused Triton RMSNorm, Llama cast: x_hat rounded to x's dtype, then w"

@@ -1,6 +1,6 @@
 """Argument checks and tensor plumbing shared by the RMSNorm and LayerNorm wrappers.
 
-The dtype contract (docs/numerics.md, "The kernels' contract"): y is in x's dtype; the residual
+The dtype contract (docs/numerics.md section 9): y is in x's dtype; the residual
 output in `residual_dtype` (default: the residual's dtype, else x's); dx in x's dtype, the
 residual's gradient in the residual's dtype, dW and dB each in its parameter's dtype, every one
 rounded once from fp32.

@@ -1,9 +1,10 @@
-"""The host side both norm families share: buffers, grids and the launch of forward and backward.
+"""The host side both norm families share: the autograd forward and backward, with their buffers,
+grids, kernel launches and what forward saves for backward.
 
 RMSNorm and LayerNorm kernels take their arguments in one order (LayerNorm adds MEAN before RSTD
-and RMSNorm the Gemma offset after the scalars), so one launcher serves both: `stats` are the
-per-row statistic buffers spliced in before the strides, `scalars` the family's own runtime
-scalars, `flags` its own constexprs.
+and RMSNorm the Gemma offset after the scalars), so one launcher serves both: `n_stats` per-row
+statistic buffers are spliced in before the strides, `scalars` are the family's own runtime
+scalars, `flags` its own constexprs. Each family's torch.autograd.Function is a thin call here.
 """
 
 from __future__ import annotations
@@ -25,30 +26,31 @@ from normbench.kernels.launch import (
 from normbench.kernels.reduce import reduce_partials
 
 
-def _pick(kernels: tuple, n: int):
-    tile, looped_kernel = kernels
-    return looped_kernel if looped(n) else tile
-
-
 def _head_stride(param: torch.Tensor | None) -> int:
     """Head stride of a per-head (H, N) parameter; 0 for (N,) (every head reads the same row)."""
     return param.stride(0) if param is not None and param.dim() == 2 else 0
 
 
 def forward(
-    kernels: tuple,
-    x3: torch.Tensor,
+    ctx,
+    kernel: triton.runtime.JITFunction,
+    x: torch.Tensor,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    r3: torch.Tensor | None,
+    residual: torch.Tensor | None,
     res_dtype: torch.dtype | None,
+    heads: int,
     n_stats: int,
     scalars: Sequence[float],
     **flags: object,
-) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-    """Launch a forward kernel on (M, H, N) views; returns y, the residual output (None without
-    one) and `n_stats` fp32 statistics of M * H rows."""
-    m, heads, n = x3.shape
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The autograd forward of either norm: launch the forward kernel on (M, H, N) views of x and
+    the residual, save for backward what it needs (with the `n_stats` fp32 statistics of M * H
+    rows), and return y, or (y, the residual output), in x's shape."""
+    n = x.shape[-1]
+    x3 = C.as_heads(x, heads, n)
+    r3 = None if residual is None else C.as_heads(residual, heads, n)
+    m = x3.shape[0]
     acc = C.acc_torch(x3.dtype)
     y = torch.empty(m, heads, n, dtype=C.kernel_dtype(x3.dtype), device=x3.device)
     stats = [torch.empty(m * heads, dtype=acc, device=x3.device) for _ in range(n_stats)]
@@ -66,7 +68,7 @@ def forward(
         cfg = fwd_config(n, x3.element_size(), align)
         param = weight if weight is not None else bias
         p_arg = x3 if param is None else param  # a never-read stand-in for a missing parameter
-        _pick(kernels, n)[(triton.cdiv(m, cfg.rows), heads)](
+        kernel[(triton.cdiv(m, cfg.rows), heads)](
             x3,
             r_arg,
             y,
@@ -88,28 +90,37 @@ def forward(
             RES_ROUND=C.round_mode(res_dtype or acc, acc),
             ACC=C.acc_type(x3.dtype),
             ALIGN=align,
+            LOOPED=looped(n),
             num_warps=cfg.num_warps,
             enable_fp_fusion=True,
             **flags,
         )
-    res_out = None if res_out is None else C.finish(res_out, res_dtype)
-    return C.finish(y, x3.dtype), res_out, stats
+    y = C.finish(y, x3.dtype).view(x.shape)
+    if res_out is None:
+        _save(ctx, x, weight, bias, residual, x3, *stats)
+        return y
+    res_out = C.finish(res_out, res_dtype)
+    _save(ctx, x, weight, bias, residual, res_out, *stats)
+    return y, res_out.view(x.shape)
 
 
 def backward(
-    kernels: tuple,
-    dy3: torch.Tensor,
-    s3: torch.Tensor,
-    weight: torch.Tensor | None,
-    stats: Sequence[torch.Tensor],
-    dres3: torch.Tensor | None,
-    saved: C.Saved,
+    ctx,
+    kernel: triton.runtime.JITFunction,
+    dy: torch.Tensor | None,
+    dres_out: torch.Tensor | None,
     scalars: Sequence[float] = (),
     **flags: object,
-):
-    """Launch the fused backward and the partial-sum reduction. Returns dx (x's dtype), the
-    residual's gradient (its dtype, or None), dW and dB (each in its parameter's dtype)."""
+) -> tuple:
+    """The matching autograd backward: the fused backward kernel and the partial-sum reduction
+    on (M, H, N) views (a missing dy is zeros). dx comes back in x's dtype, the residual's
+    gradient in its own, dW and dB each in its parameter's dtype."""
+    C.no_double_backward(ctx)
+    s3, weight, *stats = ctx.saved_tensors
+    saved: C.Saved = ctx.saved
     m, heads, n = s3.shape
+    dy3 = C.grad_heads(dy, s3, heads, n)
+    dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
     acc = C.acc_torch(saved.x_dtype)  # as in forward, whatever the stored residual's dtype
     dx = torch.empty(m, heads, n, dtype=C.kernel_dtype(saved.x_dtype), device=s3.device)
     # dx and the residual's gradient are one tensor unless their dtypes differ.
@@ -143,7 +154,7 @@ def backward(
             *C.strides(dy3), *C.strides(s3), *C.strides(dx), *C.strides(dr_arg),
             *C.strides(dres_arg),
         )  # fmt: skip
-        _pick(kernels, n)[(programs, heads)](
+        kernel[(programs, heads)](
             dy3,
             s3,
             weight if has_w else s3,
@@ -168,6 +179,7 @@ def backward(
             HAS_B=has_b,
             ACC=C.acc_type(saved.x_dtype),
             ALIGN=vector_align(n, min(t.element_size() for t in (dy3, s3, dx, dr_arg)), *strides),
+            LOOPED=looped(n),
             num_warps=cfg.num_warps,
             enable_fp_fusion=True,
             **flags,
@@ -179,48 +191,25 @@ def backward(
     dx = C.finish(dx, saved.x_dtype)
     if saved.residual_dtype is not None:
         dres = dx if dres is None else C.finish(dres, saved.residual_dtype)
-    return dx, dres, dw, db
+    return _grads_out(ctx, dx, dres, dw, db)
 
 
-def as_rows(x: torch.Tensor, residual: torch.Tensor | None, heads: int):
-    """x and the residual as (M, H, N) views."""
-    n = x.shape[-1]
-    return C.as_heads(x, heads, n), None if residual is None else C.as_heads(residual, heads, n)
-
-
-def outputs(x: torch.Tensor, y: torch.Tensor, res_out: torch.Tensor | None):
-    """y, or (y, the residual output), in x's shape."""
-    if res_out is None:
-        return y.view(x.shape)
-    return y.view(x.shape), res_out.view(x.shape)
-
-
-def grads_in(ctx, dy: torch.Tensor | None, dres_out: torch.Tensor | None):
-    """The saved tensors and the upstream gradients as (M, H, N) (a missing dy is zeros)."""
-    C.no_double_backward(ctx)
-    saved = ctx.saved_tensors
-    s3 = saved[0]
-    _, heads, n = s3.shape
-    dres3 = None if dres_out is None else C.as_heads(dres_out, heads, n)
-    return saved, C.grad_heads(dy, s3, heads, n), dres3
-
-
-def grads_out(ctx, dx, dres, dw, db, n_extra: int) -> tuple:
-    """autograd's return tuple: (dx, dW, dB, d residual, None for each of `n_extra` arguments),
-    with dx and the residual's gradient the same tensor object when their dtypes agree, so
-    autograd sees it used twice and never lets x.grad and residual.grad share storage."""
+def _grads_out(ctx, dx, dres, dw, db) -> tuple:
+    """autograd's return tuple: (dx, dW, dB, d residual, None for each further argument), with
+    dx and the residual's gradient the same tensor object when their dtypes agree, so autograd
+    sees it used twice and never lets x.grad and residual.grad share storage."""
     saved: C.Saved = ctx.saved
     dx_v = dx.view(saved.x_shape)
     dres_v = None if dres is None else (dx_v if dres is dx else dres.view(saved.x_shape))
     dw = dw if ctx.needs_input_grad[1] else None
     db = db if ctx.needs_input_grad[2] else None
-    return (dx_v, dw, db, dres_v, *([None] * n_extra))
+    return (dx_v, dw, db, dres_v, *([None] * (len(ctx.needs_input_grad) - 4)))
 
 
-def save(ctx, x, weight, bias, residual, s3, *tensors) -> None:
+def _save(ctx, x, weight, bias, residual, s3, *stats) -> None:
     """Save what backward needs: the tensor the forward normalized (`s3`: x, or the residual
     output as stored), the weight and the statistics, plus the dtypes of every gradient."""
-    ctx.save_for_backward(s3, weight, *tensors)
+    ctx.save_for_backward(s3, weight, *stats)
     ctx.saved = C.Saved(
         x.shape,
         x.dtype,

@@ -13,10 +13,8 @@ writes one JSON result line per job on stdout.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from normbench.kernels.launch import (
     reduce_config,
     vector_align,
 )
+from normbench.pipe import serve
 
 # Rows used to size the backward grid in the audit (QuACK's benchmark M); only the backward grid
 # (rows per program) depends on it.
@@ -55,7 +54,7 @@ class KernelSpec:
 
     name: str  # audit name, e.g. "add_layernorm_bwd", "add_rmsnorm_fwd_res32"
     module: str
-    fn: str  # the tile kernel; rows wider than 8192 compile its `_looped` sibling
+    fn: str  # the kernel; rows wider than 8192 compile its LOOPED branch
     stage: str  # fwd, bwd or reduce
     flags: tuple[tuple[str, object], ...]  # constexpr switches that pick the variant
     main_ptrs: tuple[str, ...]  # the tensors whose access width matters (M x N or P x N)
@@ -68,11 +67,6 @@ class KernelSpec:
     def split(self, dtype: str) -> bool:
         """dx and the residual's gradient stored apart, as the wrappers decide at x = `dtype`."""
         return (self.res_dtype or dtype) != dtype
-
-    def fn_for(self, n: int) -> str:
-        if self.stage != "reduce" and looped(n):
-            return self.fn.replace("_kernel", "_looped_kernel")
-        return self.fn
 
 
 _FWD_MAIN = ("X", "R", "Y", "RES_OUT")
@@ -199,6 +193,8 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
         flags["RES_ROUND"] = _ROUND[spec.res_dtype or dtype] if res_store else 0
     if spec.module == "rmsnorm":
         flags["XHAT_ROUND"] = _ROUND[dtype] if flags.get("XHAT_ROUND") == "x" else 0
+    if spec.stage != "reduce":
+        flags["LOOPED"] = looped(n)
     const.update(flags)
     const["ACC"] = "fp32"
     # every row stride is N (contiguous rows); the narrowest tensor sets the vector width
@@ -362,7 +358,7 @@ def _compile(job: dict) -> dict:
 
     spec = KERNELS_BY_NAME[job["kernel"]]
     module = importlib.import_module(f"normbench.kernels.{spec.module}")
-    kernel = getattr(module, spec.fn_for(job["n"]))
+    kernel = getattr(module, spec.fn)
     fn = kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
     names = list(fn.arg_names)
     values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
@@ -391,13 +387,7 @@ def _compile(job: dict) -> dict:
 
 def main() -> None:
     """Worker loop: one JSON job per stdin line -> one JSON result per stdout line."""
-    for line in sys.stdin:
-        if line.strip():
-            job = json.loads(line)
-            result = compile_job(job)
-            result["id"] = job["id"]
-            sys.stdout.write(json.dumps(result) + "\n")
-            sys.stdout.flush()
+    serve(lambda job: {**compile_job(job), "id": job["id"]})
 
 
 if __name__ == "__main__":

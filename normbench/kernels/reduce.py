@@ -1,7 +1,7 @@
 """Second backward stage: sum the per-program fp32 partials of dW (and dB) in a fixed order.
 
 No atomics: each output column is owned by one program, which walks the partial rows in the same
-order every run, so dW and dB are bitwise reproducible (docs/numerics.md section 2, trap 10). Each
+order every run, so dW and dB are bitwise reproducible (docs/numerics.md trap 10). Each
 sum is rounded once, from fp32 straight to its own parameter's dtype (a bf16 weight beside an
 fp32 bias must not drag dB through bf16).
 """

@@ -6,23 +6,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from normbench.errors import UsageError
+from normbench.formats import DEFAULT_FORMATS, FORMATS, parse_formats  # noqa: F401
 
 if TYPE_CHECKING:
     from normbench.results import Run
-
-FORMATS = ("csv", "md", "json", "html")
-DEFAULT_FORMATS = ("csv", "md", "json")
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    items = tuple(s.strip().lower() for s in text.split(",") if s.strip())
-    if items == ("none",):
-        return ()
-    for f in items:
-        if f not in FORMATS:
-            raise UsageError(f"unknown report format {f!r}: choose from {', '.join(FORMATS)}, none")
-    return items
 
 
 def write_reports(
@@ -44,10 +31,10 @@ def write_reports(
     stem = stem or f"{run.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
     images: dict[str, bytes] = {}
     if plots:
-        from normbench.report.draw import draw
+        from normbench.canvas import png_bytes
         from normbench.report.plots import figures
 
-        images = {f"{name}.png": draw(data) for name, data in figures(run)}
+        images = {f"{name}.png": png_bytes(fig) for name, fig in figures(run)}
 
     def md(name: str) -> str:
         return markdown.render(run, links={k[:-4]: f"{name}.{k}" for k in images} or None)

@@ -1,69 +1,34 @@
-"""The audit as a Run (tidy rows: one per configuration and metric) and its table."""
+"""How an audit run reads: one line per compiled kernel configuration (registers, spills, shared
+memory, access widths, occupancy); a configuration that failed to compile shows its reason."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from normbench.report.tables import Table, by_case, register_view
-from normbench.results import Row, Run
+from normbench.report.tables import Table
+from normbench.results.audit import AuditRow
 
 if TYPE_CHECKING:
-    from normbench.suites.audit import AuditRow
+    from normbench.results import Run
 
-SUITE = "audit"
-METRICS = (
-    ("registers", "regs/thread"),
-    ("spill_bytes", "B/thread"),
-    ("shared_bytes", "B/block"),
-    ("load_width_bytes", "B"),
-    ("store_width_bytes", "B"),
-    ("occupancy_pct", "%"),
-)
+COLUMNS = [
+    "kernel", "arch", "dtype", "N", "block", "warps", "regs", "spill B", "smem B", "load B",
+    "store B", "16-byte", "occupancy", "status", "note",
+]  # fmt: skip
 
 
-def audit_rows(rows: list[AuditRow]) -> list[Row]:
-    out = []
-    for a in rows:
-        family, _, mode = a.kernel.partition("_")
-        case_id = f"{a.kernel}/{a.arch}/{a.dtype}/N={a.n}"
-        for metric, unit in METRICS:
-            value = getattr(a, metric) if a.status == "ok" else None
-            out.append(
-                Row(
-                    case_id=case_id, suite=SUITE, variant=family, backend="triton",
-                    dtype=a.dtype, shape=f"N={a.n}", mode=mode, metric=metric,
-                    value=None if value is None else float(value), unit=unit,
-                    status="ok" if a.status == "ok" else "error", note=a.note,
-                    extra=a.to_dict() if metric == "registers" else {},
-                )
-            )  # fmt: skip
-    return out
+def audit_line(a: AuditRow) -> list[str]:
+    def g(value: object) -> str:
+        return str(value) if a.ok else "-"  # a failed compile has no numbers, only its reason
+
+    return [
+        a.kernel, a.arch, a.dtype, str(a.dim), g(a.block), g(a.num_warps), g(a.registers),
+        g(a.spill_bytes), g(a.shared_bytes), g(a.load_width_bytes), g(a.store_width_bytes),
+        ("yes" if a.vector16 else "no") if a.ok else "-",
+        f"{a.occupancy_pct:.0f}%" if a.ok else "-", a.status.value, a.note,
+    ]  # fmt: skip
 
 
-def spills(run: Run) -> list[str]:
-    return [r.case_id for r in run.metric("spill_bytes") if r.value]
-
-
-@register_view(SUITE)
-def audit_view(run: Run) -> list[Table]:
-    cols = ["kernel", "arch", "dtype", "N", "block", "warps", "regs", "spill B", "smem B",
-            "load B", "store B", "16-byte", "occupancy", "status", "note"]  # fmt: skip
-    rows = []
-    for metrics in by_case(run).values():
-        e = metrics["registers"].extra or {}
-        ok = metrics["registers"].status == "ok"
-
-        def g(k: str, e: dict = e, ok: bool = ok) -> str:
-            return str(e.get(k, "-")) if ok else "-"
-
-        rows.append(
-            [
-                e.get("kernel", metrics["registers"].case_id), e.get("arch", "-"),
-                metrics["registers"].dtype, str(e.get("n", "-")), g("block"), g("num_warps"),
-                g("registers"), g("spill_bytes"), g("shared_bytes"), g("load_width_bytes"),
-                g("store_width_bytes"), ("yes" if e.get("vector16") else "no") if ok else "-",
-                f"{e.get('occupancy_pct', 0):.0f}%" if ok else "-",
-                metrics["registers"].status, metrics["registers"].note,
-            ]
-        )  # fmt: skip
-    return [("triton kernels, compiled ahead of time", cols, rows)]
+def view(run: Run) -> list[Table]:
+    rows = [audit_line(a) for a in run.of(AuditRow)]
+    return [("triton kernels, compiled ahead of time", list(COLUMNS), rows)]

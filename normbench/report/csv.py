@@ -1,17 +1,19 @@
-"""Tidy CSV: one row per case and metric, readable with pandas.read_csv."""
+"""Tidy CSV: one row per case and metric (the run's `to_frame`), readable with pandas.read_csv."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from normbench.report.merge import row_devices
+from normbench.results import to_frame
 
 if TYPE_CHECKING:
     from normbench.results import Run
 
 
 def render(run: Run) -> str:
-    df = run.frame()
-    from normbench.report.merge import row_devices
-
-    df.insert(0, "device_name", row_devices(run))  # per row: a merged run holds several devices
+    df = to_frame(run)
+    # Per row: a merged run holds several devices.
+    df.insert(0, "device_name", row_devices(run, df.to_dict("records")))
     df.insert(1, "created", run.created)
     return df.to_csv(index=False)

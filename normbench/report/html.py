@@ -1,35 +1,25 @@
 """A self-contained HTML index of a run, to open in a browser and read top to bottom: what was
 run, the answers (summary), the environment, the plots (embedded, so the file can be mailed or
-attached to a CI job on its own), then every table."""
+attached to a CI job on its own), then every table.
+
+The page is the jinja2 template templates/run.html.j2 (autoescaped: every text from the run is
+escaped there); this module only gathers what it shows."""
 
 from __future__ import annotations
 
 import base64
-from html import escape
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from normbench.report.markdown import ENV_KEYS
 from normbench.report.tables import tables
 
 if TYPE_CHECKING:
+    import jinja2
+
     from normbench.results import Run
-
-STYLE = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-.meta { color: #666; } ul.summary li { margin: 0.3em 0; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 12.5px; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.skipped td { color: #999; } tr.error td { color: #b00; }
-tr.mismatch td { color: #b00; font-weight: 600; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #666; font-size: 0.9em; } nav a { margin-right: 1em; }
-.warn { background: #fff4e0; padding: 0.5em 1em; border-left: 4px solid #f90; }
-"""
-
 
 # One paragraph per suite on how to read the page (docs/numerics.md sections 3, 2 and 7).
 READING = {
@@ -47,18 +37,23 @@ READING = {
 }
 
 
-def _table(cols: list[str], rows: list[list[str]]) -> str:
-    status_at = cols.index("status") if "status" in cols else None
-    head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cls = f' class="{escape(r[status_at])}"' if status_at is not None else ""
-        cells = "".join(
-            f'<td class="num">{escape(v)}</td>' if _numeric(v) else f"<td>{escape(v)}</td>"
-            for v in r
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool  # right-aligned
+
+
+@dataclass(frozen=True)
+class Line:
+    cells: tuple[Cell, ...]
+    status: str | None  # the row's status (a CSS class: skipped, mismatch, error), if it has one
+
+
+@dataclass(frozen=True)
+class HtmlTable:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Line, ...]
 
 
 def _numeric(text: str) -> bool:
@@ -70,46 +65,55 @@ def _numeric(text: str) -> bool:
     return True
 
 
+def html_table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]]) -> HtmlTable:
+    status_at = list(cols).index("status") if "status" in cols else None
+    return HtmlTable(
+        title,
+        tuple(cols),
+        tuple(
+            Line(
+                tuple(Cell(v, _numeric(v)) for v in r),
+                r[status_at] if status_at is not None else None,
+            )
+            for r in rows
+        ),
+    )
+
+
+@cache
+def _template() -> jinja2.Template:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("normbench.report", "templates"),
+        autoescape=True,  # the file is .html.j2: select_autoescape would not see it as HTML
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("run.html.j2")
+
+
 def render(run: Run, images: dict[str, bytes] | None = None) -> str:
     """The page; `images` maps a figure name to its PNG bytes (embedded as data URIs)."""
     from normbench.report.merge import environment_table
+    from normbench.results import tidy_rows
 
     images = images or {}
-    title = f"normbench {run.suite}"
-    out = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)} {escape(run.created)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">Run {escape(run.created)}, {run.wall_s:.0f} s, '
-        f"{len(run.rows)} result rows.</p>",
-    ]
+    views = [html_table(*t) for t in tables(run)]
     sections = [("summary", "Summary")] if run.summary else []
     sections += [("environment", "Environment")]
     sections += [("plots", "Plots")] if images else []
-    views = tables(run)
-    sections += [(f"table-{i}", t) for i, (t, _, _) in enumerate(views)]
-    out.append("<nav>" + "".join(f'<a href="#{a}">{escape(t)}</a>' for a, t in sections) + "</nav>")
-    if run.interrupted:
-        out.append('<p class="warn">Interrupted: the tables hold the cases that finished.</p>')
-    if run.summary:
-        out.append('<h2 id="summary">Summary</h2><ul class="summary">')
-        out += [f"<li>{escape(line)}</li>" for line in run.summary]
-        out.append("</ul>")
-    if run.suite in READING:
-        out.append(f'<p class="meta">How to read: {escape(READING[run.suite])}</p>')
-    out.append('<h2 id="environment">Environment</h2>')
-    out.append(_table(*environment_table(run, ENV_KEYS)))
-    if images:
-        out.append('<h2 id="plots">Plots</h2>')
-        for name, png in images.items():
-            data = base64.b64encode(png).decode("ascii")
-            out.append(
-                f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{escape(name)}</figcaption></figure>"
-            )
-    for i, (t, cols, rows) in enumerate(views):
-        out.append(f'<h2 id="table-{i}">{escape(t)}</h2>')
-        out.append(_table(cols, rows))
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    sections += [(f"table-{i}", t.title) for i, t in enumerate(views)]
+    return _template().render(
+        title=f"normbench {run.suite}",
+        created=run.created,
+        wall_s=run.wall_s,
+        n_rows=len(tidy_rows(run, samples=False)),
+        sections=sections,
+        interrupted=run.interrupted,
+        summary=run.summary,
+        reading=READING.get(run.suite, ""),
+        environment=html_table("Environment", *environment_table(run, ENV_KEYS)),
+        images=[(name, base64.b64encode(png).decode("ascii")) for name, png in images.items()],
+        views=views,
+    )

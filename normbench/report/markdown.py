@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from normbench.report.tables import tables
@@ -15,14 +16,18 @@ ENV_KEYS = (
 )  # fmt: skip
 
 
-def _cell(text: str) -> str:
+def _cell(text: object) -> str:
+    # A '|' would end the cell and a newline the row: escape one, flatten the other.
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(cols: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+def md_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub table of string cells, printed as they are (tabulate's number parsing off, so
+    '3000.0' stays '3000.0')."""
+    import pandas as pd
+
+    frame = pd.DataFrame([[_cell(c) for c in r] for r in rows], columns=[_cell(c) for c in cols])
+    return frame.to_markdown(index=False, tablefmt="github", disable_numparse=True)
 
 
 def render(run: Run, links: dict[str, str] | None = None) -> str:

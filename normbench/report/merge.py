@@ -1,7 +1,7 @@
 """Saved runs read back for `normbench report`, and runs from several machines merged into one.
 
-A merged run keys its rows by (case id, device fingerprint): each row carries its device's label in
-`extra["device_label"]` and the run keeps every device's environment in `env["devices"]`, so a
+A merged run keys its results by (case id, device fingerprint): each result carries its device's
+label in `Result.device` and the run keeps every device's environment in `env["devices"]`, so a
 merged run saved as JSON can be merged again. The tables add a `device` column when a run holds
 more than one device (see `split_by_device`).
 
@@ -20,66 +20,36 @@ from typing import Any
 
 from normbench.env import FINGERPRINT_KEYS
 from normbench.errors import BaselineError, UsageError
-from normbench.results import Row, Run
-
-LABEL_KEY = "device_label"
-NUMBER_FIELDS = ("value", "p20", "p80", "ci_low", "ci_high")
-TEXT_FIELDS = ("case_id", "suite", "variant", "backend", "dtype", "shape", "mode", "metric", "unit")
+from normbench.results import Finding, Result, Run, load_run
 
 
 def read_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Load each file, refusing one that is missing, corrupt, foreign or holds rows of the wrong
     type, with one sentence naming the file (UsageError, exit 2)."""
-    from normbench.results import load_run
-
     if not paths:
         raise UsageError("give at least one saved run (a .json file written by a suite)")
     runs = []
     for path in paths:
         try:
-            run = load_run(path)
+            runs.append(load_run(path))
         except BaselineError as exc:
             raise UsageError(str(exc)) from None
-        check_rows(run, Path(path))
-        runs.append(run)
     return runs
-
-
-def check_rows(run: Run, path: Path) -> None:
-    """Types the reporters rely on: a hand-edited or foreign file fails here, not in a plot."""
-    if not isinstance(run.suite, str) or not run.suite:
-        raise UsageError(f"{path}: malformed run ('suite' must be a name, got {run.suite!r})")
-    for i, r in enumerate(run.rows):
-        where = f"{path}: row {i + 1}"
-        for name in TEXT_FIELDS:
-            if not isinstance(getattr(r, name), str):
-                got = getattr(r, name)
-                raise UsageError(f"{where}: '{name}' must be text, got {got!r}")
-        for name in NUMBER_FIELDS:
-            v = getattr(r, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise UsageError(
-                    f"{where} ({r.case_id}): '{name}' must be a number or null, got {v!r}"
-                )
-        if r.n is not None and (isinstance(r.n, bool) or not isinstance(r.n, int)):
-            raise UsageError(f"{where} ({r.case_id}): 'n' must be a whole number, got {r.n!r}")
-        if any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in r.samples):
-            raise UsageError(f"{where} ({r.case_id}): 'samples' must be a list of numbers")
 
 
 def fingerprint_of(env: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(env.get(k, "")) for k in FINGERPRINT_KEYS)
 
 
-def device_groups(run: Run) -> list[tuple[dict[str, Any], list[Row]]]:
-    """(environment, rows) per device in the run: one group for a plain run, several for a
+def device_groups(run: Run) -> list[tuple[dict[str, Any], list[Result]]]:
+    """(environment, results) per device in the run: one group for a plain run, several for a
     merged one."""
     devices = run.env.get("devices")
     if not isinstance(devices, dict) or not devices:
-        return [(run.env, list(run.rows))]
-    groups: dict[str, list[Row]] = {label: [] for label in devices}
-    for r in run.rows:
-        groups.setdefault(r.extra.get(LABEL_KEY, ""), []).append(r)
+        return [(run.env, list(run.results))]
+    groups: dict[str, list[Result]] = {label: [] for label in devices}
+    for r in run.results:
+        groups.setdefault(r.device, []).append(r)
     return [(dict(devices.get(label) or {}), rows) for label, rows in groups.items() if rows]
 
 
@@ -114,16 +84,16 @@ def split_by_device(run: Run) -> list[tuple[str, Run]]:
         return [(next(iter(devices(run))), run)]
     out = []
     for label, env in d.items():
-        rows = [r for r in run.rows if r.extra.get(LABEL_KEY) == label]
-        if rows:
-            out.append((label, Run(run.suite, dict(env or {}), run.config, rows,
+        results = [r for r in run.results if r.device == label]
+        if results:
+            out.append((label, Run(run.suite, dict(env or {}), run.config, results,
                                    created=run.created, wall_s=run.wall_s)))  # fmt: skip
     return out
 
 
 def merge(runs: Sequence[Run], names: Sequence[str] | None = None) -> list[Run]:
-    """One run per suite (in the order suites first appear), rows keyed by (case id, device
-    fingerprint, metric). A later file's row replaces an earlier one with the same key."""
+    """One run per suite (in the order suites first appear), results keyed by (case id, device
+    fingerprint). A later file's result replaces an earlier one with the same key."""
     names = list(names or [f"run {i + 1}" for i in range(len(runs))])
     by_suite: dict[str, list[tuple[str, Run]]] = {}
     for name, run in zip(names, runs, strict=True):
@@ -135,7 +105,7 @@ def merge(runs: Sequence[Run], names: Sequence[str] | None = None) -> list[Run]:
 
 
 def _merge_suite(suite: str, parts: list[tuple[str, Run]]) -> Run:
-    groups: list[tuple[str, dict[str, Any], list[Row], Run]] = [
+    groups: list[tuple[str, dict[str, Any], list[Result], Run]] = [
         (name, env, rows, run) for name, run in parts for env, rows in device_groups(run)
     ]
     fps = list(dict.fromkeys(fingerprint_of(env) for _, env, _, _ in groups))
@@ -143,24 +113,24 @@ def _merge_suite(suite: str, parts: list[tuple[str, Run]]) -> Run:
     for _, env, _, _ in groups:
         envs[fingerprint_of(env)] = env  # the later run's environment, like its rows
     labels = dict(zip(fps, labels_for([envs[fp] for fp in fps]), strict=True))
-    keyed: dict[tuple[str, str, str], Row] = {}
+    keyed: dict[tuple[str, str, str], Result] = {}
     replaced = 0
-    for _, env, rows, _ in groups:
+    for _, env, results, _ in groups:
         label = labels[fingerprint_of(env)]
-        for r in rows:
-            key = (r.case_id, label, r.metric)
+        for r in results:
+            key = (r.kind, r.case_id, label)
             replaced += key in keyed
             keyed.pop(key, None)  # the replacement goes where the later file put it
-            keyed[key] = replace(r, extra={**r.extra, LABEL_KEY: label})
+            keyed[key] = r.with_device(label)
     where = ", ".join(f"{name} ({labels[fingerprint_of(env)]})" for name, env, _, _ in groups)
-    summary = [f"Merged {len(parts)} runs: {where}."]
+    findings = [Finding(f"Merged {len(parts)} runs: {where}.")]
     if replaced:
-        summary.append(
-            f"{replaced} rows appeared in more than one run for the same case and device: "
-            "the later file's rows are shown."
-        )
+        findings.append(Finding(
+            f"{replaced} cases appeared in more than one run for the same device: "
+            "the later file's results are shown."
+        ))  # fmt: skip
     for name, run in parts:
-        summary += [f"{name}: {line}" for line in run.summary]
+        findings += [replace(f, text=f"{name}: {f.text}") for f in run.findings]
     env: dict[str, Any] = {
         k: v for k, v in envs[fps[0]].items() if all(e.get(k) == v for e in envs.values())
     }
@@ -170,8 +140,8 @@ def _merge_suite(suite: str, parts: list[tuple[str, Run]]) -> Run:
         suite=suite,
         env=env,
         config={"merged_from": [name for name, _ in parts], "configs": [r.config for r in runs]},
-        rows=list(keyed.values()),
-        summary=summary,
+        results=list(keyed.values()),
+        findings=findings,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         interrupted=any(r.interrupted for r in runs),
         wall_s=math.fsum(r.wall_s for r in runs),
@@ -189,10 +159,10 @@ def environment_table(run: Run, keys: Sequence[str]) -> tuple[list[str], list[li
     return cols, [[k, *(str(env.get(k, "-")) for env in devs.values())] for k in present]
 
 
-def row_devices(run: Run) -> list[str]:
-    """The device name of each row, in row order (a merged run holds several)."""
+def row_devices(run: Run, rows: list[dict[str, Any]]) -> list[str]:
+    """The device name of each tidy row (a merged run holds several)."""
     devs = devices(run)
     if len(devs) == 1:
         name = str(next(iter(devs.values())).get("device_name", ""))
-        return [name] * len(run.rows)
-    return [str(devs.get(r.extra.get(LABEL_KEY, ""), {}).get("device_name", "")) for r in run.rows]
+        return [name] * len(rows)
+    return [str(devs.get(r.get("device") or "", {}).get("device_name", "")) for r in rows]

@@ -6,56 +6,56 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from normbench.report.tables import Table, fmt, register_view, variant_label
+from normbench.fmt import fmt
+from normbench.report.tables import Table
+from normbench.results import Status
+from normbench.results.stability import StabilityResult, SweepRangeResult
 
 if TYPE_CHECKING:
-    from normbench.results import Row, Run
+    from normbench.results import Run
 
+# ERROR: the harness itself failed on the case (no verdict).
 RANK = {"PASS": 0, "WARN": 1, "FAIL": 2, "ERROR": 3}
 
 
-def verdict_of(r: Row) -> str:
-    if r.status == "skipped":
+def verdict_of(r: StabilityResult) -> str:
+    """As a cell: '-' not run, ERROR where the harness failed, else the verdict."""
+    if r.status is Status.SKIPPED:
         return "-"
-    if r.status == "error" and "verdict" not in r.extra:
-        return "ERROR"  # the harness itself failed on this case
-    return r.extra.get("verdict", "FAIL")
+    if r.verdict is None:
+        return "ERROR" if r.status is Status.ERROR else "FAIL"
+    return r.verdict.value
 
 
-def _case_rows(run: Run) -> list[Row]:
-    # CaseLoop writes a harness failure as an error row (under "time" in runs saved before it
-    # took the suite's metric).
-    return [
-        r for r in run.rows if r.metric == "verdict" or (r.status == "error" and r.metric == "time")
-    ]
-
-
-def _dist(r: Row) -> str:
-    if "dist" in r.extra:
-        return r.extra["dist"]
+def _dist(r: StabilityResult) -> str:
+    if r.dist:
+        return r.dist
+    # A version-1 harness-error row kept no dist: it is in the case id.
     tail = r.case_id.split("/")[5:]  # variant/backend/dtype/shape/mode[/dist][/options]
-    if tail and tail[-1] == r.extra.get("options"):
+    if tail and tail[-1] == r.options:
         tail = tail[:-1]
     return tail[0] if tail else "normal"
 
 
-def _dim(r: Row) -> str:
-    return str(r.extra.get("dim") or r.shape.split("x")[-1])
+def _dim(r: StabilityResult) -> str:
+    return str(r.dim)
 
 
-def matrix(run: Run) -> Table:
-    rows = _case_rows(run)
-    backends = list(dict.fromkeys(r.backend for r in rows))
+def _impl(r: StabilityResult) -> str:
+    return f"{r.variant}/{r.backend}"
+
+
+def matrix(cases: list[StabilityResult]) -> Table:
+    backends = list(dict.fromkeys(r.backend for r in cases))
     cells: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
-    for r in rows:
-        key = (r.dtype, variant_label(r), _dist(r))
+    for r in cases:
+        key = (r.dtype, r.variant_label, _dist(r))
         cells.setdefault(key, {}).setdefault(r.backend, {})[_dim(r)] = verdict_of(r)
     out = []
     for (dtype, variant, dist), per_backend in cells.items():
         line = [dtype, variant, dist]
         for b in backends:
-            by_n = per_backend.get(b, {})
-            judged = {n: v for n, v in by_n.items() if v != "-"}
+            judged = {n: v for n, v in per_backend.get(b, {}).items() if v != "-"}
             if not judged:
                 line.append("-")
                 continue
@@ -72,95 +72,55 @@ def matrix(run: Run) -> Table:
     )
 
 
-def findings(run: Run) -> Table:
-    bad = [r for r in _case_rows(run) if verdict_of(r) not in ("PASS", "-")]
+def findings(cases: list[StabilityResult]) -> Table:
+    bad = [r for r in cases if verdict_of(r) not in ("PASS", "-")]
     bad.sort(key=lambda r: -RANK[verdict_of(r)])
     out = [
-        [
-            f"{variant_label(r)}/{r.backend}",
-            r.dtype,
-            _dim(r),
-            _dist(r),
-            verdict_of(r),
-            r.extra.get("tensor", "-"),
-            fmt(r.extra.get("max_ulp")),
-            fmt(r.extra.get("rel"), 2),
-            r.note,
-        ]
+        [f"{r.variant_label}/{r.backend}", r.dtype, _dim(r), _dist(r), verdict_of(r),
+         r.tensor or "-", fmt(r.max_ulp), fmt(r.rel, 2), r.reason]
         for r in bad
-    ]
-    cols = [
-        "implementation",
-        "dtype",
-        "N",
-        "input",
-        "verdict",
-        "tensor",
-        "max ulp",
-        "rel err",
-        "reason",
-    ]
+    ]  # fmt: skip
+    cols = ["implementation", "dtype", "N", "input", "verdict", "tensor", "max ulp", "rel err",
+            "reason"]  # fmt: skip
     return ("stability: findings (WARN, FAIL)", cols, out)
 
 
-def worst_table(run: Run) -> Table:
-    groups: dict[str, list[Row]] = {}
-    for r in _case_rows(run):
-        groups.setdefault(f"{r.variant}/{r.backend}", []).append(r)
-    det = {}
-    for r in run.rows:
-        if r.metric == "deterministic":
-            key = f"{r.variant}/{r.backend}"
-            det[key] = det.get(key, True) and bool(r.value)
+def worst_table(cases: list[StabilityResult]) -> Table:
+    groups: dict[str, list[StabilityResult]] = {}
+    det: dict[str, bool] = {}
+    for r in cases:
+        groups.setdefault(_impl(r), []).append(r)
+        if r.deterministic is not None:
+            det[_impl(r)] = det.get(_impl(r), True) and r.deterministic
     out = []
     for impl, rows in groups.items():
         judged = [r for r in rows if verdict_of(r) != "-"]
-        counts = {v: sum(1 for r in judged if verdict_of(r) == v) for v in ("PASS", "WARN", "FAIL")}
-        counts["FAIL"] += sum(1 for r in judged if verdict_of(r) == "ERROR")
         if not judged:
             continue  # listed in the "not run" table
-        w = max(judged, key=lambda r: (RANK[verdict_of(r)], r.extra.get("tol_ratio") or 0.0))
-        where = f"{w.dtype} N={_dim(w)} {_dist(w)}"
-        reason = w.note
-        verdict = verdict_of(w)
-        out.append(
-            [
-                impl,
-                verdict,
-                str(counts["PASS"]),
-                str(counts["WARN"]),
-                str(counts["FAIL"]),
-                str(len(rows) - len(judged)),
-                {True: "yes", False: "NO"}.get(det.get(impl), "-"),
-                where,
-                reason,
-            ]
-        )
-    cols = [
-        "implementation",
-        "worst",
-        "PASS",
-        "WARN",
-        "FAIL",
-        "not run",
-        "bitwise repro",
-        "worst case",
-        "reason",
-    ]
+        counts = {v: sum(1 for r in judged if verdict_of(r) == v) for v in ("PASS", "WARN", "FAIL")}
+        counts["FAIL"] += sum(1 for r in judged if verdict_of(r) == "ERROR")
+        w = max(judged, key=lambda r: (RANK[verdict_of(r)], r.tol_ratio or 0.0))
+        out.append([
+            impl, verdict_of(w), str(counts["PASS"]), str(counts["WARN"]), str(counts["FAIL"]),
+            str(len(rows) - len(judged)), {True: "yes", False: "NO"}.get(det.get(impl), "-"),
+            f"{w.dtype} N={_dim(w)} {_dist(w)}", w.reason,
+        ])  # fmt: skip
+    cols = ["implementation", "worst", "PASS", "WARN", "FAIL", "not run", "bitwise repro",
+            "worst case", "reason"]  # fmt: skip
     return ("stability: worst case per implementation", cols, out)
 
 
-def not_run_table(run: Run) -> Table | None:
+def not_run_table(cases: list[StabilityResult]) -> Table | None:
     """Skipped cases grouped by implementation and reason, with the inputs they cover."""
     groups: dict[tuple[str, str], list[str]] = {}
-    for r in _case_rows(run):
-        if r.status == "skipped":
-            dists = groups.setdefault((f"{r.variant}/{r.backend}", r.note), [])
+    for r in cases:
+        if r.status is Status.SKIPPED:
+            dists = groups.setdefault((_impl(r), r.reason), [])
             if _dist(r) not in dists:
                 dists.append(_dist(r))
     if not groups:
         return None
-    every = set(map(_dist, _case_rows(run)))
+    every = set(map(_dist, cases))
     out = [
         [impl, "all" if set(d) == every else ", ".join(d), reason]
         for (impl, reason), d in groups.items()
@@ -168,16 +128,15 @@ def not_run_table(run: Run) -> Table | None:
     return ("stability: not run", ["implementation", "inputs", "reason"], out)
 
 
-def semantics_table(run: Run) -> Table | None:
+def semantics_table(cases: list[StabilityResult]) -> Table | None:
     seen: dict[tuple[str, str], tuple[float, str]] = {}
-    for r in _case_rows(run):
-        note = r.extra.get("semantics")
-        if not note:
+    for r in cases:
+        if not r.semantics:
             continue
-        key = (f"{r.variant}/{r.backend}", r.dtype)
-        ulp = r.extra.get("semantic_ratio") or 0.0
-        if key not in seen or ulp > seen[key][0]:
-            seen[key] = (ulp, note)
+        key = (_impl(r), r.dtype)
+        ratio = r.semantic_ratio or 0.0
+        if key not in seen or ratio > seen[key][0]:
+            seen[key] = (ratio, r.semantics)
     if not seen:
         return None
     out = [[impl, dtype, note] for (impl, dtype), (_, note) in seen.items()]
@@ -194,48 +153,29 @@ def _pow(k: int | None, edge: bool) -> str:
     return f"2^{k}" + (" (sweep edge)" if edge else "")
 
 
-def sweep_table(run: Run) -> Table | None:
-    lows = {r.case_id: r for r in run.rows if r.metric == "safe_scale_min"}
+def sweep_table(ranges: list[SweepRangeResult]) -> Table | None:
     out = []
-    for r in run.rows:
-        if r.metric != "safe_scale_max":
+    for r in ranges:
+        head = [r.variant_label, r.dtype, str(r.shape.dim if r.shape else "-"), r.backend]
+        high, low = r.high, r.low
+        if high is not None and high.status is Status.SKIPPED:
+            out.append([*head, "-", "-", high.note])
             continue
-        x = r.extra
-        if r.status == "skipped":
-            out.append(
-                [variant_label(r), r.dtype, str(x.get("dim", "-")), r.backend, "-", "-", r.note]
-            )
-            continue
-        low = lows.get(r.case_id)
-        out.append(
-            [
-                variant_label(r),
-                r.dtype,
-                str(x.get("dim")),
-                r.backend,
-                _pow(x.get("low_k"), bool(x.get("low_edge"))),
-                _pow(x.get("high_k"), bool(x.get("high_edge"))),
-                "; ".join(n for n in ((low.note if low else ""), r.note) if n),
-            ]
-        )
+        notes = (m.note for m in (low, high) if m is not None and m.note)
+        out.append([*head, _pow(r.low_k, bool(r.low_edge)), _pow(r.high_k, bool(r.high_edge)),
+                    "; ".join(notes)])  # fmt: skip
     if not out:
         return None
-    cols = [
-        "variant",
-        "dtype",
-        "N",
-        "backend",
-        "smallest PASS scale",
-        "largest PASS scale",
-        "reason",
-    ]
+    cols = ["variant", "dtype", "N", "backend", "smallest PASS scale", "largest PASS scale",
+            "reason"]  # fmt: skip
     return ("stability: dynamic range (unit-max inputs x 2^k)", cols, out)
 
 
-@register_view("stability")
-def stability_view(run: Run) -> list[Table]:
-    out = [matrix(run), findings(run), worst_table(run)]
-    for extra in (semantics_table(run), sweep_table(run), not_run_table(run)):
+def view(run: Run) -> list[Table]:
+    cases = run.of(StabilityResult)
+    out = [matrix(cases), findings(cases), worst_table(cases)]
+    for extra in (semantics_table(cases), sweep_table(run.of(SweepRangeResult)),
+                  not_run_table(cases)):  # fmt: skip
         if extra is not None:
             out.append(extra)
     return [t for t in out if t[2]]

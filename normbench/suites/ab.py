@@ -25,15 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.errors import UsageError
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row, describe_error
+from normbench.results import Finding, Status
+from normbench.results.compare import SideResult
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, describe_error, not_run
 from normbench.suites.speed import SpeedCase, make_runner
-from normbench.worker import Install
+from normbench.timing import Sampler, alternate, block_size, no_gc, warm_up
+from normbench.worker import Install, Worker, WorkerError, split_spec
 
 if TYPE_CHECKING:
     from normbench.cases import Case
     from normbench.compare import CompareConfig
     from normbench.config import SpeedConfig
-    from normbench.results import Row, Run
+    from normbench.results import Run
     from normbench.timing import Timing, TimingConfig
 
 SUITE = "speed"  # each side is a speed run: re-comparable with `normbench compare`
@@ -128,44 +131,9 @@ class ABResult:
 # --- interleaved timing ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Warm:
-    """A side ready to time: `take(k)` returns k samples (seconds per call)."""
-
-    take: Callable[[int], list[float]]
-    per_call: float
-    inner: int
-    first_call_s: float
-    warmup_calls: int
-    timer: str
-
-
-def warm_taker(run: Callable[[], object], device: str, config: TimingConfig) -> Warm:
-    """Warm `run` up and return its block taker (CUDA events, or perf_counter_ns looped to at
-    least MIN_SAMPLE_S per sample)."""
-    from normbench.timing import (
-        _warmup,
-        cpu_inner_loops,
-        cpu_taker,
-        cuda_taker,
-        l2_flush_buffer,
-        upper_median,
-    )
-
-    if device.startswith("cuda"):
-        import torch
-
-        dev = torch.device(device)
-        flush = l2_flush_buffer(device, config.hot)
-        first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
-        timer = "cuda events, interleaved" + ("" if flush is not None else " (hot L2)")
-        take = cuda_taker(run, device, flush)
-        return Warm(take, upper_median(warm), 1, first, len(warm), timer)
-    first, warm = _warmup(run, lambda: None, config.warmup_s)
-    per_call = upper_median(warm)
-    inner = cpu_inner_loops(per_call)
-    timer = "perf_counter_ns, interleaved"
-    return Warm(cpu_taker(run, inner), per_call, inner, first, len(warm), timer)
+# A side ready to time: `take(k)` returns k samples (seconds per call). In-process sides come
+# from timing.warm_up, worker sides from the worker's answer to `setup`.
+Warm = Sampler
 
 
 def time_sides(
@@ -174,49 +142,17 @@ def time_sides(
     """Both sides timed alternately with one block size (from the slowest sample). A side may be
     several processes: each round visits A0 B0 A1 B1 ... Returns each side's Timing (the samples
     of its processes one after the other) and how many samples each process took."""
-    from normbench.timing import _block_size, _finish, no_gc
-
-    block = _block_size(max(w.per_call * w.inner for side in sides for w in side), config)
+    block = block_size(max(w.per_sample for side in sides for w in side), config)
     takers = [w.take for pair in zip(*sides) for w in pair]
     with no_gc():  # in-process sides; a worker disables its own collector per block
         samples, stopped = alternate(takers, block, config, min_rounds)
     timings, counts = [], []
     for i, side in enumerate(sides):
         own = samples[i :: len(sides)]
-        w = side[0]
         flat = [x for s in own for x in s]
-        timings.append(
-            _finish(flat, block, w.inner, w.first_call_s, w.warmup_calls, stopped, w.timer)
-        )
+        timings.append(side[0].timing(flat, block, stopped))
         counts.append([len(s) for s in own])
     return timings, counts
-
-
-def alternate(
-    takers: list[Callable[[int], list[float]]], block: int, config: TimingConfig, min_rounds: int
-) -> tuple[list[list[float]], str]:
-    """Rounds of one block per taker, the order reversed every other round (A B, B A, ...),
-    until every taker's median CI is within the target after at least `min_rounds` rounds, or
-    the budget is spent. The samples per taker, and why it stopped."""
-    from normbench.stats import summarize
-
-    samples: list[list[float]] = [[] for _ in takers]
-    order = list(range(len(takers)))
-    rounds, stopped = 0, "budget"
-    start = time.perf_counter()
-    while True:
-        for i in order if rounds % 2 == 0 else order[::-1]:
-            samples[i].extend(takers[i](block))
-        rounds += 1
-        if rounds >= min_rounds:
-            if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
-                stopped = "converged"
-                break
-            if time.perf_counter() - start >= config.budget_s:
-                break
-        if len(samples[0]) >= config.max_samples:
-            break
-    return samples, stopped
 
 
 # --- the suite -----------------------------------------------------------------------------------
@@ -272,7 +208,7 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
             return Ready("mismatch", gate.note)
         if sem.inplace:  # it overwrites its inputs: let it overwrite copies
             p = replace(p, inputs=p.cloned())
-        warm = warm_taker(make_runner(fn, p, case.mode), case.device, timing)
+        warm = warm_up(make_runner(fn, p, case.mode), case.device, timing, "interleaved")
         return Ready("ok", "", first, bool(getattr(backend, "compiles", False)), warm)
     except Exception as exc:
         return Ready("error", describe_error(exc))
@@ -318,7 +254,7 @@ class RemoteSide:
 
 
 class ABCase(SpeedCase):
-    """Gate both sides, then time them interleaved; rows carry extra['side'] = 'A' or 'B'."""
+    """Gate both sides, then time them interleaved: a SideResult per side ('A', 'B')."""
 
     def __init__(self, config: ABConfig, copy_gbps: float, sides: list[list]) -> None:
         super().__init__(config.speed, copy_gbps)
@@ -327,7 +263,7 @@ class ABCase(SpeedCase):
         # Both sides share the time: the budget is per side.
         self.timing = replace(self.timing, budget_s=2 * config.speed.time_budget)
 
-    def __call__(self, case: Case) -> list[Row]:
+    def __call__(self, case: Case) -> list[SideResult]:
         from normbench.variants import get_variant
 
         # Every process of a side is gated and warmed up; the side's status is its first
@@ -338,37 +274,34 @@ class ABCase(SpeedCase):
         cases = [replace(case, backend=side[0].name or case.backend) for side in self.sides]
         if any(r.status != "ok" for r in ready):
             # Neither side is timed alone: an A/B with one side missing says nothing.
-            rows = []
+            out = []
             for i, (label, r, c) in enumerate(zip(SIDES, ready, cases)):
                 other = SIDES[1 - i]
                 if r.status == "ok":
-                    rows.append(self._row(c, label, "skipped", f"not timed: side {other} failed"))
+                    out.append(_untimed(c, label, "skipped", f"not timed: side {other} failed"))
                 else:
-                    rows.append(self._row(c, label, r.status, r.note))
-            return rows
+                    out.append(_untimed(c, label, r.status, r.note))
+            return out
         warm = [[r.warm for r in rs] for rs in each]
         timings, counts = time_sides(warm, self.timing, self.ab.min_rounds)  # type: ignore[arg-type]
         variant = get_variant(case.variant)
-        rows = []
+        out = []
         for label, c, r, timing, n in zip(SIDES, cases, ready, timings, counts):
-            for row in self.rows(c, variant, timing, r.first_call_s, r.compiles):
-                extra = {**row.extra, "side": label}
-                if len(n) > 1 and row.metric == "time":
-                    extra["processes"] = n  # compare's CI is then over processes
-                rows.append(replace(row, extra=extra))
-        return rows
+            speed = self.timed(c, variant, timing, r.first_call_s, r.compiles)
+            # Samples per process: compare's CI is then over processes.
+            out.append(SideResult.of_speed(speed, label, n if len(n) > 1 else ()))
+        return out
 
-    def _row(self, case: Case, side: str, status: str, note: str) -> Row:
-        r = case_row(case, SUITE, "time", None, "ms", status=status, note=note)
-        return replace(r, extra={"side": side})
+
+def _untimed(case: Case, side: str, status: str, note: str) -> SideResult:
+    r = not_run(SideResult, case, Status(status), note, "time", "ms")
+    return replace(r, side=side)
 
 
 def open_sides(config: ABConfig) -> tuple[list[list], list[str]]:
     """The two sides, each a list of its processes, and a line per side saying what it runs.
     In-process sides share one PreparedCache (the same tensors); workers each prepare their own
     from the same seed."""
-    from normbench.worker import Worker, WorkerError, split_spec
-
     seed = config.speed.selection.seed
     if not config.remote:
         cache = PreparedCache(seed)
@@ -434,27 +367,26 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     cases = sel.cases()
     sides, notes = open_sides(config)
     config = replace(config, a=sides[0][0].name, b=sides[1][0].name)
-    loop = CaseLoop(SUITE, progress, debug)
+    loop = CaseLoop(SUITE, progress, debug, result=SideResult)
     try:
-        rows = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
+        results = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
     finally:
         close_sides(sides)
     wall = time.perf_counter() - start
     runs = []
     for label, name in zip(SIDES, (config.a, config.b)):
-        side_rows = []
-        for r in rows:
-            side = r.extra.get("side")
-            if side == label:
-                side_rows.append(r)
-            elif side is None and name:  # an exception in the case: an error row on both sides
+        side_results = []
+        for r in results:
+            if r.side == label:
+                side_results.append(r)
+            elif not r.side and name:  # an exception in the case: an error on both sides
                 case_id = r.case_id.replace(f"/{r.backend}/", f"/{name}/", 1)
-                side_rows.append(replace(r, case_id=case_id, backend=name))
-            elif side is None:
-                side_rows.append(r)
+                side_results.append(replace(r, case_id=case_id, backend=name))
+            elif not r.side:
+                side_results.append(r)
         cfg = {**config.speed.to_dict(), "ab": config.to_dict(), "side": label}
-        run = Run(SUITE, env, cfg, side_rows, interrupted=loop.interrupted, wall_s=wall)
-        run.summary.append(f"Side {label} of an interleaved A/B run: {name or 'every backend'}.")
+        run = Run(SUITE, env, cfg, side_results, interrupted=loop.interrupted, wall_s=wall)
+        run.add(f"Side {label} of an interleaved A/B run: {name or 'every backend'}.")
         runs.append(run)
     whole = not (config.a or config.b)  # @PATH sides: every backend, matched on the case id
     labels = (f"A {config.a}", f"B {config.b}")
@@ -463,10 +395,12 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels)
     comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
     where = "in worker processes" if config.remote else "in one process"
-    comparison.summary[1:1] = [
-        f"Interleaved A/B {where}: B = {config.b or labels[1][2:]} relative to "
-        f"A = {config.a or labels[0][2:]}" + (", every selected backend." if whole else "."),
-        *notes,
+    comparison.findings[1:1] = [
+        Finding(
+            f"Interleaved A/B {where}: B = {config.b or labels[1][2:]} relative to "
+            f"A = {config.a or labels[0][2:]}" + (", every selected backend." if whole else ".")
+        ),
+        *(Finding(note) for note in notes),
     ]
     comparison.wall_s = wall
     return ABResult(runs[0], runs[1], comparison)

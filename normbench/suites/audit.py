@@ -1,4 +1,5 @@
-"""Audit the compiled Triton kernels for GPUs this machine may not have (docs/numerics.md 5, 8).
+"""Audit the compiled Triton kernels for GPUs this machine may not have
+(docs/numerics.md sections 5 and 8).
 
 Every kernel configuration the launch table produces is compiled ahead of time for sm_80 / sm_90
 (triton.compile with the JIT's own specializations), then read: registers per thread, spills
@@ -8,23 +9,24 @@ Compilation runs in worker processes (one per core) because Triton's compiler ca
 process whose kernels were defined for the interpreter. Identical compilations (N = 5120, 6144
 and 8192 share one) are done once per run; Triton's disk cache makes a second run fast.
 
-Library only: the CLI renders the rows. A configuration that cannot be compiled is a row with
-status "error" and the reason, never an exception.
+Library only: the CLI renders the results (normbench.results.audit.AuditRow, one per
+configuration). A configuration that cannot be compiled is a result with status "error" and the
+reason, never an exception.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 
+from normbench.pipe import Child, ChildExited, PipeError
+from normbench.results import Status
+from normbench.results.audit import AuditRow
+
+SUITE = "audit"
 ARCHS = ("sm_80", "sm_90")
 DTYPES = ("fp32", "fp16", "bf16")
 # The launch table's boundaries, plus N = 1000 (rows 16-byte aligned but N not a multiple of 16:
@@ -40,29 +42,6 @@ _LIMITS = {
 }
 _RESERVED_SMEM = 1024
 _REG_GRANULE = 256  # registers are allocated per warp in units of 256
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    kernel: str  # e.g. "rmsnorm_fwd", "add_layernorm_bwd", "rmsnorm_bwd_reduce"
-    arch: str
-    dtype: str
-    n: int  # hidden size
-    block: int
-    num_warps: int
-    registers: int  # per thread
-    spill_bytes: int  # per thread: stack frame + local memory (our kernels have no other use)
-    shared_bytes: int  # per block: Triton's dynamic allocation + the cubin's static shared
-    load_width_bytes: int  # narrowest global load of the main (M x N or partial) tensors
-    store_width_bytes: int  # narrowest global store of the main tensors
-    vector16: bool  # every main-tensor load and store is 16 bytes wide
-    occupancy_warps: int  # resident warps per SM
-    occupancy_pct: float  # of the SM's 64 warp slots
-    status: str  # "ok" or "error"
-    note: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def occupancy(arch: str, registers: int, shared_bytes: int, num_warps: int) -> int:
@@ -90,10 +69,9 @@ def _validate(archs: Sequence[str], dtypes: Sequence[str], dims: Sequence[int]) 
 
 
 def _error_row(job: dict, reason: str) -> AuditRow:
-    return AuditRow(
-        job["kernel"], job["arch"], job["dtype"], job["n"], 0, 0, 0, 0, 0, 0, 0, False, 0, 0.0,
-        "error", reason,
-    )  # fmt: skip
+    return AuditRow.of(
+        job["kernel"], job["arch"], job["dtype"], job["n"], status=Status.ERROR, note=reason
+    )
 
 
 def _describe(ptr: str, access: dict[str, list[int]]) -> str:
@@ -133,11 +111,11 @@ def _row(job: dict, res: dict) -> AuditRow:
     if not vector16:
         notes.append("narrow main-tensor access")
     notes.append(f"other: {others}" if others else "")
-    return AuditRow(
-        kernel=job["kernel"],
-        arch=job["arch"],
-        dtype=job["dtype"],
-        n=job["n"],
+    return AuditRow.of(
+        job["kernel"],
+        job["arch"],
+        job["dtype"],
+        job["n"],
         block=res["block"],
         num_warps=res["num_warps"],
         registers=res["registers"],
@@ -148,7 +126,6 @@ def _row(job: dict, res: dict) -> AuditRow:
         vector16=vector16,
         occupancy_warps=warps,
         occupancy_pct=round(100.0 * warps / _LIMITS[job["arch"]]["warps"], 1),
-        status="ok",
         note="; ".join(n for n in notes if n),
     )
 
@@ -166,7 +143,7 @@ def _compile_key(job: dict) -> tuple:
     )
     return (
         spec.module,
-        spec.fn_for(job["n"]),
+        spec.fn,
         job["arch"],
         tuple(sorted(ptr_dtypes(spec, job["dtype"]).items())),
         warps,
@@ -175,43 +152,14 @@ def _compile_key(job: dict) -> tuple:
     )
 
 
-class _Worker:
-    """One `python -m normbench.kernels.aot` process, fed one job at a time."""
+# A compile worker closed at the end of its queue has finished its last job: this bounds only a
+# worker stuck in its shutdown.
+_CLOSE_WAIT_S = 30.0
 
-    def __init__(self) -> None:
-        env = dict(os.environ, TRITON_INTERPRET="0")
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "normbench.kernels.aot"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env=env,
-        )
 
-    def run(self, job: dict) -> dict:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(json.dumps(job) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except OSError:
-            line = ""
-        if not line:
-            self.log.seek(0)
-            tail = self.log.read().strip().splitlines()[-1:] or ["no output"]
-            return {"error": f"compile worker died: {tail[0][:300]}"}
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def _compiler() -> Child:
+    """One `python -m normbench.kernels.aot` process (normbench.pipe), fed one job at a time."""
+    return Child("normbench.kernels.aot", env=dict(os.environ, TRITON_INTERPRET="0"))
 
 
 def _compile_all(jobs: list[dict], on_done: Callable[[dict, dict], None]) -> None:
@@ -221,21 +169,27 @@ def _compile_all(jobs: list[dict], on_done: Callable[[dict, dict], None]) -> Non
     lock = threading.Lock()
 
     def drain() -> None:
-        worker = _Worker()
+        worker = _compiler()
         try:
             while True:
                 try:
                     job = todo.get_nowait()
                 except queue.Empty:
                     return
-                res = worker.run(job)
-                if "error" in res and res["error"].startswith("compile worker died"):
-                    worker.close()
-                    worker = _Worker()
+                try:
+                    res = worker.request(job)
+                except PipeError as exc:
+                    # This job is an error row; the rest get a fresh worker.
+                    if isinstance(exc, ChildExited):
+                        res = {"error": f"compile worker died: {worker.stderr_tail(300)}"}
+                    else:
+                        res = {"error": f"compile worker broke the protocol: {exc}"}
+                    worker.close(_CLOSE_WAIT_S)
+                    worker = _compiler()
                 with lock:
                     on_done(job, res)
         finally:
-            worker.close()
+            worker.close(_CLOSE_WAIT_S)
 
     n_workers = max(1, min(os.cpu_count() or 1, len(jobs)))
     threads = [threading.Thread(target=drain, daemon=True) for _ in range(n_workers)]
@@ -251,7 +205,8 @@ def run_audit(
     dims: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[AuditRow]:
-    """Compile and read every (kernel, arch, dtype, N) configuration; one row each, in order."""
+    """Compile and read every (kernel, arch, dtype, N) configuration; one result each, in
+    order."""
     dims = list(DEFAULT_DIMS if dims is None else dims)
     _validate(archs, dtypes, dims)
     say = progress or (lambda _msg: None)

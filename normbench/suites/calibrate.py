@@ -22,10 +22,19 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from normbench.errors import UsageError
+from normbench.results import Finding, Level, Measurement, Run
+from normbench.results.compare import (
+    FLOOR_ID,
+    MARGIN_ID,
+    CaseComparison,
+    CaseNoise,
+    MinMargin,
+    SuiteNoiseFloor,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from normbench.config import SpeedConfig
-    from normbench.results import Row, Run
     from normbench.suites.common import Progress
 
 SUITE = "calibrate"
@@ -102,16 +111,9 @@ def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple
     return [compare_runs(runs[i], runs[j], cmp) for i, j in pairs], runs[-1].env
 
 
-def _ci(r: Row):
-    """The RatioCI a compare row was judged with (its test center, spread and df are kept in
-    the row)."""
-    from normbench.stats import RatioCI
-
-    x = r.extra
-    return RatioCI(
-        r.value, r.ci_low, r.ci_high, x["log_center"], x["log_se"], x.get("base_n", 0),
-        x.get("new_n", 0), x.get("df") or math.inf,
-    )  # fmt: skip
+def _judged(run: Run) -> list[CaseComparison]:
+    """The cases of one comparison that were judged on a CI."""
+    return [r for r in run.of(CaseComparison) if r.compared and r.ratio.ci_low]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -127,19 +129,18 @@ def _quantile(values: list[float], q: float) -> float:
 def false_alarm_curve(comparisons: list[Run], alpha: float) -> list[tuple[float, int, int, int]]:
     """(margin, alarmed case comparisons, all case comparisons, comparisons with any alarm) for
     each margin of the grid, judging every A/A comparison as `compare` would."""
-    from normbench.compare import IMPROVEMENT, REGRESSION, judge
+    from normbench.compare import judge
 
-    families = []
-    for c in comparisons:
-        rows = [r for r in c.rows if r.metric == "ratio" and r.status == "ok" and r.ci_low]
-        families.append([_ci(r) for r in rows])
+    alarm = (Verdict.REGRESSION, Verdict.IMPROVEMENT)
+    # Each case again with the CI it was judged with (its test center, spread and df).
+    families = [[r.ratio_ci() for r in _judged(c)] for c in comparisons]
     total = sum(len(f) for f in families)
     curve = []
     for d in GRID:
         alarms = any_alarm = 0
         for f in families:
-            v = [x[0] for x in judge(f, d, alpha)] if f else []
-            k = sum(1 for x in v if x in (REGRESSION, IMPROVEMENT))
+            v = [x.verdict for x in judge(f, d, alpha)] if f else []
+            k = sum(1 for x in v if x in alarm)
             alarms += k
             any_alarm += k > 0
         curve.append((d, alarms, total, any_alarm))
@@ -151,68 +152,73 @@ def false_alarm_curve(comparisons: list[Run], alpha: float) -> list[tuple[float,
 def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -> Run:
     import time
 
-    from normbench.results import Row, Run
-
     start = time.perf_counter()
     comparisons, env = aa_comparisons(config, progress, debug)
-    per_case: dict[str, list[Row]] = {}
+    per_case: dict[str, list[CaseComparison]] = {}
     for c in comparisons:
-        for r in c.rows:
-            if r.metric == "ratio" and r.status == "ok" and r.ci_low and r.ci_high:
+        for r in c.of(CaseComparison):
+            if r.ratio.ok and r.ratio.ci_low and r.ratio.ci_high:
                 per_case.setdefault(r.case_id, []).append(r)
-    rows, edges = [], []
+    results: list[CaseNoise | SuiteNoiseFloor | MinMargin] = []
+    edges: list[float] = []
     for key, rs in per_case.items():
-        reach = [max(abs(math.log(r.ci_low)), abs(math.log(r.ci_high))) for r in rs]
+        cis = [(r.ratio.ci_low, r.ratio.ci_high) for r in rs]
+        reach = [max(abs(math.log(lo)), abs(math.log(hi))) for lo, hi in cis]
         edges += reach
         floor = math.expm1(_quantile(reach, 0.99))
-        ratios = [r.value for r in rs]
+        ratios = [r.ratio.value for r in rs]
         ref = rs[0]
-        rows.append(Row(
-            case_id=key, suite=SUITE, variant=ref.variant, backend=ref.backend, dtype=ref.dtype,
-            shape=ref.shape, mode=ref.mode, metric="noise_floor", value=100 * floor, unit="%",
-            n=len(rs),
-            extra={
-                "ratios": ratios,
-                "ci": [[r.ci_low, r.ci_high] for r in rs],
-                "worst_ratio_change_pct": 100 * max(abs(x - 1) for x in ratios),
-            },
+        results.append(CaseNoise(
+            case_id=key, variant=ref.variant, backend=ref.backend, dtype=ref.dtype,
+            shape=ref.shape, mode=ref.mode, options=ref.options,
+            measurements=(Measurement("noise_floor", 100 * floor, "%", n=len(rs)),),
+            ratios=tuple(ratios), ci=tuple(cis),
+            worst_ratio_change_pct=100 * max(abs(x - 1) for x in ratios),
         ))  # fmt: skip
-    if not rows:
+    if not results:
         raise UsageError("no case was timed in every repeat: nothing to calibrate")
     curve = false_alarm_curve(comparisons, config.alpha)
     total = curve[0][2]
     margin = next((d for d, a, n, _ in curve if a < TARGET_RATE * n), curve[-1][0])
     at_margin = next(x for x in curve if x[0] == margin)
     floor = math.expm1(_quantile(edges, 0.99))
-    suite = dict(variant="", backend="", dtype="", shape="", mode="", suite=SUITE)
-    rows.append(Row(case_id="suite/noise_floor", metric="noise_floor", value=100 * floor,
-                    unit="%", n=len(edges), **suite))  # fmt: skip
-    rows.append(Row(
-        case_id="suite/min_margin", metric="min_margin", value=100 * margin, unit="%", n=total,
-        extra={
-            "alarms_at_margin": at_margin[1],
-            "comparisons_alarmed_at_margin": at_margin[3],
-            "comparisons": len(comparisons),
-            "curve": [[d, a, n, s] for d, a, n, s in curve],
-        },
-        **suite,
+    results.append(SuiteNoiseFloor(FLOOR_ID, value=100 * floor, n=len(edges)))
+    results.append(MinMargin(
+        MARGIN_ID, value=100 * margin, n=total, alarms_at_margin=at_margin[1],
+        comparisons_alarmed_at_margin=at_margin[3], comparisons=len(comparisons),
+        curve=tuple(curve),
     ))  # fmt: skip
-    run = Run(SUITE, env, config.to_dict(), rows, wall_s=time.perf_counter() - start)
+    run = Run(SUITE, env, config.to_dict(), results, wall_s=time.perf_counter() - start)
+    run.findings += _findings(config, len(comparisons), total, floor, len(edges), margin, at_margin)
+    return run
+
+
+def _findings(config: CalibrateConfig, comparisons: int, total: int, floor: float, edges: int,
+              margin: float, at_margin: tuple[float, int, int, int]) -> list[Finding]:  # fmt: skip
     mode = "interleaved A/A (ab)" if config.interleaved else "separate runs"
-    run.summary += [
-        f"A/A calibration over {config.repeats} repeats ({mode}): {len(comparisons)} "
-        f"comparisons, {total} case comparisons.",
-        f"Noise floor: {floor:.1%} (99th percentile of how far an A/A 95% CI reaches from 1"
-        + ("; fewer than 100 values, so the largest" if len(edges) < MIN_FOR_PERCENTILE else "")
-        + ").",
-        f"Smallest margin with under 1% false alarms: {margin:.1%} ({at_margin[1]} of {total} "
-        f"case comparisons alarmed; {at_margin[3]} of {len(comparisons)} comparisons).",
-        f"Use it: normbench compare --calibration THIS.json (margin = max(--threshold, "
-        f"{margin:.1%})), or --threshold {math.ceil(margin * 100)}%.",
+    out = [
+        Finding(
+            f"A/A calibration over {config.repeats} repeats ({mode}): {comparisons} "
+            f"comparisons, {total} case comparisons."
+        ),
+        Finding(
+            f"Noise floor: {floor:.1%} (99th percentile of how far an A/A 95% CI reaches from 1"
+            + ("; fewer than 100 values, so the largest" if edges < MIN_FOR_PERCENTILE else "")
+            + ")."
+        ),
+        Finding(
+            f"Smallest margin with under 1% false alarms: {margin:.1%} ({at_margin[1]} of "
+            f"{total} case comparisons alarmed; {at_margin[3]} of {comparisons} comparisons)."
+        ),
+        Finding(
+            f"Use it: normbench compare --calibration THIS.json (margin = max(--threshold, "
+            f"{margin:.1%})), or --threshold {math.ceil(margin * 100)}%."
+        ),
     ]
     if total < MIN_FOR_PERCENTILE:
-        run.summary.append(
-            f"Warning: only {total} A/A case comparisons: 'under 1%' here means none was seen; "
-            "raise --repeats or select more cases for a rate that means 1%."
-        )
-    return run
+        out.append(Finding(
+            f"only {total} A/A case comparisons: 'under 1%' here means none was seen; "
+            "raise --repeats or select more cases for a rate that means 1%.",
+            Level.WARNING,
+        ))  # fmt: skip
+    return out

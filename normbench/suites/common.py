@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from normbench.plugins import label_plugin_rows
-from normbench.results import Row
+from normbench.fmt import fmt_bytes
+from normbench.plugins import label_plugin_result
+from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -18,23 +19,21 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]
 
 
-def case_row(case: Case, suite: str, metric: str, value: float | None, unit: str, **kw) -> Row:
-    suffix = case.options.suffix()
-    if suffix:  # the layer options, for the tables (the case id carries them too)
-        kw["extra"] = {**kw.get("extra", {}), "options": suffix}
-    return Row(
-        case_id=case.id,
-        suite=suite,
-        variant=case.variant,
-        backend=case.backend,
-        dtype=case.dtype,
-        shape=str(case.shape),
-        mode=case.mode,
-        metric=metric,
-        value=value,
-        unit=unit,
-        **kw,
-    )
+def not_run(
+    cls: type[CaseResult], case: Case, status: Status, note: str, metric: str, unit: str
+) -> CaseResult:
+    """A case that did not run (skipped, mismatch, error): its headline metric without a value,
+    the status and the reason."""
+    return cls.of_case(case, [Measurement(metric, None, unit, status=status, note=note)])
+
+
+def case_counts(results: list[CaseResult], verb: str) -> Finding:
+    """'Cases: 16 ok, 4 skipped' (and that mismatches were never `verb`, e.g. timed)."""
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    line = "Cases: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+    if counts[Status.MISMATCH]:
+        line += f" (mismatches are never {verb})"
+    return Finding(line)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -51,7 +50,6 @@ def too_big(case: Case) -> str | None:
     estimate, per case (that check refuses a run only when no selected case fits)."""
     from normbench.config import case_bytes
     from normbench.env import available_memory
-    from normbench.report.tables import fmt_bytes
 
     need = case_bytes(case.shape, case.dtype)
     avail = available_memory(case.device)
@@ -65,43 +63,45 @@ def too_big(case: Case) -> str | None:
 
 @dataclass
 class CaseLoop:
-    """Runs `work(case)` for each case; an exception becomes an error row, Ctrl-C stops the loop
-    and keeps what finished."""
+    """Runs `work(case)` for each case; an exception becomes an error result, Ctrl-C stops the
+    loop and keeps what finished."""
 
     suite: str
     progress: Progress | None = None
     debug: bool = False
-    rows: list[Row] = field(default_factory=list)
+    results: list[CaseResult] = field(default_factory=list)
     interrupted: bool = False
-    # The metric and unit of the loop's own rows (error, too big for the device).
+    # The result type, metric and unit of the loop's own results (error, too big for the device).
+    result: type[CaseResult] = GenericCase
     metric: str = "time"
     unit: str = "ms"
 
-    def run(self, cases: list[Case], work: Callable[[Case], list[Row]]) -> list[Row]:
+    def not_run(self, case: Case, status: Status, note: str) -> CaseResult:
+        return not_run(self.result, case, status, note, self.metric, self.unit)
+
+    def run(
+        self, cases: list[Case], work: Callable[[Case], CaseResult | list[CaseResult]]
+    ) -> list[CaseResult]:
         total = len(cases)
         for i, case in enumerate(cases):
             if self.progress:
                 self.progress(i, total, case.id)
             try:
                 reason = too_big(case)  # a sweep skips the shapes that cannot fit, runs the rest
-                if reason:
-                    rows = [case_row(case, self.suite, self.metric, None, self.unit,
-                                     status="skipped", note=reason)]  # fmt: skip
-                else:
-                    rows = work(case)
+                done = self.not_run(case, Status.SKIPPED, reason) if reason else work(case)
             except KeyboardInterrupt:
                 self.interrupted = True
                 break
             except Exception as exc:  # one failing case must not lose the run
                 if self.debug:
                     traceback.print_exc()
-                rows = [case_row(case, self.suite, self.metric, None, self.unit, status="error",
-                                 note=describe_error(exc))]  # fmt: skip
+                done = self.not_run(case, Status.ERROR, describe_error(exc))
             # A plugin's failure names the plugin and where it came from.
-            self.rows.extend(label_plugin_rows(rows))
+            for result in done if isinstance(done, list) else [done]:
+                self.results.append(label_plugin_result(result))
         if self.progress:
             self.progress(total if not self.interrupted else i, total, "done")
-        return self.rows
+        return self.results
 
 
 class PreparedCache:

@@ -35,25 +35,23 @@ which saves x and statistics per row); the row's note says so.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.dtypes import itemsize
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row
+from normbench.memprobe import Peak, PeakMemory, Saved, SavedTensors, _NoTracking
+from normbench.results import Measurement, Run, Status
+from normbench.results.memory import MemoryResult
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_counts, not_run
 
 if TYPE_CHECKING:
-    import torch
-
     from normbench.backends.base import Backend
     from normbench.cases import Case
     from normbench.config import Selection
     from normbench.gate import Prepared
-    from normbench.results import Row, Run
     from normbench.variants import Semantics, Variant
 
 SUITE = "memory"
@@ -80,209 +78,6 @@ class MemoryConfig:
         d = asdict(self)
         d["out"] = str(self.out)
         return d
-
-
-# ---------------------------------------------------------------- saved for backward
-
-
-@dataclass(frozen=True)
-class Saved:
-    """What one forward saved for backward, by distinct storage."""
-
-    nbytes: int  # activations and intermediates (saved inputs included), each storage once
-    param_bytes: int  # saved parameter storages (weight, bias), reported apart
-    input_bytes: int  # the part of `nbytes` that is an input itself (x saved as is, not a copy)
-    tensors: int  # saved tensor references, duplicates included
-    storages: int  # distinct storages among them (parameters included)
-
-
-class SavedTensors:
-    """Records, through autograd's saved-tensor hooks, the storages a forward saves. Only the
-    address and size are kept, never a reference, so the lifetimes (and the peak measured around
-    the same forward) are untouched."""
-
-    def __init__(self, leaves: dict[str, torch.Tensor], params: tuple[str, ...]) -> None:
-        self._kind = {_storage_key(t): ("param" if k in params else "input") for k, t in
-                      leaves.items() if t is not None}  # fmt: skip
-        self._sizes: dict[tuple, int] = {}
-        self._refs = 0
-        self._hooks: Any = None
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        self._refs += 1
-        try:
-            self._sizes[_storage_key(t)] = t.untyped_storage().nbytes()
-        except (RuntimeError, NotImplementedError):  # a tensor subclass without one storage
-            self._sizes[("tensor", id(t))] = t.numel() * t.element_size()
-        return t
-
-    def __enter__(self) -> SavedTensors:
-        import torch
-
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-        self._hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._hooks.__exit__(*exc)
-
-    def result(self) -> Saved:
-        kinds = {k: self._kind.get(k) for k in self._sizes}
-        param = sum(n for k, n in self._sizes.items() if kinds[k] == "param")
-        inputs = sum(n for k, n in self._sizes.items() if kinds[k] == "input")
-        total = sum(self._sizes.values()) - param
-        return Saved(total, param, inputs, self._refs, len(self._sizes))
-
-
-def _storage_key(t: torch.Tensor) -> tuple:
-    return (str(t.device), t.untyped_storage().data_ptr())
-
-
-# ---------------------------------------------------------------- peak memory
-
-
-@dataclass
-class Peak:
-    """Peak and net bytes allocated during a phase, above the level where the phase began."""
-
-    peak: int = 0
-    net: int = 0
-
-
-@contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    # Kineto prints "profiler_start" / "profiler_stop" lines on file descriptor 2 from C++ at
-    # every start and stop, and no log level silences them; only the start and the stop are
-    # wrapped, never the measured code.
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
-class PeakMemory:
-    """Allocation peaks of a `with` block on `device`, in phases: the block opens phase `first`,
-    `mark(name)` opens the next. After the block, `phases[name]` is each phase's Peak relative to
-    the level where it began, and `total` the whole block's.
-
-    CUDA: the caching allocator's allocated-bytes statistics (`reset_peak_memory_stats` at each
-    phase). CPU: the profiler's memory events, replayed in order and split at a marker event per
-    phase. The CPU profiler cannot size a block allocated before it started, so freeing one
-    inside the block is not seen (CUDA sees it; PyTorch warns "Memory block of unknown size");
-    the calls measured here never free memory allocated before their block."""
-
-    def __init__(self, device: str, first: str = "all") -> None:
-        self.device = device
-        self.cuda = device.startswith("cuda")
-        self.names = [first]
-        self.phases: dict[str, Peak] = {}
-        self.total = Peak()
-        self._prof: Any = None
-        self._level = 0  # CUDA: allocated bytes at the start of the current phase
-
-    def __enter__(self) -> PeakMemory:
-        import torch
-
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-            self._level = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return self
-        from torch.autograd import profiler
-
-        self._prof = profiler.profile(profile_memory=True, use_cpu=True)
-        with _quiet_native_stderr():
-            self._prof.__enter__()
-        return self
-
-    def mark(self, name: str) -> None:
-        """End the current phase and begin `name`."""
-        from torch.autograd import profiler
-
-        if self.cuda:
-            self._close_cuda()
-        else:
-            with profiler.record_function(f"normbench::{name}"):
-                pass
-        self.names.append(name)
-
-    def _close_cuda(self) -> None:
-        import torch
-
-        torch.cuda.synchronize(self.device)
-        now = torch.cuda.memory_allocated(self.device)
-        peak = torch.cuda.max_memory_allocated(self.device) - self._level
-        self.phases[self.names[-1]] = Peak(peak, now - self._level)
-        self._level = now
-        torch.cuda.reset_peak_memory_stats(self.device)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cuda:
-            self._close_cuda()
-        else:
-            with _quiet_native_stderr():
-                self._prof.__exit__(*exc)
-            if exc[0] is not None:
-                return
-            for name, sizes in zip(self.names, _cpu_allocations(self._prof, self.names[1:])):
-                self.phases[name] = Peak(*replay(sizes))
-        level = 0
-        for name in self.names:
-            ph = self.phases[name]
-            self.total.peak = max(self.total.peak, level + ph.peak)
-            level += ph.net
-        self.total.net = level
-
-
-def _cpu_allocations(prof: Any, marks: list[str]) -> list[list[int]]:
-    """Signed sizes of the CPU allocations (+) and frees (-) the profiler saw, in order, split at
-    the marker events into len(marks) + 1 phases."""
-    events = sorted(prof.kineto_results.events(), key=lambda e: e.start_ns())  # stable sort
-    phases: list[list[int]] = [[]]
-    pending = [f"normbench::{m}" for m in marks]
-    for e in events:
-        if pending and e.name() == pending[0]:
-            pending.pop(0)
-            phases.append([])
-        elif e.name() == "[memory]" and str(e.device_type()).endswith("CPU"):
-            phases[-1].append(int(e.nbytes()))
-    if pending:  # pragma: no cover - a marker the profiler lost: say so, never guess
-        raise RuntimeError(f"the profiler recorded no {pending[0]} marker")
-    return phases
-
-
-def replay(sizes: list[int]) -> tuple[int, int]:
-    """(peak, net) of a sequence of allocations (+) and frees (-) starting from zero; freeing
-    memory allocated before never makes a peak, so the peak is never below 0."""
-    level = peak = 0
-    for n in sizes:
-        level += n
-        peak = max(peak, level)
-    return peak, level
-
-
-class _NoTracking:
-    """PeakMemory's stand-in where peaks are not measured (an interpreter's would mislead)."""
-
-    phases: dict[str, Peak] = {}
-
-    def __enter__(self) -> _NoTracking:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def mark(self, name: str) -> None:
-        return None
 
 
 # ---------------------------------------------------------------- one case
@@ -427,20 +222,18 @@ def measure_memory(
     fn: Callable[..., Any],
     p: Prepared | None,
     sem: Semantics,
-    suite: str = SUITE,
     seed: int = 0,
-) -> list[Row]:
-    """The memory rows of a case that passed its correctness gate (the speed suite's --memory
-    calls this too, with its own suite name). An interpreted case (see `interpreted`) is gated
-    and measured at two small row counts instead, and `p` may be None."""
+) -> MemoryResult:
+    """The memory result of a case that passed its correctness gate (the speed suite's --memory
+    joins it to its speed result). An interpreted case (see `interpreted`) is gated and measured
+    at two small row counts instead, and `p` may be None."""
     differentiable = any(m in backend.modes for m in ("bwd", "fwd+bwd"))
     blocker = backend.timing_blocker(case.device)
     how = ""
     if interpreted(backend, case):
         saved, problem = extrapolated_saved(case, variant, fn, sem, seed)
         if saved is None:
-            return [case_row(case, suite, "saved_bytes", None, UNIT, status="mismatch",
-                             note=problem)]  # fmt: skip
+            return skipped(case, Status.MISMATCH, problem)
         m = Measured(saved=saved)
         how = f"; gated and measured at {' and '.join(map(str, SMALL_ROWS))} rows, scaled"
     else:
@@ -448,43 +241,43 @@ def measure_memory(
         m = measure(fn, p, sem, differentiable, track=blocker is None)
     ideal = ideal_memory(variant, case)
 
-    def row(metric: str, value: int | None, ideal_value: int, note: str, **kw: Any) -> Row:
+    def size(metric: str, value: int | None, note: str) -> Measurement:
         if value is None:
-            return case_row(case, suite, metric, None, UNIT, status="skipped", note=note)
-        extra = {"ideal_bytes": ideal_value, "ratio": value / ideal_value if ideal_value else None}
-        return case_row(case, suite, metric, value, UNIT, note=note, extra={**extra, **kw})
+            return Measurement(metric, None, UNIT, status=Status.SKIPPED, note=note)
+        return Measurement(metric, value, UNIT, note=note)
 
     why = f"peaks not measured: {blocker}" if blocker else "not measured"
-    rows = []
+    out = []
     s = m.saved
+    fields: dict[str, Any] = {}
     if s is None:
-        rows.append(row("saved_bytes", None, 0, f"{backend.name} is forward-only: no autograd"))
+        out.append(size("saved_bytes", None, f"{backend.name} is forward-only: no autograd"))
     else:
         note = "saves x itself" if s.input_bytes else "saves derived copies, not x"
         if s.nbytes < ideal.saved:
             note += "; below the ideal: statistics kept narrower than fp32"
-        rows.append(row("saved_bytes", s.nbytes, ideal.saved, note + how, **asdict(s)))
+        out.append(size("saved_bytes", s.nbytes, note + how))
         note = "parameters saved for backward (not in saved_bytes)"
-        rows.append(case_row(case, suite, "saved_param_bytes", s.param_bytes, UNIT, note=note))
+        out.append(Measurement("saved_param_bytes", s.param_bytes, UNIT, note=note))
+        fields.update(saved_input_bytes=s.input_bytes, saved_tensors=s.tensors,
+                      saved_storages=s.storages)  # fmt: skip
     if differentiable:
         fwd = m.train_fwd.peak if m.train_fwd else None
         note = "training forward (autograd recording)" if fwd is not None else why
-        rows.append(
-            row(
-                "peak_fwd_bytes",
-                fwd,
-                ideal.train_fwd,
-                note,
-                after_fwd_bytes=m.train_fwd.net if m.train_fwd else None,
-            )
-        )
+        out.append(size("peak_fwd_bytes", fwd, note))
+        if m.train_fwd:
+            fields["after_fwd_bytes"] = m.train_fwd.net
     peak = m.peak.peak if m.peak else None
     note = f"peak of {PEAK_OF[case.mode]}" if peak is not None else why
-    rows.append(row("peak_bytes", peak, ideal.peak(case.mode), note, phase=case.mode))
+    out.append(size("peak_bytes", peak, note))
     ideals = (("saved", ideal.saved), ("peak_fwd", ideal.train_fwd),
               ("peak", ideal.peak(case.mode)))  # fmt: skip
-    rows += [case_row(case, suite, f"ideal_{k}_bytes", v, UNIT) for k, v in ideals]
-    return rows
+    out += [Measurement(f"ideal_{k}_bytes", v, UNIT) for k, v in ideals]
+    return MemoryResult.of_case(case, out, **fields)
+
+
+def skipped(case: Case, status: Status, note: str) -> MemoryResult:
+    return not_run(MemoryResult, case, status, note, "saved_bytes", UNIT)
 
 
 class MemoryCase:
@@ -494,7 +287,7 @@ class MemoryCase:
         self.config = config
         self.cache = PreparedCache(config.selection.seed)
 
-    def __call__(self, case: Case) -> list[Row]:
+    def __call__(self, case: Case) -> MemoryResult:
         from normbench.gate import check, oracle
         from normbench.registry import get_backend
         from normbench.variants import get_variant
@@ -503,8 +296,7 @@ class MemoryCase:
         variant = get_variant(case.variant)
         reason = backend.supports(case)
         if reason:
-            return [case_row(case, SUITE, "saved_bytes", None, UNIT, status="skipped",
-                             note=reason)]  # fmt: skip
+            return skipped(case, Status.SKIPPED, reason)
         fn = backend.build(variant, case)
         sem = backend.semantics_for(variant.name)
         seed = self.config.selection.seed
@@ -515,22 +307,22 @@ class MemoryCase:
         oracle(p, sem, grads)
         gate = check(fn, p, sem, grads)
         if not gate.ok:  # numbers before memory: a wrong implementation is never measured
-            return [case_row(case, SUITE, "saved_bytes", None, UNIT, status="mismatch",
-                             note=gate.note)]  # fmt: skip
+            return skipped(case, Status.MISMATCH, gate.note)
         return measure_memory(case, variant, backend, fn, p, sem, seed=seed)
 
 
 # ---------------------------------------------------------------- the run
 
 
-def ratio_summary(rows: list[Row]) -> list[str]:
+def ratio_summary(results: list[MemoryResult]) -> list[str]:
     """One line per variant: saved / ideal per backend (geometric mean over the cases)."""
     from normbench.stats import geomean
 
     ratios: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        if r.metric == "saved_bytes" and r.status == "ok" and r.extra.get("ratio"):
-            ratios.setdefault(r.variant, {}).setdefault(r.backend, []).append(r.extra["ratio"])
+    for r in results:
+        x = r.ratio("saved_bytes")
+        if x:
+            ratios.setdefault(r.variant, {}).setdefault(r.backend, []).append(x)
     lines = []
     for variant, per_backend in ratios.items():
         parts = [f"{b} {geomean(v):.2f}x" for b, v in per_backend.items()]
@@ -543,26 +335,19 @@ def run_memory(config: MemoryConfig, progress: Progress | None = None, debug: bo
     import torch
 
     from normbench.env import fingerprint
-    from normbench.results import Run
 
     start = time.perf_counter()
     sel = config.selection
     env = fingerprint(sel.device, torch.get_num_threads())
     cases = sel.cases()
-    loop = CaseLoop(SUITE, progress, debug, metric="saved_bytes", unit=UNIT)
-    rows = loop.run(cases, MemoryCase(config))
-    run = Run(SUITE, env, config.to_dict(), rows, interrupted=loop.interrupted)
-    run.summary.extend(ratio_summary(rows))
-    heads = [r for r in rows if r.metric == "saved_bytes"]
-    counts = {s: sum(1 for r in heads if r.status == s) for s in ("ok", "skipped", "mismatch",
-                                                                  "error")}  # fmt: skip
-    run.summary.append(
-        "Cases: "
-        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        + (" (mismatches are never measured)" if counts["mismatch"] else "")
-    )
+    loop = CaseLoop(SUITE, progress, debug, result=MemoryResult, metric="saved_bytes", unit=UNIT)
+    results = loop.run(cases, MemoryCase(config))
+    run = Run(SUITE, env, config.to_dict(), results, interrupted=loop.interrupted)
+    for line in ratio_summary(results):
+        run.add(line)
+    run.findings.append(case_counts(results, "measured"))
     if not sel.device.startswith("cuda"):
-        run.summary.append(
+        run.add(
             "CPU peaks are replayed from the profiler's allocation events (PyTorch's CPU "
             "allocator); saved bytes are exact on any device."
         )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from normbench.options import ideal_bytes
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_row
+from normbench.results import Level, Measurement, Run, Status
+from normbench.results.speed import SpeedResult
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_counts, not_run
 from normbench.timing import TimingConfig, measure
 
 if TYPE_CHECKING:
     from normbench.cases import Case
     from normbench.config import SpeedConfig
     from normbench.gate import Prepared
-    from normbench.results import Row, Run
 
 SUITE = "speed"
 # Rows an untimed (interpreted) backend is gated on: Triton's interpreter runs tens of
@@ -66,7 +68,7 @@ class SpeedCase:
             hot=config.hot,
         )
 
-    def __call__(self, case: Case) -> list[Row]:
+    def __call__(self, case: Case) -> SpeedResult:
         from normbench.gate import check, oracle
         from normbench.registry import get_backend
         from normbench.variants import get_variant
@@ -75,7 +77,7 @@ class SpeedCase:
         variant = get_variant(case.variant)
         reason = backend.supports(case)
         if reason:
-            return [case_row(case, SUITE, "time", None, "ms", status="skipped", note=reason)]
+            return skipped(case, Status.SKIPPED, reason)
         fn = backend.build(variant, case)
         grads = case.mode != "fwd"
         sem = backend.semantics_for(variant.name)
@@ -88,21 +90,17 @@ class SpeedCase:
         gate = check(fn, p, sem, grads)
         first_call = time.perf_counter() - t0
         if not gate.ok:
-            return [case_row(case, SUITE, "time", None, "ms", status="mismatch", note=gate.note)]
+            return skipped(case, Status.MISMATCH, gate.note)
         if sem.inplace:  # it overwrites its inputs: let it overwrite copies, not the shared ones
-            from dataclasses import replace
-
             p = replace(p, inputs=p.cloned())
         timing = measure(make_runner(fn, p, case.mode), case.device, self.timing)
-        rows = self.rows(case, variant, timing, first_call, getattr(backend, "compiles", False))
-        return rows + self.memory(case, variant, backend, fn, p, sem)
+        result = self.timed(case, variant, timing, first_call, getattr(backend, "compiles", False))
+        return self.memory(result, case, variant, backend, fn, p, sem)
 
-    def untimed(self, case, variant, backend, fn, sem, blocker: str) -> list[Row]:
+    def untimed(self, case, variant, backend, fn, sem, blocker: str) -> SpeedResult:
         """A backend whose times mean nothing here (an interpreter) is still gated, on at most
         GATE_ROWS rows: an interpreter takes minutes for a full-size case, and a row-wise
         kernel's numerics do not depend on the row count."""
-        from dataclasses import replace
-
         from normbench.gate import check, prepare
         from normbench.variants.base import Shape
 
@@ -112,13 +110,11 @@ class SpeedCase:
         p = prepare(variant, small, self.config.selection.seed)
         gate = check(fn, p, sem, case.mode != "fwd")
         if not gate.ok:
-            note = f"at {small.shape}: {gate.note}"
-            return [case_row(case, SUITE, "time", None, "ms", status="mismatch", note=note)]
+            return skipped(case, Status.MISMATCH, f"at {small.shape}: {gate.note}")
         where = f" at {small.shape}" if small is not case else ""
-        note = f"{blocker} (numerics{where}: {gate.note})"
-        skip = case_row(case, SUITE, "time", None, "ms", status="skipped", note=note)
+        skip = skipped(case, Status.SKIPPED, f"{blocker} (numerics{where}: {gate.note})")
         if not self.config.memory:
-            return [skip]
+            return skip
         from normbench.suites.memory import interpreted
 
         # The memory suite measures an interpreted case at small sizes itself (p unused).
@@ -126,81 +122,73 @@ class SpeedCase:
             p = prepare(variant, case, self.config.selection.seed)
         elif small is not case:
             p = None
-        return [skip, *self.memory(case, variant, backend, fn, p, sem)]
+        return self.memory(skip, case, variant, backend, fn, p, sem)
 
-    def memory(self, case, variant, backend, fn, p, sem) -> list[Row]:
-        """--memory: the memory suite's rows for this gated case (after timing, never inside)."""
+    def memory(self, result: SpeedResult, case, variant, backend, fn, p, sem) -> SpeedResult:
+        """--memory: the memory suite's measurements for this gated case (after timing, never
+        inside), joined to its speed result."""
         if not self.config.memory:
-            return []
+            return result
         from normbench.suites.memory import measure_memory
 
-        seed = self.config.selection.seed
-        return measure_memory(case, variant, backend, fn, p, sem, suite=SUITE, seed=seed)
+        mem = measure_memory(case, variant, backend, fn, p, sem, seed=self.config.selection.seed)
+        return replace(
+            result, measurements=result.measurements + mem.measurements, **mem.memory_fields()
+        )
 
-    def rows(self, case, variant, timing, first_call: float, compiles: bool) -> list[Row]:
+    def timed(self, case, variant, timing, first_call: float, compiles: bool) -> SpeedResult:
         s = timing.summary
         ms = 1e3
         nbytes = ideal_bytes(variant, case)
         gbps = nbytes / s.median / 1e9
-        extra = {
-            "block_size": timing.block_size,
-            "inner_loops": timing.inner_loops,
-            "stopped": timing.stopped,
-            "timer": timing.timer,
-            "ideal_bytes": nbytes,
-            "warmup_calls": timing.warmup_calls,
-        }
         out = [
-            case_row(
-                case, SUITE, "time", s.median * ms, "ms",
-                note="; ".join(timing.warnings),
+            Measurement(
+                "time", s.median * ms, "ms", note="; ".join(timing.warnings),
                 p20=s.p20 * ms, p80=s.p80 * ms, ci_low=s.ci_low * ms, ci_high=s.ci_high * ms,
-                n=s.n, samples=tuple(x * ms for x in timing.samples), extra=extra,
+                n=s.n, samples=tuple(x * ms for x in timing.samples),
             ),
-            case_row(case, SUITE, "bandwidth", gbps, "GB/s",
-                     p20=nbytes / s.p80 / 1e9, p80=nbytes / s.p20 / 1e9),
-            case_row(case, SUITE, "pct_copy_bw", 100 * gbps / self.copy_gbps, "%"),
+            Measurement("bandwidth", gbps, "GB/s", p20=nbytes / s.p80 / 1e9,
+                        p80=nbytes / s.p20 / 1e9),
+            Measurement("pct_copy_bw", 100 * gbps / self.copy_gbps, "%"),
         ]  # fmt: skip
         if compiles:
             note = "first call, compilation included; not in the timings"
-            out.append(case_row(case, SUITE, "compile_time", first_call, "s", note=note))
-        return out
+            out.append(Measurement("compile_time", first_call, "s", note=note))
+        return SpeedResult.of_case(
+            case, out, block_size=timing.block_size, inner_loops=timing.inner_loops,
+            stopped=timing.stopped, timer=timing.timer, ideal_bytes=nbytes,
+            warmup_calls=timing.warmup_calls,
+        )  # fmt: skip
 
 
-def add_speedups(rows: list[Row]) -> list[Row]:
-    """Speedup of each backend over eager for the same variant/dtype/shape/mode."""
-    times = {r.case_id: r for r in rows if r.metric == "time" and r.status == "ok"}
-    eager = {
-        (r.variant, r.dtype, r.shape, r.mode): r.value
-        for r in times.values()
-        if r.backend == "eager"
-    }
+def skipped(case: Case, status: Status, note: str) -> SpeedResult:
+    return not_run(SpeedResult, case, status, note, "time", "ms")
+
+
+def add_speedups(results: list[SpeedResult]) -> list[SpeedResult]:
+    """Each backend's speedup over eager for the same variant/options/dtype/shape/mode, as a
+    measurement after the case's own speed measurements."""
+    eager = {r.group: r.time.value for r in results if r.time and r.backend == "eager"}
     out = []
-    for r in times.values():
-        base = eager.get((r.variant, r.dtype, r.shape, r.mode))
-        if base and r.value:
-            out.append(_derived(r, "speedup", base / r.value, "x", "eager time / this time"))
+    for r in results:
+        base = eager.get(r.group)
+        if r.time and base and r.time.value:
+            note = "eager time / this time"
+            r = r.replace_measurements((*r.measurements, Measurement("speedup", base / r.time.value,
+                                                                    "x", note=note)))  # fmt: skip
+        out.append(r)
     return out
 
 
-def _derived(r: Row, metric: str, value: float, unit: str, note: str) -> Row:
-    from dataclasses import replace
-
-    return replace(
-        r, metric=metric, value=value, unit=unit, note=note, p20=None, p80=None,
-        ci_low=None, ci_high=None, n=None, samples=(), extra={},
-    )  # fmt: skip
-
-
-def rms_vs_ln(rows: list[Row]) -> str | None:
+def rms_vs_ln(results: list[SpeedResult]) -> str | None:
     """The one-line answer: is RMSNorm faster than LayerNorm here, per backend (geometric mean of
     the time ratio over the shapes, dtypes and modes where both ran)."""
     from normbench.stats import geomean
 
     times = {
-        (r.backend, r.variant, r.dtype, r.shape, r.mode): r.value
-        for r in rows
-        if r.metric == "time" and r.status == "ok" and r.value
+        (r.backend, r.variant, r.dtype, str(r.shape), r.mode): r.time.value
+        for r in results
+        if r.time and r.time.value
     }
     parts = []
     backends = dict.fromkeys(k[0] for k in times)
@@ -225,7 +213,6 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     import torch
 
     from normbench.env import sm_clock_mhz, timing_env
-    from normbench.results import Run
 
     start = time.perf_counter()
     torch.set_num_threads(config.threads)
@@ -233,25 +220,19 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     env = timing_env(device, config.threads)
     clock_before = sm_clock_mhz(device)
     cases = config.selection.cases()
-    loop = CaseLoop(SUITE, progress, debug)
-    rows = loop.run(cases, SpeedCase(config, env["copy_bandwidth_gbps"]))
-    rows += add_speedups(rows)
-    run = Run(SUITE, env, config.to_dict(), rows, interrupted=loop.interrupted)
-    answer = rms_vs_ln(rows)
+    loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
+    results = add_speedups(loop.run(cases, SpeedCase(config, env["copy_bandwidth_gbps"])))
+    run = Run(SUITE, env, config.to_dict(), results, interrupted=loop.interrupted)
+    answer = rms_vs_ln(results)
     if answer:
-        run.summary.append(answer)
+        run.add(answer)
     clock_after = sm_clock_mhz(device)
     if clock_before and clock_after and clock_after < 0.9 * clock_before:
-        run.summary.append(
-            f"Warning: SM clock fell from {clock_before} to {clock_after} MHz during the run "
-            "(thermal or power throttling): timings late in the run are slower."
+        run.add(
+            f"SM clock fell from {clock_before} to {clock_after} MHz during the run "
+            "(thermal or power throttling): timings late in the run are slower.",
+            Level.WARNING,
         )
-    counts = {s: sum(1 for r in rows if r.metric == "time" and r.status == s)
-              for s in ("ok", "skipped", "mismatch", "error")}  # fmt: skip
-    run.summary.append(
-        "Cases: "
-        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        + (" (mismatches are never timed)" if counts["mismatch"] else "")
-    )
+    run.findings.append(case_counts(results, "timed"))
     run.wall_s = time.perf_counter() - start
     return run

@@ -159,8 +159,8 @@ def row_norm_bytes(
     row (or a function of the shape giving their count).
 
     fwd: 2bMN + the parameters read. bwd: 3bMN (read x, dy; write dx) + the stats read + the
-    weight read + the parameter gradients written (docs/numerics.md 3). Per-program dW partials
-    depend on the implementation's grid, so they are not part of the ideal.
+    weight read + the parameter gradients written (docs/numerics.md section 3). Per-program dW
+    partials depend on the implementation's grid, so they are not part of the ideal.
     """
 
     def model(shape: Shape, b: int, bw: int, mode: str) -> int:

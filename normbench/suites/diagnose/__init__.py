@@ -1,9 +1,10 @@
 """diagnose: the folk claims about normalization layers, each turned into a measurement.
 
-Every probe runs small synthetic models or single layers (no downloads) and returns a ProbeResult:
-the claim, its source, a verdict (confirmed / refuted / inconclusive) and the numbers, threshold
-and caveat behind it. The verdict comes from a pure function of the numbers in each probe module
-(`verdict_<probe>`), so it can be re-checked from a saved result.
+Every probe runs small synthetic models or single layers (no downloads) and returns a ProbeResult
+(normbench.results.diagnose): the claim, its source, a Verdict (confirmed / refuted /
+inconclusive) and the numbers, threshold and caveat behind it. The verdict comes from a pure
+function of the numbers in each probe module (`verdict_<probe>`), so it can be re-checked from a
+saved result.
 
 Importing this package is cheap: a probe's module (and torch) is imported when it runs.
 """
@@ -18,22 +19,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, ProbeResult, Verdict
+from normbench.results import Finding, Status
+from normbench.suites.diagnose.common import Outcome, ProbeContext, ProbeResult, Verdict
 
 __all__ = [
     "PROBES",
+    "SUITE",
     "Probe",
     "ProbeContext",
     "ProbeResult",
     "Verdict",
+    "figure_findings",
     "known_norms",
     "run_diagnose",
 ]
 
+SUITE = "diagnose"
+
 
 @dataclass(frozen=True)
 class Probe:
-    """A claim and how to test it. `module` holds `run(ctx) -> Finding` and `verdict_*`."""
+    """A claim and how to test it. `module` holds `run(ctx) -> Outcome` and `verdict_*`."""
 
     name: str
     claim: str
@@ -44,7 +50,7 @@ class Probe:
     # the user's thread count.
     single_thread: bool = True
 
-    def run(self, ctx: ProbeContext) -> Finding:
+    def run(self, ctx: ProbeContext) -> Outcome:
         mod = importlib.import_module(f"normbench.suites.diagnose.{self.module}")
         return mod.run(ctx)
 
@@ -187,10 +193,10 @@ def _threads(single: bool, device: str) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _failed(probe: Probe, err: Exception) -> Finding:
-    """An exception is data: the sweep goes on and the row says what broke."""
-    return Finding(
-        verdict="inconclusive",
+def _failed(probe: Probe, err: Exception) -> Outcome:
+    """An exception is data: the sweep goes on and the result says what broke."""
+    return Outcome(
+        verdict=Verdict.INCONCLUSIVE,
         numbers={"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
         threshold="not applied: the probe raised an error",
         caveat="the probe did not finish; see numbers['traceback']",
@@ -217,7 +223,7 @@ def run_diagnose(
     variant the list lacks says so and returns inconclusive. `progress(label, fraction)` gets
     the overall completion in [0, 1], several times per probe. Unknown names raise ValueError
     (normbench.errors.UsageError) listing the known ones. A probe that raises becomes an
-    inconclusive result carrying the error; the others still run.
+    inconclusive result with status ERROR carrying the error; the others still run.
     """
     selected, depth_t, norm_t = _validate(probes, depths, norms, device)
     results: list[ProbeResult] = []
@@ -239,25 +245,32 @@ def run_diagnose(
         )
         report(f"{probe.name}: starting", 0.0)
         start = time.perf_counter()
+        status = Status.OK
         try:
             with _threads(probe.single_thread, device):
-                finding = probe.run(ctx)
-        except Exception as err:  # an error is a result row; the other probes still run
-            finding = _failed(probe, err)
+                outcome = probe.run(ctx)
+        except Exception as err:  # an error is a result; the other probes still run
+            outcome, status = _failed(probe, err), Status.ERROR
         seconds = time.perf_counter() - start
         results.append(
             ProbeResult(
-                probe=probe.name,
+                probe.name,
                 claim=probe.claim,
                 source=probe.source,
-                verdict=finding.verdict,
-                numbers=finding.numbers,
-                threshold=finding.threshold,
-                caveat=finding.caveat,
-                summary=finding.summary,
-                figure=finding.figure,
+                verdict=outcome.verdict,
+                numbers=outcome.numbers,
+                threshold=outcome.threshold,
+                caveat=outcome.caveat,
+                summary=outcome.summary,
+                figure=outcome.figure,
                 seconds=seconds,
+                status=status,
             )
         )
-        report(f"{probe.name}: {finding.verdict}", 1.0)
+        report(f"{probe.name}: {outcome.verdict}", 1.0)
     return results
+
+
+def figure_findings(results: Sequence[ProbeResult]) -> list[Finding]:
+    """The run's summary lines: where each probe's figure was written."""
+    return [Finding(f"{r.probe}: figure {r.figure}") for r in results if r.figure is not None]

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt, loglog_slope, pick
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt, loglog_slope, pick
 from normbench.suites.diagnose.data import MarkovChain
 from normbench.suites.diagnose.model import build_model
 
@@ -38,18 +38,18 @@ CAVEAT = (
 def verdict_amplify(ratios: dict[int, float]) -> tuple[Verdict, str]:
     """Judge from Post/Pre output-change ratios keyed by depth."""
     if len(ratios) < 2:
-        return "inconclusive", "needs two or more depths"
+        return Verdict.INCONCLUSIVE, "needs two or more depths"
     lo, hi = min(ratios), max(ratios)
     r_lo, r_hi = ratios[lo], ratios[hi]
     if not (math.isfinite(r_lo) and math.isfinite(r_hi)) or r_lo <= 0:
-        return "inconclusive", f"a ratio is not finite and positive ({r_lo}, {r_hi})"
+        return Verdict.INCONCLUSIVE, f"a ratio is not finite and positive ({r_lo}, {r_hi})"
     growth = r_hi / r_lo
     text = f"Post/Pre ratio {r_lo:.2f}x at L={lo} -> {r_hi:.2f}x at L={hi} (growth {growth:.2f}x)"
     if growth >= GROWTH and r_hi > 1:
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     if growth <= FLAT:
-        return "refuted", text
-    return "inconclusive", text
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, text
 
 
 def output_change(variant: str, depth: int, seed: int, device: str) -> float:
@@ -66,7 +66,7 @@ def output_change(variant: str, depth: int, seed: int, device: str) -> float:
     return float((after - before).pow(2).mean())
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     # Quick drops DeepNorm: the claim compares Post with Pre, and depth 48 dominates the cost.
     variants = ctx.variants(DEFAULT_VARIANTS[:2] if ctx.quick else DEFAULT_VARIANTS)
     depths = ctx.depth_list(DEFAULT_DEPTHS)
@@ -89,11 +89,11 @@ def run(ctx: ProbeContext) -> Finding:
             numbers[f"slope/{v}"] = loglog_slope(depths, numbers[f"change/{v}"])
     post, pre = pick(variants, "post"), pick(variants, "pre")
     if post is None or pre is None:
-        verdict, reason = "inconclusive", "needs a post-* and a pre-* variant to compare"
+        verdict, reason = Verdict.INCONCLUSIVE, "needs a post-* and a pre-* variant to compare"
     else:
         ratios = {d: change[post][d] / change[pre][d] for d in depths}
         numbers["ratio_post_pre"] = [ratios[d] for d in depths]
         verdict, reason = verdict_amplify(ratios)
     parts = "; ".join(f"{v} " + " ".join(fmt(change[v][d], 2) for d in depths) for v in variants)
     summary = f"mean squared output change after one step at L={depths}: {parts}; {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

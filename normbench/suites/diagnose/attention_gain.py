@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt
 from normbench.suites.diagnose.model import build_model
 from normbench.suites.diagnose.norms import functional_norm
 from normbench.suites.diagnose.plotting import save_figure
@@ -45,10 +45,10 @@ CAVEAT = (
 def verdict_attention_gain(share: dict[str, list[float]]) -> tuple[Verdict, str]:
     """Judge from attention share per norm ('none', 'layernorm', 'rmsnorm'), ordered by scale."""
     if "none" not in share or len(share) < 2:
-        return "inconclusive", "needs 'none' and at least one norm"
+        return Verdict.INCONCLUSIVE, "needs 'none' and at least one norm"
     base = share["none"]
     if not all(math.isfinite(v) for s in share.values() for v in s) or base[0] <= 0:
-        return "inconclusive", "a share is not finite and positive"
+        return Verdict.INCONCLUSIVE, "a share is not finite and positive"
     growth = base[-1] / base[0]
     normed = {k: v for k, v in share.items() if k != "none"}
     ranges = {k: max(v) - min(v) for k, v in normed.items()}
@@ -56,11 +56,11 @@ def verdict_attention_gain(share: dict[str, list[float]]) -> tuple[Verdict, str]
         f"{k} range {r:.3g}" for k, r in ranges.items()
     )
     if growth >= GROWS and all(r <= FLAT for r in ranges.values()):
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     not_flat = [k for k, r in ranges.items() if r > FLAT and normed[k][-1] / normed[k][0] >= growth]
     if growth < NO_EFFECT or not_flat:
-        return "refuted", text
-    return "inconclusive", text
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, text
 
 
 @torch.no_grad()
@@ -73,7 +73,7 @@ def attention_to_target(attn, x: torch.Tensor, norm: str) -> tuple[float, float]
     return share, entropy
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     attn = build_model("pre-layernorm", depth=1, seed=ctx.seed, device=ctx.device).blocks[0].attn
     gen = torch.Generator().manual_seed(ctx.seed)
     draws = 8 if ctx.quick else 32
@@ -126,4 +126,4 @@ def run(ctx: ProbeContext) -> Finding:
         + ", ".join(f"{n} {fmt(massive[n][-1], 2)}" for n in NORMS)
         + f"; {reason}"
     )
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)

@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt
 
 B, T, D = 16, 32, 64
 MEAN, STD = 1.0, 2.0
@@ -54,16 +54,16 @@ NORMS = {"batchnorm": _bn, "layernorm": _ln}
 def verdict_batchnorm(changes: dict[str, dict[str, float]]) -> tuple[Verdict, str]:
     """Judge from max output changes {norm: {test: change}} for 'layernorm' and 'batchnorm'."""
     if "layernorm" not in changes or "batchnorm" not in changes:
-        return "inconclusive", "needs both layernorm and batchnorm measurements"
+        return Verdict.INCONCLUSIVE, "needs both layernorm and batchnorm measurements"
     ln, bn = changes["layernorm"], changes["batchnorm"]
     if not all(math.isfinite(v) for v in [*ln.values(), *bn.values()]):
-        return "inconclusive", "a change is not finite"
+        return Verdict.INCONCLUSIVE, "a change is not finite"
     text = ", ".join(f"{k}: LN {ln[k]:.3g} vs BN {bn[k]:.3g}" for k in bn)
     if all(v <= ZERO for v in ln.values()) and all(v >= CHANGED for v in bn.values()):
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     if all(v < CHANGED for v in bn.values()) or any(v >= CHANGED for v in ln.values()):
-        return "refuted", text
-    return "inconclusive", text
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, text
 
 
 def _acts(gen: torch.Generator, *shape: int) -> torch.Tensor:
@@ -126,7 +126,7 @@ def causal_test(gen: torch.Generator, device: str) -> dict[str, float]:
     }
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     gen = torch.Generator().manual_seed(ctx.seed)
     pad = padding_test(gen, ctx.device)
     ctx.report("batchnorm padding", 0.25)
@@ -163,4 +163,4 @@ def run(ctx: ProbeContext) -> Finding:
         f"{fmt(max(mates['layernorm']), 2)}; causal leak BN {fmt(leak['batchnorm'], 2)} vs LN "
         f"{fmt(leak['layernorm'], 2)}; {reason}"
     )
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

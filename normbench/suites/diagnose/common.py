@@ -1,16 +1,20 @@
-"""Types every probe shares: the run context, a probe's finding, the result row, small helpers."""
+"""Types every probe shares: the run context, a probe's outcome, small helpers. The result
+(ProbeResult) and its Verdict are in normbench.results.diagnose."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-Verdict = Literal["confirmed", "refuted", "inconclusive"]
-VERDICTS: tuple[Verdict, ...] = ("confirmed", "refuted", "inconclusive")
-Number = float | list | str
+from normbench.results.diagnose import VERDICTS, Number, ProbeResult, Verdict, verdict_of
+
+__all__ = [
+    "VERDICTS", "Number", "Outcome", "ProbeContext", "ProbeResult", "Progress", "Verdict", "fmt",
+    "loglog_slope", "pick",
+]  # fmt: skip
+
 Progress = Callable[[str, float], None]
 
 
@@ -47,8 +51,9 @@ class ProbeContext:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """What a probe's run function returns; the runner adds name, claim, source and seconds."""
+class Outcome:
+    """What a probe's run function returns; the runner adds name, claim, source and seconds to
+    make the ProbeResult."""
 
     verdict: Verdict
     numbers: dict[str, Number]
@@ -58,34 +63,7 @@ class Finding:
     figure: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {self.verdict!r}")
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """One claim, measured: the verdict with the numbers, rule and caveat behind it."""
-
-    probe: str
-    claim: str
-    source: str
-    verdict: Verdict
-    numbers: dict[str, Number]
-    threshold: str
-    caveat: str
-    summary: str
-    figure: Path | None
-    seconds: float
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {self.verdict!r}")
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready types (the figure as a string path)."""
-        out = asdict(self)
-        out["figure"] = str(self.figure) if self.figure is not None else None
-        return out
+        object.__setattr__(self, "verdict", verdict_of(self.verdict))
 
 
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:

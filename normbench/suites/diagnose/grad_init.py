@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt, loglog_slope, pick
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt, loglog_slope, pick
 from normbench.suites.diagnose.data import MarkovChain
 from normbench.suites.diagnose.model import build_model
 from normbench.suites.diagnose.plotting import save_figure
@@ -39,15 +39,16 @@ def verdict_grad_init(slopes: dict[str, float]) -> tuple[Verdict, str]:
     """Judge the claim from log-log slopes keyed by variant name (uses post-* and pre-*)."""
     post, pre = pick(list(slopes), "post"), pick(list(slopes), "pre")
     if post is None or pre is None:
-        return "inconclusive", "needs a post-* and a pre-* variant to compare"
+        return Verdict.INCONCLUSIVE, "needs a post-* and a pre-* variant to compare"
     sp, sr = slopes[post], slopes[pre]
     if not (math.isfinite(sp) and math.isfinite(sr)):
-        return "inconclusive", f"a slope is not finite ({post} {sp}, {pre} {sr})"
+        return Verdict.INCONCLUSIVE, f"a slope is not finite ({post} {sp}, {pre} {sr})"
     if abs(sp) <= FLAT and sr <= STEEP:
-        return "confirmed", f"{post} slope {sp:.2f} is flat and {pre} slope {sr:.2f} shrinks"
+        return Verdict.CONFIRMED, f"{post} slope {sp:.2f} is flat and {pre} slope {sr:.2f} shrinks"
     if sr > sp - GAP:
-        return "refuted", f"{pre} slope {sr:.2f} is not steeper than {post} slope {sp:.2f}"
-    return "inconclusive", f"{post} slope {sp:.2f}, {pre} slope {sr:.2f}: between the thresholds"
+        return Verdict.REFUTED, f"{pre} slope {sr:.2f} is not steeper than {post} slope {sp:.2f}"
+    text = f"{post} slope {sp:.2f}, {pre} slope {sr:.2f}: between the thresholds"
+    return Verdict.INCONCLUSIVE, text
 
 
 def layer_grad_norms(variant: str, depth: int, seed: int, device: str) -> list[float]:
@@ -58,7 +59,7 @@ def layer_grad_norms(variant: str, depth: int, seed: int, device: str) -> list[f
     return [float(torch.linalg.vector_norm(b.ffn.fc2.weight.grad)) for b in model.blocks]
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     variants = ctx.variants(DEFAULT_VARIANTS)
     depths = ctx.depth_list(DEFAULT_DEPTHS)
     seeds = [ctx.seed + i for i in range(3 if ctx.quick else 5)]
@@ -101,4 +102,4 @@ def run(ctx: ProbeContext) -> Finding:
     figure = save_figure(ctx.plot_dir, "grad-init", draw, title="Gradient norm per layer at init")
     slope_text = ", ".join(f"{v} {fmt(slopes[v], 2)}" for v in variants)
     summary = f"log-log slope of last-layer gradient vs depth {depths}: {slope_text}; {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt
 from normbench.suites.diagnose.data import MarkovChain
 from normbench.suites.diagnose.model import ToyLM, build_model
 from normbench.suites.diagnose.training import train
@@ -53,10 +53,10 @@ def verdict_landscape(
 ) -> tuple[Verdict, str]:
     """Judge from effective beta and top |eigenvalue| per variant per checkpoint step."""
     if "none" not in beta:
-        return "inconclusive", "needs the 'none' variant as the unnormalized baseline"
+        return Verdict.INCONCLUSIVE, "needs the 'none' variant as the unnormalized baseline"
     normed = [v for v in beta if v != "none"]
     if not normed:
-        return "inconclusive", "needs a normalized variant to compare with none"
+        return Verdict.INCONCLUSIVE, "needs a normalized variant to compare with none"
     steps = [s for s in beta["none"] if s > 0] or list(beta["none"])
 
     def ratio(table: dict[str, dict[int, float]], v: str) -> float:
@@ -65,13 +65,13 @@ def verdict_landscape(
     rb = {v: ratio(beta, v) for v in normed}
     re = {v: ratio(eig, v) for v in normed}
     if not all(math.isfinite(x) for x in [*rb.values(), *re.values()]):
-        return "inconclusive", "a smoothness ratio is not finite"
+        return Verdict.INCONCLUSIVE, "a smoothness ratio is not finite"
     text = ", ".join(f"{v} beta {rb[v]:.2f}x / eig {re[v]:.2f}x of none" for v in normed)
     if all(rb[v] <= SMOOTHER and re[v] <= SMOOTHER for v in normed):
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     if all(rb[v] >= 1 and re[v] >= 1 for v in normed):
-        return "refuted", text
-    return "inconclusive", text
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, text
 
 
 def _loss_and_grad(
@@ -128,7 +128,7 @@ def measure_point(
     }
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     cfg = QUICK if ctx.quick else FULL
     depth = ctx.train_depth(cfg.depth)
     variants = ctx.variants(DEFAULT_VARIANTS)
@@ -176,4 +176,4 @@ def run(ctx: ProbeContext) -> Finding:
         f"{v} beta {fmt(beta[v][mid], 2)} eig {fmt(eig[v][mid], 2)}" for v in variants
     )
     summary = f"at step {mid}: {at_mid}; {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt
 from normbench.suites.diagnose.norms import functional_norm
 
 N = 64
@@ -39,15 +39,15 @@ def verdict_lipschitz(gains: dict[str, list[float]]) -> tuple[Verdict, str]:
     """Judge from Jacobian spectral norms per norm, each list starting at unit input std."""
     growth = {k: max(g) / g[0] for k, g in gains.items() if g and g[0] > 0}
     if not growth or not all(math.isfinite(x) for x in growth.values()):
-        return "inconclusive", "no finite gains to compare"
+        return Verdict.INCONCLUSIVE, "no finite gains to compare"
     text = ", ".join(
         f"{k} gain grows {x:.0f}x from std 1 to the flattest row" for k, x in growth.items()
     )
     if all(x <= BOUNDED for x in growth.values()):
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     if any(x >= UNBOUNDED for x in growth.values()):
-        return "refuted", text
-    return "inconclusive", text
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, text
 
 
 def jacobian_gain(norm: str, x: torch.Tensor) -> float:
@@ -57,7 +57,7 @@ def jacobian_gain(norm: str, x: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(jac, ord=2))
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     gen = torch.Generator().manual_seed(ctx.seed)
     z = torch.randn(N, generator=gen, dtype=torch.float64)
     z = (z - z.mean()) / z.std(correction=0)  # exactly zero mean, unit std
@@ -87,4 +87,4 @@ def run(ctx: ProbeContext) -> Finding:
         f"{fmt(gains['layernorm'][-1])} at a constant row (1/sqrt(eps) = {fmt(cap)}); "
         f"RMSNorm {fmt(gains['rmsnorm'][0])} -> {fmt(gains['rmsnorm'][-1])} at a zero row; {reason}"
     )
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

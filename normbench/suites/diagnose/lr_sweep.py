@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt, pick
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt, pick
 from normbench.suites.diagnose.model import ModelConfig, build_model
 from normbench.suites.diagnose.plotting import save_figure
 from normbench.suites.diagnose.training import train
@@ -86,15 +86,15 @@ def verdict_lr_sweep(
         reasons.append(f"warm-up changes {post} sensitivity by {-gain:+.2f}")
     reason = "; ".join(reasons) or "needs pre-*, none and post-* runs"
     if a is None or b is None:
-        return "inconclusive", reason
+        return Verdict.INCONCLUSIVE, reason
     if a and b:
-        return "confirmed", reason
+        return Verdict.CONFIRMED, reason
     if not a and not b:
-        return "refuted", reason
-    return "inconclusive", reason
+        return Verdict.REFUTED, reason
+    return Verdict.INCONCLUSIVE, reason
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     cfg = QUICK if ctx.quick else FULL
     depth = ctx.train_depth(cfg.depth)
     variants = ctx.variants(DEFAULT_VARIANTS)
@@ -146,4 +146,4 @@ def run(ctx: ProbeContext) -> Finding:
     figure = save_figure(ctx.plot_dir, "lr-sweep", draw, title=title)
     parts = ", ".join(f"{k} {fmt(sens[k], 2)} (max lr {stable[k]:g})" for k in finals)
     summary = f"LR sensitivity: {parts}; {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)

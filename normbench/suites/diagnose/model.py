@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normbench.suites.diagnose.norms import Variant, make_norm, parse_variant
+from normbench.suites.diagnose.norms import NormPlacement, make_norm, parse_variant
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, variant: Variant) -> None:
+    def __init__(self, cfg: ModelConfig, variant: NormPlacement) -> None:
         super().__init__()
         self.placement = variant.placement
         self.attn = CausalSelfAttention(cfg.d, cfg.heads)

@@ -19,8 +19,12 @@ EPS = 1e-5
 
 
 @dataclass(frozen=True)
-class Variant:
-    """Where the norm sits (post, pre, deepnorm, none) and which norm it is (None for 'none')."""
+class NormPlacement:
+    """Where the norm sits (post, pre, deepnorm, none) and which norm it is (None for 'none').
+
+    Not a normbench.variants.Variant: that is one norm layer's formula, byte model and fp64
+    oracle for the benchmarks, while this is a choice of toy-model architecture (a placement in
+    the residual stream, and a norm type that includes none and BatchNorm over tokens)."""
 
     placement: str
     norm: str | None
@@ -43,34 +47,26 @@ def known_variants() -> list[str]:
     return [f"{p}-{t}" for p in PLACEMENTS for t in NORM_TYPES] + ["none"]
 
 
-def parse_variant(name: str) -> Variant:
-    """'pre-rmsnorm' -> Variant('pre', 'rmsnorm'); refuses unknown names listing the known ones."""
+def parse_variant(name: str) -> NormPlacement:
+    """'pre-rmsnorm' -> NormPlacement('pre', 'rmsnorm'); refuses unknown names listing the known
+    ones."""
     key = name.strip().lower()
     if key == "none":
-        return Variant("none", None)
+        return NormPlacement("none", None)
     placement, _, norm = key.partition("-")
     if placement not in PLACEMENTS or norm not in NORM_TYPES:
         raise ValueError(
             f"unknown norm variant {name!r}: choose from {', '.join(known_variants())} "
             "(<placement>-<type>, or none)"
         )
-    return Variant(placement, norm)
-
-
-class RMSNorm(nn.Module):
-    """x * rsqrt(mean(x^2) + eps) * w, eps inside the square root (docs/numerics.md section 1)."""
-
-    def __init__(self, d: int, eps: float = EPS) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+    return NormPlacement(placement, norm)
 
 
 class DyT(nn.Module):
-    """Dynamic Tanh, w * tanh(alpha * x) + b, alpha learnable from 0.5 (Zhu et al. 2025)."""
+    """Dynamic Tanh, w * tanh(alpha * x) + b, alpha learnable from 0.5 (Zhu et al. 2025).
+
+    A layer of its own because torch has none; normbench.variants.DYT is the same formula as a
+    benchmark oracle over a dict of tensors, not a trainable module."""
 
     def __init__(self, d: int, alpha0: float = 0.5) -> None:
         super().__init__()
@@ -103,7 +99,9 @@ def make_norm(norm: str | None, d: int) -> nn.Module:
     if norm == "layernorm":
         return nn.LayerNorm(d, eps=EPS)
     if norm == "rmsnorm":
-        return RMSNorm(d)
+        # torch's own: x * rsqrt(mean(x^2) + eps) * w, eps inside the root (docs/numerics.md
+        # section 1), weight from ones.
+        return nn.RMSNorm(d, eps=EPS)
     if norm == "batchnorm":
         return TokenBatchNorm(d)
     if norm == "dyt":

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, fmt
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, fmt
 
 EPS = 1e-6
 SCALES = tuple(float(2**k) for k in range(13))
@@ -100,17 +100,17 @@ def max_safe_scale(results: dict[float, dict[str, float]]) -> float:
 def verdict_overflow(max_safe: dict[str, float]) -> tuple[Verdict, str]:
     """Judge from the largest correct scale of each implementation."""
     if SQUARE_THEN_CAST not in max_safe or UPCAST_FIRST not in max_safe:
-        return "inconclusive", f"needs both {SQUARE_THEN_CAST} and {UPCAST_FIRST} sweeps"
+        return Verdict.INCONCLUSIVE, f"needs both {SQUARE_THEN_CAST} and {UPCAST_FIRST} sweeps"
     sq, up = max_safe[SQUARE_THEN_CAST], max_safe[UPCAST_FIRST]
     text = f"{SQUARE_THEN_CAST} correct up to {sq:g}, {UPCAST_FIRST} up to {up:g}"
     if up <= 256:
-        return "inconclusive", text + " (the reference implementation fails too early)"
+        return Verdict.INCONCLUSIVE, text + " (the reference implementation fails too early)"
     if sq >= up:
-        return "confirmed", text
-    return "refuted", text
+        return Verdict.CONFIRMED, text
+    return Verdict.REFUTED, text
 
 
-def run(ctx: ProbeContext, measure: Measure | None = None) -> Finding:
+def run(ctx: ProbeContext, measure: Measure | None = None) -> Outcome:
     if measure is None:
 
         def measure() -> Sweep:
@@ -135,4 +135,4 @@ def run(ctx: ProbeContext, measure: Measure | None = None) -> Finding:
     summary = (
         f"{reason}; at {fmt(bad)} square-then-cast gives {int(zeros)} of {ROWS} rows silently zero"
     )
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

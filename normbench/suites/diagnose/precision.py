@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Verdict, pick
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict, pick
 from normbench.suites.diagnose.model import build_model
 from normbench.suites.diagnose.training import DTYPES, train
 
@@ -57,24 +57,24 @@ def verdict_precision(fails: dict[str, dict[str, bool]]) -> tuple[Verdict, str]:
     """Judge from {variant: {dtype: failed}} with dtypes fp32 and fp16 (bf16 reported only)."""
     post = pick(list(fails), "post")
     if post is None or not {"fp32", "fp16"} <= set(fails[post]):
-        return "inconclusive", "needs a post-* variant run in fp32 and fp16"
+        return Verdict.INCONCLUSIVE, "needs a post-* variant run in fp32 and fp16"
     p = fails[post]
     others = [v for v in fails if v != post and "fp16" in fails[v]]
     if all(p.values()):
-        return "refuted", f"{post} fails in every dtype: an optimization failure, not numeric"
+        return Verdict.REFUTED, f"{post} fails in every dtype: an optimization failure, not numeric"
     if not p["fp16"]:
-        return "refuted", f"{post} trains in fp16 as in fp32"
+        return Verdict.REFUTED, f"{post} trains in fp16 as in fp32"
     if p["fp32"]:
-        return "inconclusive", f"{post} fails in fp32 and fp16 but not in every dtype"
+        return Verdict.INCONCLUSIVE, f"{post} fails in fp32 and fp16 but not in every dtype"
     broken = [v for v in others if fails[v]["fp16"] and not fails[v]["fp32"]]
     if not others:
-        return "inconclusive", f"{post} fails only in fp16, but no other variant to compare"
+        return Verdict.INCONCLUSIVE, f"{post} fails only in fp16, but no other variant to compare"
     if broken:
-        return "inconclusive", f"{post} fails only in fp16, but so do {', '.join(broken)}"
-    return "confirmed", f"{post} fails only in fp16; {', '.join(others)} train in fp16"
+        return Verdict.INCONCLUSIVE, f"{post} fails only in fp16, but so do {', '.join(broken)}"
+    return Verdict.CONFIRMED, f"{post} fails only in fp16; {', '.join(others)} train in fp16"
 
 
-def run(ctx: ProbeContext) -> Finding:
+def run(ctx: ProbeContext) -> Outcome:
     cfg = QUICK if ctx.quick else FULL
     depth = ctx.train_depth(cfg.depth)
     variants = ctx.variants(cfg.variants)
@@ -127,4 +127,4 @@ def run(ctx: ProbeContext) -> Finding:
         for v in variants
     )
     summary = f"final loss at lr {cfg.lr:g} after {cfg.steps} steps: {status}; {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

@@ -4,25 +4,20 @@ Zhang & Sennrich 2019 ("Root Mean Square Layer Normalization") report RMSNorm cu
 time of the norm by 7%-64% because it skips the mean. Whether that holds depends on the kernel: the
 verdict is per backend (eager PyTorch ops, the composite formula as model code writes it, ...).
 The measurement is injected: `measure()` returns {backend: {"rmsnorm": s, "layernorm": s}} (median
-seconds per call), so the speed suite can supply its own; `default_measure` is a self-contained
-fallback (perf_counter_ns, median over interleaved samples, fp32 input).
+seconds per call); by default the speed suite's timings (`speed_suite_measure`: its backends, its
+fp64 gate and its timing loop).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
-from normbench.suites.diagnose.common import Finding, ProbeContext, Progress, Verdict
-from normbench.timing import no_gc
+from normbench.suites.diagnose.common import Outcome, ProbeContext, Verdict
 
 FASTER = 0.95  # RMSNorm / LayerNorm time below this on a backend confirms the claim there
-EPS = 1e-5
 Measure = Callable[[], dict[str, dict[str, float]]]
 
 THRESHOLD = (
@@ -48,89 +43,17 @@ def verdict_rmsnorm_speed(times: dict[str, dict[str, float]]) -> tuple[Verdict, 
     """Judge from median seconds {backend: {"rmsnorm": s, "layernorm": s}}."""
     ratios = {b: r for b, r in speed_ratios(times).items() if math.isfinite(r)}
     if not ratios:
-        return "inconclusive", "no backend timed both norms"
+        return Verdict.INCONCLUSIVE, "no backend timed both norms"
     text = ", ".join(
         f"{b} RMS/LN {r:.2f} ({'faster' if r < FASTER else 'not faster'})"
         for b, r in ratios.items()
     )
     faster = [b for b, r in ratios.items() if r < FASTER]
     if len(faster) == len(ratios):
-        return "confirmed", text
+        return Verdict.CONFIRMED, text
     if not faster:
-        return "refuted", text
-    return "inconclusive", f"depends on the implementation: {text}"
-
-
-def _eager(cols: int) -> dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]]:
-    return {
-        "rmsnorm": lambda x, w, b: F.rms_norm(x, (cols,), w, EPS),
-        "layernorm": lambda x, w, b: F.layer_norm(x, (cols,), w, b, EPS),
-    }
-
-
-def _composite_rms(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # Llama-style: upcast, mean of squares, rsqrt, cast back, then the weight.
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + EPS)
-    return w * h.to(x.dtype)
-
-
-def _composite_ln(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # The explicit two-pass formula (mean first, then centred variance; docs/numerics.md section 1).
-    h = x.float()
-    mu = h.mean(-1, keepdim=True)
-    c = h - mu
-    var = c.pow(2).mean(-1, keepdim=True)
-    return (c * torch.rsqrt(var + EPS)).to(x.dtype) * w + b
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def default_measure(
-    *, quick: bool = False, device: str = "cpu", progress: Progress | None = None
-) -> dict[str, dict[str, float]]:
-    """Median seconds per call of RMSNorm and LayerNorm, eager and composite, on fp32 input.
-
-    2048 x 4096 (quick: 512 x 4096). Samples alternate between the two norms so drift from other
-    processes hits both alike; each sample loops until it lasts at least 1 ms (docs/numerics.md 6).
-    """
-    rows, cols = (512, 4096) if quick else (2048, 4096)
-    n_samples = 7 if quick else 21
-    dev = torch.device(device)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, cols, generator=gen).to(dev)
-    w, b = torch.ones(cols, device=dev), torch.zeros(cols, device=dev)
-    backends = {
-        "eager": _eager(cols),
-        "composite": {"rmsnorm": _composite_rms, "layernorm": _composite_ln},
-    }
-    out: dict[str, dict[str, float]] = {}
-    for i, (backend, fns) in enumerate(backends.items()):
-        loops = {}
-        for name, fn in fns.items():  # warm up and size the inner loop to >= 1 ms per sample
-            fn(x, w, b)
-            _sync(dev)
-            t0 = time.perf_counter_ns()
-            fn(x, w, b)
-            _sync(dev)
-            loops[name] = max(1, math.ceil(1e6 / max(1, time.perf_counter_ns() - t0)))
-        samples: dict[str, list[float]] = {name: [] for name in fns}
-        with no_gc():
-            for _ in range(n_samples):
-                for name, fn in fns.items():
-                    _sync(dev)
-                    t0 = time.perf_counter_ns()
-                    for _ in range(loops[name]):
-                        fn(x, w, b)
-                    _sync(dev)
-                    samples[name].append((time.perf_counter_ns() - t0) / 1e9 / loops[name])
-        out[backend] = {name: statistics.median(s) for name, s in samples.items()}
-        if progress is not None:
-            progress(f"rmsnorm-speed {backend}", (i + 1) / len(backends))
-    return out
+        return Verdict.REFUTED, text
+    return Verdict.INCONCLUSIVE, f"depends on the implementation: {text}"
 
 
 def speed_suite_measure(
@@ -142,6 +65,7 @@ def speed_suite_measure(
     """The speed suite's medians (gated against fp64 first) for RMSNorm and LayerNorm, eager and
     composite, fp32 forward, 1 x 2048 x 4096 (quick: 1 x 512 x 4096), in seconds."""
     from normbench.config import Selection, SpeedConfig
+    from normbench.results.speed import SpeedResult
     from normbench.suites.speed import run_speed
 
     rows = 512 if quick else 2048
@@ -155,13 +79,13 @@ def speed_suite_measure(
     )
     run = run_speed(config, report)
     out: dict[str, dict[str, float]] = {}
-    for r in run.rows:
-        if r.metric == "time" and r.status == "ok" and r.value:
-            out.setdefault(r.backend, {})[r.variant] = r.value / 1e3
+    for r in run.of(SpeedResult):
+        if r.time is not None and r.time.value:
+            out.setdefault(r.backend, {})[r.variant] = r.time.value / 1e3
     return out
 
 
-def run(ctx: ProbeContext, measure: Measure | None = None) -> Finding:
+def run(ctx: ProbeContext, measure: Measure | None = None) -> Outcome:
     if measure is None:
 
         def measure() -> dict[str, dict[str, float]]:
@@ -178,4 +102,4 @@ def run(ctx: ProbeContext, measure: Measure | None = None) -> Finding:
         numbers[f"ratio/{backend}"] = ratios[backend]
     numbers["threads"] = float(torch.get_num_threads())
     summary = f"median time RMSNorm / LayerNorm: {reason}"
-    return Finding(verdict, numbers, THRESHOLD, CAVEAT, summary)
+    return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary)

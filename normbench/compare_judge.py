@@ -1,0 +1,116 @@
+"""The verdicts of one comparison family (docs/numerics.md section 7): each case's CI against
+the margin, with Holm's step-down correction over the family, and the between-run noise that
+widens single-process CIs (docs/regression-gate.md).
+
+Used by normbench.compare on two runs and by `calibrate` to judge A/A comparisons again at
+every margin of its grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from normbench.results.compare import Verdict
+
+if TYPE_CHECKING:
+    from normbench.stats import RatioCI
+
+ALPHA = 0.05
+MIN_CASES_FOR_SPREAD = 6
+# Efficiency of the MAD as a scale estimator for normal data (0.37): its estimate is about as
+# uncertain as a standard deviation from 0.37 x (m - 1) degrees of freedom.
+MAD_EFFICIENCY = 0.37
+
+
+class Judgement(NamedTuple):
+    """One case's verdict, the reason in words, and the tests behind it (the CaseComparison
+    fields of the same names)."""
+
+    verdict: Verdict
+    note: str
+    tests: dict[str, Any]
+
+
+def judge(cis: list[RatioCI], margin: float, alpha: float = ALPHA) -> list[Judgement]:
+    """The judgement of each case of one comparison; Holm runs over all of them, separately for
+    the regression and the improvement family."""
+    from normbench.stats import holm, p_above, p_below
+
+    p_reg = [p_above(c.log_center, c.log_se, 1 + margin, c.df) for c in cis]
+    p_imp = [p_below(c.log_center, c.log_se, 1 - margin, c.df) for c in cis]
+    h_reg, h_imp = holm(p_reg), holm(p_imp)
+    out = []
+    for i, ci in enumerate(cis):
+        verdict, note = _verdict(ci, margin, h_reg[i], h_imp[i], alpha, len(cis))
+        tests = {
+            "log_center": ci.log_center,
+            "log_se": ci.log_se,
+            "df": ci.df if math.isfinite(ci.df) else None,
+            "p_regression": p_reg[i],
+            "p_improvement": p_imp[i],
+            "p_regression_holm": h_reg[i],
+            "p_improvement_holm": h_imp[i],
+            "processes": ci.processes,
+        }
+        out.append(Judgement(verdict, note, tests))
+    return out
+
+
+def _verdict(
+    ci: RatioCI, d: float, p_reg: float, p_imp: float, alpha: float, m: int
+) -> tuple[Verdict, str]:
+    up, down = 1 + d, 1 - d
+    if ci.low > up:
+        if p_reg <= alpha:
+            return Verdict.REGRESSION, f"slower: the whole CI is above +{d:.0%}"
+        return Verdict.INCONCLUSIVE, (
+            f"CI above +{d:.0%} but not significant after Holm over {m} cases "
+            f"(adjusted p {p_reg:.2g} > {alpha:g})"
+        )
+    if ci.high < down:
+        if p_imp <= alpha:
+            return Verdict.IMPROVEMENT, f"faster: the whole CI is below -{d:.0%}"
+        return Verdict.INCONCLUSIVE, (
+            f"CI below -{d:.0%} but not significant after Holm over {m} cases "
+            f"(adjusted p {p_imp:.2g} > {alpha:g})"
+        )
+    if ci.low >= down and ci.high <= up:
+        return Verdict.SAME, f"within +-{d:.0%}"
+    if ci.processes:  # the processes' spread sets the width: more processes narrow it
+        hint = f"; over {ci.processes} processes a side: raise --processes"
+    else:
+        hint = "; too few samples: raise --time-budget" if min(ci.n_base, ci.n_new) < 8 else ""
+    return Verdict.INCONCLUSIVE, (
+        f"CI {ci.low:.3f}-{ci.high:.3f} straddles the +-{d:.0%} margin{hint}"
+    )
+
+
+def between_run_noise(cis: list[RatioCI]) -> tuple[float, float] | None:
+    """(tau, df): the standard deviation of log(ratio) between runs that the within-run CIs miss,
+    from the spread of the cases' ratios, and the degrees of freedom of that estimate.
+    tau^2 = MAD^2 - median(s_i^2), MAD the normalized median absolute deviation of log r_i
+    around their median (robust to a few truly changed cases). None with fewer than
+    MIN_CASES_FOR_SPREAD cases (too few to tell noise from change)."""
+    import numpy as np
+
+    if len(cis) < MIN_CASES_FOR_SPREAD:
+        return None
+    logs = np.log([c.ratio for c in cis])
+    mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    within = float(np.median([c.log_se**2 for c in cis]))
+    tau = math.sqrt(max(0.0, mad**2 - within))
+    return tau, max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
+
+
+def widen(ci: RatioCI, tau: float, df: float) -> RatioCI:
+    """The CI with the between-run variance added, s' = sqrt(s^2 + tau^2), same center, and a
+    Student-t quantile: tau is an estimate, so the tests use t with `df` degrees of freedom."""
+    from dataclasses import replace
+
+    from scipy.stats import t
+
+    se = math.sqrt(ci.log_se**2 + tau**2)
+    q = float(t.ppf(0.975, df))
+    c = ci.log_center
+    return replace(ci, low=math.exp(c - q * se), high=math.exp(c + q * se), log_se=se, df=df)

@@ -1,0 +1,133 @@
+"""What `compare` reads: the two runs' fingerprints checked, and their timed cases (speed
+results with a `time`, normbench.results.speed) matched by case id or by the id without the
+backend (`ab`), with the samples, blocks and worker processes the CIs are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from normbench.errors import BaselineError
+from normbench.results.compare import SideResult
+from normbench.results.speed import SpeedResult
+
+if TYPE_CHECKING:
+    from normbench.results import Run
+
+
+# --- fingerprints ------------------------------------------------------------------------------
+
+
+def fingerprint_diffs(base_env: dict, new_env: dict) -> list[str]:
+    """'torch: 2.4.0 vs 2.5.1' for each fingerprint key on which two runs differ."""
+    from normbench.env import FINGERPRINT_KEYS
+
+    out = []
+    for key in FINGERPRINT_KEYS:
+        a, b = base_env.get(key), new_env.get(key)
+        if str(a) != str(b):
+            out.append(f"{key}: {_show(a)} vs {_show(b)}")
+    return out
+
+
+def _show(v: Any) -> str:
+    return "missing" if v is None else str(v)
+
+
+def check_compatible(
+    base_env: dict, new_env: dict, force: bool, base_name: str = "baseline"
+) -> list[str]:
+    """The fingerprint differences; raises BaselineError (exit 3) when there are any, unless
+    `force`."""
+    diffs = fingerprint_diffs(base_env, new_env)
+    if diffs and not force:
+        raise BaselineError(
+            f"{base_name} was measured on a different setup ({'; '.join(diffs)}): its timings "
+            "are not comparable; re-measure the baseline here, or pass --force"
+        )
+    return diffs
+
+
+# --- matching cases ----------------------------------------------------------------------------
+
+
+def _group_id(r: SpeedResult) -> str:
+    return r.case_id.replace(f"/{r.backend}/", "/", 1)
+
+
+def timing_results(
+    run: Run, key: Callable[[SpeedResult], str], name: str
+) -> dict[str, SpeedResult]:
+    """The run's timed cases (speed results with a `time`) by key; a run with none (another
+    suite) is refused."""
+    found: dict[str, SpeedResult] = {}
+    for r in run.of(SpeedResult):
+        if r.get("time") is not None:
+            found.setdefault(key(r), r)
+    if not found:
+        raise BaselineError(
+            f"{name} has no timing rows (suite {run.suite!r}): compare reads runs of "
+            "`normbench speed` or `normbench ab`"
+        )
+    ok = [r for r in found.values() if r.ok]
+    if ok and not any(samples_of(r) for r in ok):
+        raise BaselineError(
+            f"{name} holds no raw timing samples (saved without them?): the bootstrap needs "
+            "them; re-run `normbench speed` with --format json"
+        )
+    return found
+
+
+def samples_of(r: SpeedResult) -> tuple[float, ...]:
+    m = r.get("time")
+    return m.samples if m is not None else ()
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One case on both sides (None: not in that run), under the key it was matched by."""
+
+    key: str
+    base: SpeedResult | None
+    new: SpeedResult | None
+
+
+def pair_results(base: Run, new: Run, match: str, names: tuple[str, str]) -> list[Pair]:
+    key = (lambda r: r.case_id) if match == "case" else _group_id
+    b = timing_results(base, key, names[0])
+    n = timing_results(new, key, names[1])
+    keys = list(b) + [k for k in n if k not in b]
+    return [Pair(k, b.get(k), n.get(k)) for k in keys]
+
+
+def block_of(r: SpeedResult) -> int:
+    """The timer's block: consecutive samples taken between two synchronizations."""
+    try:
+        return max(1, int(r.block_size or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def process_groups_of(r: SpeedResult) -> list[list[float]] | None:
+    """The case's samples split by process (a SideResult's `processes`: how many samples each
+    worker took, in order, as `ab` writes with --processes 2 or more); None for one process or
+    counts that do not add up to the samples."""
+    from normbench.stats import process_groups
+
+    counts = r.processes if isinstance(r, SideResult) else ()
+    samples = samples_of(r)
+    if not isinstance(counts, tuple) or len(counts) < 2:
+        return None
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+        return None
+    if sum(counts) != len(samples):
+        return None
+    return process_groups(samples, counts)
+
+
+def comparable(p: Pair) -> bool:
+    return bool(
+        p.base and p.new and p.base.ok and p.new.ok
+        and len(samples_of(p.base)) > 0 and len(samples_of(p.new)) > 0
+    )  # fmt: skip

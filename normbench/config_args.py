@@ -1,0 +1,219 @@
+"""The options as given (SelectionArgs, TimingArgs, OutputArgs), each suite's defaults for what
+they leave out, and the builders that turn them into configs (normbench.config): the CLI only
+collects option values, so a library user gets the CLI's selection and defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from normbench.config import (
+    Selection,
+    SpeedConfig,
+    StabilityConfig,
+    Strings,
+    check_device_dtypes,
+    check_fits,
+    parse_ints,
+    parse_sweep_range,
+    split,
+)
+from normbench.dtypes import canonical
+from normbench.formats import parse_formats
+from normbench.inputs import default_dists
+from normbench.options import NormOptions
+
+# --- the selection options as given, and what each suite selects without them --------------------
+
+
+@dataclass(frozen=True)
+class SelectionDefaults:
+    """What a selection option left out selects, as option text (parsed like the option)."""
+
+    dtype: str
+    dim: str
+    batch: str
+    seq: str
+    variant: str = "layernorm,rmsnorm"
+    backend: str | None = None  # None: the registry's DEFAULT_BACKENDS (and --plugin's)
+    mode: str = "fwd"
+
+
+@dataclass(frozen=True)
+class DeviceDefaults:
+    """A suite's defaults on a CPU and on a GPU."""
+
+    cpu: SelectionDefaults
+    gpu: SelectionDefaults
+
+    def on(self, device: str) -> SelectionDefaults:
+        return self.gpu if device.startswith("cuda") else self.cpu
+
+    def but(self, **changes: str) -> DeviceDefaults:
+        return DeviceDefaults(replace(self.cpu, **changes), replace(self.gpu, **changes))
+
+
+# Defaults that finish in about a minute on 2 CPU cores, and a fuller sweep on a GPU.
+CPU_DEFAULTS = SelectionDefaults(dtype="fp32", dim="1024,4096", batch="4", seq="512")
+GPU_DEFAULTS = SelectionDefaults(dtype="bf16", dim="1024,2048,4096,8192", batch="8", seq="2048")
+SPEED_DEFAULTS = DeviceDefaults(CPU_DEFAULTS, GPU_DEFAULTS)  # speed, ab and calibrate
+MEMORY_DEFAULTS = SPEED_DEFAULTS.but(mode="fwd+bwd")  # inference and training peaks
+LAYER_OPTIONS = ("no_weight", "weight_dtype", "rms_bias", "residual_dtype", "heads")
+
+
+@dataclass(frozen=True)
+class SelectionArgs:
+    """The selection options of speed, memory, stability, ab and calibrate as given; None (or
+    the field's default) selects the suite's default."""
+
+    variant: Strings = None
+    backend: Strings = None
+    dtype: Strings = None
+    dim: Strings = None
+    batch: Strings = None
+    seq: Strings = None
+    mode: Strings = None
+    device: str = "auto"
+    pattern: str | None = None  # --filter
+    seed: int = 0
+    plugin: Sequence[str] | None = None  # --plugin specs
+    # The layer options (normbench.options) and QK-norm's head counts.
+    no_weight: bool = False
+    weight_dtype: str | None = None
+    rms_bias: bool = False
+    residual_dtype: str | None = None
+    heads: Strings = None
+
+    def run_extra(self) -> dict:
+        """What a run records beside its config: the --plugin specs."""
+        return {"plugins": list(self.plugin)} if self.plugin else {}
+
+
+def load_plugin_backends(specs: Sequence[str] | None) -> list[str]:
+    """Load the --plugin specs (before a selection is validated, so their names are accepted in
+    --backend); the names of the backends they added."""
+    if not specs:
+        return []
+    from normbench.plugins import load_plugins
+
+    return [b.name for b in load_plugins(specs)]
+
+
+def layer_options(args: SelectionArgs) -> dict:
+    """The layer options as Selection keyword arguments."""
+    options = NormOptions(
+        affine=not args.no_weight, weight_dtype=args.weight_dtype, bias=args.rms_bias,
+        residual_dtype=args.residual_dtype,
+    )  # fmt: skip
+    return {"options": options, "heads": tuple(parse_ints(args.heads, "--heads") or [1])}
+
+
+def build_selection(args: SelectionArgs, defaults: DeviceDefaults = SPEED_DEFAULTS) -> Selection:
+    """Option values -> Selection, with the device's `defaults` for what is left out. The
+    --plugin specs are loaded first, and their backends join the default --backend list."""
+    from normbench.env import resolve_device
+    from normbench.registry import DEFAULT_BACKENDS
+
+    layer = layer_options(args)
+    added = load_plugin_backends(args.plugin)
+    dev = resolve_device(args.device)
+    d = defaults.on(dev)
+    default_backends = split(d.backend or ",".join(DEFAULT_BACKENDS))
+    default_backends += [n for n in added if n not in default_backends]
+    sel = Selection(
+        variants=tuple(split(args.variant) or split(d.variant)),
+        backends=tuple(split(args.backend) or default_backends),
+        dtypes=tuple(canonical(x) for x in (split(args.dtype) or split(d.dtype))),
+        dims=tuple(parse_ints(args.dim, "--dim") or parse_ints(d.dim, "--dim")),
+        batches=tuple(parse_ints(args.batch, "--batch") or parse_ints(d.batch, "--batch")),
+        seqs=tuple(parse_ints(args.seq, "--seq") or parse_ints(d.seq, "--seq")),
+        modes=tuple(split(args.mode) or split(d.mode)),
+        device=dev,
+        pattern=args.pattern,
+        seed=args.seed,
+        **layer,
+    )
+    check_device_dtypes(dev, sel.dtypes)
+    check_fits(sel)
+    return sel
+
+
+@dataclass(frozen=True)
+class TimingArgs:
+    """The timing options of speed, ab and calibrate as given."""
+
+    threads: int | None = None  # None: torch's
+    time_budget: float = 1.0
+    quick: bool = False
+    hot: bool = False
+
+
+def build_speed_config(
+    selection: Selection, timing: TimingArgs, out: Path, formats: tuple[str, ...], **kw
+) -> SpeedConfig:
+    """The timing options as one SpeedConfig (--quick caps the budget at 0.3 s per case)."""
+    import torch
+
+    return SpeedConfig(
+        selection=selection,
+        threads=timing.threads or torch.get_num_threads(),
+        time_budget=min(timing.time_budget, 0.3) if timing.quick else timing.time_budget,
+        quick=timing.quick,
+        hot=timing.hot,
+        out=out,
+        formats=formats,
+        **kw,
+    )
+
+
+@dataclass(frozen=True)
+class OutputArgs:
+    """Where the reports go and in which formats, as given."""
+
+    out: Path = Path("reports")
+    fmt: str = "csv,md,json"
+    plot: bool = False
+
+    def formats(self) -> tuple[str, ...]:
+        return parse_formats(self.fmt)
+
+
+STABILITY_BACKENDS = "eager,composite,triton,triton-llama,gemma,triton-gemma"
+STABILITY_CPU = SelectionDefaults(dtype="fp16,bf16,fp32", dim="1000,4096,8192", batch="1",
+                                  seq="4", backend=STABILITY_BACKENDS, mode="fwd+bwd")  # fmt: skip
+STABILITY_GPU = replace(STABILITY_CPU, batch="4", seq="1024")
+STABILITY_DEFAULTS = DeviceDefaults(STABILITY_CPU, STABILITY_GPU)
+
+
+def build_stability_selection(
+    args: SelectionArgs, fp16: bool = False, bf16: bool = False, fp32: bool = False
+) -> Selection:
+    """stability's selection, with its defaults; its --fp16, --bf16 and --fp32 join --dtype."""
+    from normbench.env import resolve_device
+
+    flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
+    dtypes = split(args.dtype) + [f for f in flags if f not in split(args.dtype)]
+    resolve_device(args.device)  # a missing device is refused before the layer options
+    return build_selection(replace(args, dtype=dtypes or None), STABILITY_DEFAULTS)
+
+
+def build_stability_config(
+    selection: Selection,
+    dist: Strings = None,
+    sweep_range: str | None = None,
+    determinism: bool = True,
+    fail_on: str | None = None,
+    out: Path = Path("reports"),
+    formats: tuple[str, ...] = ("csv", "md", "json"),
+) -> StabilityConfig:
+    """stability's own options as given -> StabilityConfig (--dist defaults to the suite's)."""
+    return StabilityConfig(
+        selection=selection,
+        dists=tuple(split(dist)) or default_dists(),
+        sweep=parse_sweep_range(sweep_range) if sweep_range is not None else (),
+        determinism=determinism,
+        fail_on=fail_on.upper() if fail_on else None,
+        out=out,
+        formats=formats,
+    )

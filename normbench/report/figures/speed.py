@@ -1,0 +1,142 @@
+"""The speed figures: achieved bandwidth against hidden size N (with the device's copy bandwidth
+as the ceiling), and the speedup over eager as bars."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from normbench.report.figures import style
+from normbench.report.figures.data import (
+    Context,
+    device_rank,
+    dtype_rank,
+    mode_rank,
+    not_plotted,
+    ok_points,
+    series_labels,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def points(frame: pd.DataFrame, ctx: Context, metric: str) -> pd.DataFrame:
+    """The ok rows of `metric` with their panel (device, dtype and mode, and the row count M when
+    a device has several) and line label, panels in order (device, dtype, mode, M)."""
+    pts = ok_points(frame, metric)
+    if pts.empty:
+        return pts.assign(panel=[], label=[])
+    several_m = pts.groupby("device")["rows"].transform("nunique") > 1
+    pts["panel"] = [
+        ctx.panel(r.device, f"{r.dtype} {r.mode}", f"M={int(r.rows)}" if many else "")
+        for r, many in zip(pts.itertuples(), several_m)
+    ]
+    pts["label"] = series_labels(pts)
+    pts["N"] = pts["dim"].astype(int)
+    order = sorted(
+        set(zip(pts.panel, pts.device, pts.dtype, pts["mode"], pts.rows)),
+        key=lambda p: (device_rank(ctx, p[1]), dtype_rank(p[2]), p[2], mode_rank(p[3]), p[3], p[4]),
+    )
+    rank = {p[0]: i for i, p in enumerate(dict.fromkeys(order))}
+    return pts.assign(panel_rank=pts.panel.map(rank))
+
+
+def _ncols(pts: pd.DataFrame) -> int:
+    """One column per mode (rows then read as dtypes), or up to three panels a row."""
+    modes = pts["mode"].nunique()
+    return modes if 1 < modes <= 3 else min(3, max(1, pts["panel"].nunique()))
+
+
+def _panels(pts: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(pts.sort_values("panel_rank", kind="stable")["panel"]))
+
+
+def bandwidth(frame: pd.DataFrame, ctx: Context) -> Figure | None:
+    """GB/s (ideal bytes / median time) against hidden size N, a line per variant and backend,
+    a panel per dtype and mode (and device, and row count M, when there are several), p20-p80 as
+    error bars, the device's measured copy bandwidth as a dashed line and a right-hand axis in %
+    of it."""
+    pts = points(frame, ctx, "bandwidth")
+    if pts.empty:
+        return None
+    panels = _panels(pts)
+    fig, axes = style.panel_grid(len(panels), _ncols(pts), style.LINE_SIZE)
+    colors = style.palette(pts.backend)
+    styles = style.line_styles(pts.variant)
+    handles: dict[str, Any] = {}
+    for ax, panel in zip(axes, panels):
+        here = pts[pts.panel == panel]
+        for label, s in here.groupby("label", sort=False):
+            s = s.sort_values("N", kind="stable")
+            ls, marker = styles[s.variant.iloc[0]]
+            h = ax.errorbar(
+                s.N, s.value, yerr=style.error_lengths(list(s.value), list(s.p20), list(s.p80)),
+                color=colors[s.backend.iloc[0]], linestyle=ls, marker=marker, markersize=4,
+                capsize=3, linewidth=1.5, elinewidth=1, label=label,
+            )  # fmt: skip
+            handles.setdefault(label, h)
+        style.log2_x(ax, here.N)
+        ax.set_ylim(bottom=0)
+        copy = ctx.env(here.device.iloc[0]).get("copy_bandwidth_gbps")
+        if isinstance(copy, (int, float)) and copy > 0:
+            text = style.gbps_text(float(copy))
+            style.limit(ax, f"measured copy bandwidth ({text})", float(copy), handles)
+            _pct_axis(ax, float(copy))
+        _labels(ax, panel, "GB/s (ideal bytes / median time)")
+    notes = not_plotted(frame) + ("Error bars: p20-p80 of the samples.",)
+    return style.finish(fig, ctx.title("achieved bandwidth (higher is better)"), handles, notes)
+
+
+def speedup(frame: pd.DataFrame, ctx: Context) -> Figure | None:
+    """Speedup over PyTorch eager (eager time / this time) per N, bars per variant and backend
+    growing from 1x (a log2 axis when they span more than 4x)."""
+    pts = points(frame, ctx, "speedup")
+    pts = pts[pts.backend != "eager"]
+    if pts.empty:
+        return None
+    panels = _panels(pts)
+    fig, axes = style.panel_grid(len(panels), _ncols(pts), style.LINE_SIZE)
+    colors = style.palette(pts.backend)
+    handles: dict[str, Any] = {}
+    for ax, panel in zip(axes, panels):
+        _bars(ax, pts[pts.panel == panel], colors, handles)
+        style.unity(ax, "eager (1x)", handles)
+        _labels(ax, panel, "eager time / backend time")
+    return style.finish(fig, ctx.title("speedup over eager (higher is better)"), handles)
+
+
+def _bars(ax: Axes, here: pd.DataFrame, colors: dict[str, str], handles: dict[str, Any]) -> None:
+    cats = sorted(set(here.N))
+    series = list(here.groupby("label", sort=False))
+    hatches = {v: ("", "//", "..", "xx")[i % 4] for i, v in enumerate(dict.fromkeys(here.variant))}
+    width = 0.8 / len(series)
+    for i, (label, s) in enumerate(series):
+        s = s.sort_values("N", kind="stable")
+        offset = (i - (len(series) - 1) / 2) * width
+        xs = [cats.index(n) + offset for n in s.N]
+        # Bars grow from 1 (no change): a slowdown points down, and on a log axis 2x and 0.5x
+        # are the same length.
+        h = ax.bar(xs, s.value - 1, bottom=1, width=width * 0.95, color=colors[s.backend.iloc[0]],
+                   hatch=hatches[s.variant.iloc[0]], edgecolor="white", linewidth=0.5,
+                   label=label)  # fmt: skip
+        if len(cats) * len(series) <= 16:
+            ax.bar_label(h, labels=[style.ratio_text(y) for y in s.value], fontsize=7, padding=1)
+        handles.setdefault(label, h)
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels([style.pow2_label(c) for c in cats])
+    style.ratio_axis(ax, [*here.value, 1.0])
+
+
+def _labels(ax: Axes, panel: str, ylabel: str) -> None:
+    ax.set_title(panel, fontsize=10)
+    ax.set_xlabel("hidden size N")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _pct_axis(ax: Axes, ref: float) -> None:
+    """A right-hand axis in % of the copy bandwidth, so both readings are on the plot."""
+    sec = ax.secondary_yaxis("right", functions=(lambda v: 100 * v / ref, lambda p: p * ref / 100))
+    sec.set_ylabel(f"% of copy bandwidth ({style.gbps_text(ref)})")

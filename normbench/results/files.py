@@ -1,0 +1,239 @@
+"""The one boundary from typed results to tidy rows, and the run file.
+
+`tidy_rows(run)` is the only place results become rows: `to_frame` (the CSV, plots and `report`)
+and the JSON file are built on it, and `load_run` reads those rows back into typed results by
+their `kind`. Files are written atomically and never overwrite an earlier run's.
+
+JSON schema version 2: {"tool": "normbench", "schema_version": 2, "suite", "created", "wall_s",
+"interrupted", "env", "config", "findings": [{"level", "text"}], "rows": [tidy rows with their
+samples]}. Version-1 files (one flat row per metric, the suite's own fields in "extra", the
+summary as lines) are read through normbench.results.v1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from normbench.errors import BaselineError
+from normbench.results.model import (
+    KINDS,
+    SCHEMA_VERSION,
+    STATUSES,
+    Finding,
+    GenericCase,
+    Level,
+    Result,
+    Run,
+)
+from normbench.results.v1 import row as v1_row
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The columns every row has, in the order the CSV shows them; a kind's own fields follow.
+COLUMNS = (
+    "kind", "case_id", "suite", "variant", "options", "backend", "dtype", "shape", "batch",
+    "seq", "heads", "dim", "mode", "metric", "value", "unit", "status", "note", "p20", "p80",
+    "ci_low", "ci_high", "n", "device",
+)  # fmt: skip
+TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit")
+NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
+
+
+def tidy_rows(run: Run, samples: bool = True) -> list[dict[str, Any]]:
+    """Every result of the run as tidy rows: one per case and metric (or per record)."""
+    out = []
+    for result in run.results:
+        for row in result.to_rows():
+            row = {"suite": run.suite, **row}
+            if not samples:
+                row.pop("samples", None)
+            out.append(row)
+    return out
+
+
+def to_frame(run: Run, samples: bool = False) -> pd.DataFrame:
+    """The run as a pandas DataFrame, one row per case and metric; without raw samples unless
+    asked (they are lists)."""
+    import pandas as pd
+
+    rows = tidy_rows(run, samples=samples)
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in COLUMNS))
+    return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN/inf: write them as null so any parser can read the file."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def to_dict(run: Run) -> dict[str, Any]:
+    return {
+        "tool": "normbench",
+        "schema_version": SCHEMA_VERSION,
+        "suite": run.suite,
+        "created": run.created,
+        "wall_s": run.wall_s,
+        "interrupted": run.interrupted,
+        "env": run.env,
+        "config": run.config,
+        "findings": [f.to_dict() for f in run.findings],
+        "rows": tidy_rows(run),
+    }
+
+
+def dumps(run: Run) -> str:
+    return json.dumps(_clean(to_dict(run)), indent=1, default=str)
+
+
+def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
+    """Group rows by (kind, case, device), in the order they first appear, and read each group
+    back as its kind (an unknown kind as a generic case)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(
+            (r.get("kind") or "case", r["case_id"], r.get("device") or ""), []
+        ).append(r)
+    return [KINDS.get(kind, GenericCase).from_rows(g) for (kind, _, _), g in groups.items()]
+
+
+def check_row(r: Any, where: str) -> None:
+    """The types the reporters rely on: a hand-edited or foreign file fails here, in one
+    sentence, not in a plot."""
+    if not isinstance(r, dict):
+        raise TypeError(f"{where} is not an object")
+    name = r.get("case_id", "?")
+    for key in TEXT:
+        if key in r and r[key] is not None and not isinstance(r[key], str):
+            raise TypeError(f"{where}: '{key}' must be text, got {r[key]!r}")
+    for key in NUMBERS:
+        v = r.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise TypeError(f"{where} ({name}): '{key}' must be a number or null, got {v!r}")
+    n = r.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise TypeError(f"{where} ({name}): 'n' must be a whole number, got {n!r}")
+    samples = r.get("samples") or []
+    if not isinstance(samples, (list, tuple)) or any(
+        isinstance(s, bool) or not isinstance(s, (int, float)) for s in samples
+    ):
+        raise TypeError(f"{where} ({name}): 'samples' must be a list of numbers")
+    if r.get("status", "ok") not in STATUSES:
+        raise ValueError(f"{where}: status {r.get('status')!r}: choose from {', '.join(STATUSES)}")
+
+
+def from_dict(data: dict[str, Any]) -> Run:
+    version = data.get("schema_version")
+    rows = data["rows"]
+    if version == 1:
+        rows = [v1_row(data["suite"], r) for r in rows]
+        findings = [Finding.parse(line) for line in data.get("summary") or []]
+    else:
+        findings = [
+            Finding(f["text"], Level(f.get("level", "result"))) for f in data.get("findings") or []
+        ]
+    for i, r in enumerate(rows):
+        check_row(r, f"row {i + 1}")
+    return Run(
+        suite=data["suite"],
+        env=dict(data.get("env") or {}),
+        config=dict(data.get("config") or {}),
+        results=results_from_rows(rows),
+        findings=findings,
+        created=data.get("created", ""),
+        interrupted=bool(data.get("interrupted")),
+        wall_s=float(data.get("wall_s") or 0.0),
+    )
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a saved run (schema version 1 or 2); any problem is one sentence naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BaselineError(f"{path}: is a folder, not a saved run") from None
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"{path}: not a text file (binary, or not UTF-8)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"{path}: not valid JSON (corrupt or truncated at line {exc.lineno}, "
+            f"column {exc.colno})"
+        ) from None
+    if not isinstance(data, dict) or data.get("tool") != "normbench" or "rows" not in data:
+        raise BaselineError(f"{path}: not a normbench run (no 'tool': 'normbench' and 'rows')")
+    version = data.get("schema_version")
+    if version not in (1, SCHEMA_VERSION):
+        raise BaselineError(
+            f"{path}: schema_version {version!r}, this normbench reads 1 and {SCHEMA_VERSION}"
+        )
+    if not isinstance(data.get("suite"), str) or not data["suite"]:
+        raise BaselineError(f"{path}: malformed run ('suite' must be a name)")
+    try:
+        return from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. a row that is a list
+        raise BaselineError(f"{path}: malformed run ({exc})") from None
+
+
+def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) -> Path:
+    """Write through a temporary file in the same folder (bytes are written as they are).
+    Without `overwrite`, the final name is claimed with a hard link, which fails instead of
+    replacing an existing file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    binary = isinstance(text, bytes)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # FileExistsError if an earlier run owns the name
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_run_files(
+    out_dir: Path, stem: str, contents: dict[str, str | bytes | Callable[[str], str | bytes]]
+) -> dict[str, Path]:
+    """Write {extension: text} as out_dir/stem[-k].ext, choosing the first k for which no file
+    of any of the extensions exists, so one run's reports share a name and none is overwritten.
+    A callable value is called with the chosen name (stem[-k]) once it is known, for a report
+    that links its sibling files (the Markdown linking its plots)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        name = stem if k == 1 else f"{stem}-{k}"
+        paths = {ext: out_dir / f"{name}.{ext}" for ext in contents}
+        if any(p.exists() for p in paths.values()):
+            continue
+        written: dict[str, Path] = {}
+        try:
+            for ext, text in contents.items():
+                written[ext] = atomic_write_text(paths[ext], text(name) if callable(text) else text)
+        except FileExistsError:
+            continue  # another process took this name between the check and the link
+        return written
+    raise OSError(f"no free report name for {stem} in {out_dir}")

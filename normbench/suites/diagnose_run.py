@@ -1,0 +1,82 @@
+"""`normbench diagnose` as a run: the probes (suites.diagnose) with the options as given, their
+verdicts as rows, and a summary line per figure."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from normbench.config import parse_ints, split
+from normbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from normbench.results import Run
+    from normbench.suites.common import Progress
+
+
+@dataclass(frozen=True)
+class DiagnoseConfig:
+    """The options as given; the run records them so."""
+
+    probes: tuple[str, ...] | None = None  # None: every probe
+    quick: bool = False
+    seed: int = 0
+    device: str = "cpu"  # resolved (normbench.env.resolve_device)
+    depths: str | None = None  # e.g. "6,12,24"
+    norms: str | None = None  # e.g. "post-layernorm,pre-rmsnorm,none"
+    plot_dir: Path | None = None  # figures go to a fresh folder under it; None: no figures
+
+    def to_dict(self) -> dict:
+        probes = list(self.probes) if self.probes is not None else None
+        return {"probes": probes, "quick": self.quick, "seed": self.seed,
+                "depths": self.depths, "norms": self.norms}  # fmt: skip
+
+
+def build_diagnose_config(
+    probes: list[str] | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    depths: str | None = None,
+    norms: str | None = None,
+    plot_dir: Path | None = None,
+) -> DiagnoseConfig:
+    from normbench.env import resolve_device
+
+    dev = resolve_device(device)
+    return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
+                          depths, norms, plot_dir)  # fmt: skip
+
+
+def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = False) -> Run:
+    """Run the probes (an unknown probe, norm or depth: UsageError, exit 2)."""
+    from normbench.env import fingerprint
+    from normbench.results import Run
+    from normbench.suites.diagnose import SUITE, figure_findings, run_diagnose
+
+    plot_dir = config.plot_dir
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        plot_dir = Path(tempfile.mkdtemp(prefix="diagnose-", dir=plot_dir))
+
+    def report(label: str, fraction: float) -> None:
+        if progress is not None:
+            progress(int(fraction * 1000), 1000, label[:80])
+
+    try:
+        results = run_diagnose(
+            [p for p in split(config.probes)] or None,
+            quick=config.quick,
+            seed=config.seed,
+            device=config.device,
+            depths=parse_ints(config.depths, "--depths") or None,
+            norms=split(config.norms) or None,
+            plot_dir=plot_dir,
+            progress=report,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    env = fingerprint(config.device)
+    return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results))

@@ -1,0 +1,203 @@
+"""The stability run: every case of the matrix judged through the CaseLoop, then the range
+sweep, then the findings (case counts, the worst case per implementation, determinism and each
+safe range) and the run's worst verdict for --fail-on."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from normbench.results import Finding, Measurement, Run, Status
+from normbench.results.stability import (
+    StabilityResult,
+    SweepPointResult,
+    SweepRangeResult,
+    Verdict,
+)
+from normbench.suites.common import CaseLoop, PreparedCache, Progress
+from normbench.suites.stability.judge import (
+    SUITE,
+    ImplementationError,
+    arm_interpreter,
+    evaluate,
+    not_applicable,
+)
+from normbench.suites.stability.sweep import run_sweeps
+from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict, worst
+
+if TYPE_CHECKING:
+    from normbench.cases import Case
+    from normbench.config import StabilityConfig
+
+# The unit of each tensor measure (TensorCheck.measures); the rest are counts.
+UNITS = {"max_ulp": "ulp", "rel": "", "max_abs": "", "tol_ratio": "x"}
+
+
+def case_result(case: Case, v: CaseVerdict, status: Status | None = None) -> StabilityResult:
+    """The case's verdict (value 0/1/2 = PASS/WARN/FAIL, the reason as its note), then every
+    tensor's measures and, where checked, whether two runs were bitwise identical."""
+    status = status or (Status.MISMATCH if v.verdict == FAIL else Status.OK)
+    out = [Measurement("verdict", RANK[v.verdict], "", status=status, note=v.reason)]
+    for c in v.checks:
+        for measure, value in c.measures().items():
+            out.append(
+                Measurement(f"{c.name}_{measure}", float(value), UNITS.get(measure, "count"))
+            )
+    if v.deterministic is not None:
+        out.append(Measurement("deterministic", float(v.deterministic), "bool"))
+    w = v.worst_check
+    return StabilityResult.of_case(
+        case, out, verdict=v.verdict, tensor=w.name if w else None,
+        max_ulp=w.max_ulp if w else None, rel=w.error.rel if w else None,
+        tol_ratio=w.error.worst_ratio if w else None, semantics=v.semantics_note or None,
+        semantic_ratio=v.semantic_ratio, deterministic=v.deterministic,
+    )  # fmt: skip
+
+
+class StabilityCase:
+    """One case of the matrix: applicable? prepare, evaluate, its result."""
+
+    def __init__(self, config: StabilityConfig) -> None:
+        self.config = config
+        self.cache = PreparedCache(config.selection.seed)
+        # Determinism is a property of the algorithm, not the input: checked on one distribution.
+        self.det_dist = config.dists[0] if config.determinism else None
+
+    def __call__(self, case: Case) -> StabilityResult:
+        from normbench.inputs import get_distribution
+        from normbench.registry import get_backend
+        from normbench.variants import get_variant
+
+        backend = get_backend(case.backend)
+        reason = not_applicable(backend, case)
+        if reason:
+            skip = Measurement("verdict", None, "", status=Status.SKIPPED, note=reason)
+            return StabilityResult.of_case(case, [skip], verdict=Verdict.SKIPPED)
+        variant = get_variant(case.variant)
+        p = self.cache.get(case)
+        trap = get_distribution(case.dist).trap_for(case.dtype)
+        try:
+            v = evaluate(backend, variant, p, trap=trap, determinism=case.dist == self.det_dist)
+        except ImplementationError as exc:
+            return case_result(case, CaseVerdict(FAIL, f"raised {exc}"), status=Status.ERROR)
+        return case_result(case, v)
+
+
+# --- the findings --------------------------------------------------------------------------
+
+
+def _verdict(r: StabilityResult) -> str:
+    """The verdict a judged case counts as: a harness failure (no verdict) counts as FAIL."""
+    return (r.verdict or Verdict.FAIL).value
+
+
+def worst_per_implementation(results: list[StabilityResult]) -> list[dict[str, Any]]:
+    """For each variant/backend: verdict counts and the worst case with its reason."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        entry = out.setdefault(
+            (r.variant, r.backend),
+            {"implementation": f"{r.variant}/{r.backend}", PASS: 0, WARN: 0, FAIL: 0,
+             "skipped": 0, "worst": None, "nondeterministic": 0},
+        )  # fmt: skip
+        if r.status is Status.SKIPPED:
+            entry["skipped"] += 1
+            continue
+        verdict = _verdict(r)
+        entry[verdict] += 1
+        if r.deterministic is False:
+            entry["nondeterministic"] += 1
+        score = (RANK[verdict], r.tol_ratio or 0.0)
+        if entry["worst"] is None or score > entry["worst"][0]:
+            entry["worst"] = (score, r)
+    return list(out.values())
+
+
+def describe_case(r: StabilityResult) -> str:
+    return f"{r.dtype} N={r.dim if r.dim is not None else '?'} {r.dist or ''}"
+
+
+def findings(run: Run) -> list[Finding]:
+    """The run's summary: case counts, the worst case per implementation, determinism, and the
+    safe range of each sweep."""
+    cases = run.of(StabilityResult)
+    counts = {s: 0 for s in (PASS, WARN, FAIL, "skipped")}
+    for r in cases:
+        counts["skipped" if r.status is Status.SKIPPED else _verdict(r)] += 1
+    out = [Finding("Cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")]
+    parts = []
+    for e in worst_per_implementation(cases):
+        if e["worst"] is None:
+            continue
+        r = e["worst"][1]
+        # A case the harness could not run has no verdict: the tables call it ERROR.
+        v = r.verdict.value if r.verdict else "ERROR"
+        parts.append(
+            f"{e['implementation']} {v}" + ("" if v == PASS else f" ({describe_case(r)}: {r.note})")
+        )
+    if parts:
+        out.append(Finding("Worst case per implementation: " + "; ".join(parts) + "."))
+    checked = [r for r in cases if r.deterministic is not None]
+    if checked:
+        bad = sorted({f"{r.variant}/{r.backend}" for r in checked if not r.deterministic})
+        out.append(Finding(
+            "Determinism: " + (
+                f"two runs differ bitwise for {', '.join(bad)}." if bad else
+                f"all {len(checked)} checked cases bitwise identical over two runs, fwd and bwd."
+            )
+        ))  # fmt: skip
+    for r in run.of(SweepRangeResult):
+        high = r.high
+        if high is not None and high.status is Status.OK:
+            dim = r.shape.dim if r.shape else "?"
+            out.append(Finding(f"Safe range {r.variant}/{r.backend}/{r.dtype} N={dim}: {r.span}."))
+    return out
+
+
+def run_verdict(run: Run) -> str:
+    """The worst verdict of a run; a case (or sweep) that raised counts as FAIL."""
+    judged: list[str] = []
+    for r in (*run.of(StabilityResult), *run.of(SweepPointResult)):
+        if r.status is Status.ERROR:
+            judged.append(FAIL)
+        elif r.status is not Status.SKIPPED:
+            judged.append((r.verdict or Verdict.PASS).value)
+    judged += [FAIL for r in run.of(SweepRangeResult) if r.status is Status.ERROR]
+    return worst(judged)
+
+
+def failed(run: Run, level: str) -> bool:
+    """--fail-on: True when any case reached `level` (FAIL, or WARN which includes FAIL)."""
+    return RANK[run_verdict(run)] >= RANK[level]
+
+
+def exit_code(config: StabilityConfig, run: Run) -> int:
+    """130 when Ctrl-C stopped the run, 1 when --fail-on's level was reached, else 0."""
+    if run.interrupted:
+        return 130
+    return 1 if config.fail_on and failed(run, config.fail_on) else 0
+
+
+def run_stability(
+    config: StabilityConfig, progress: Progress | None = None, debug: bool = False
+) -> Run:
+    """Run the stability suite and return the run (reports are written by the caller)."""
+    import torch
+
+    from normbench.env import fingerprint
+
+    start = time.perf_counter()
+    arm_interpreter()
+    sel = config.selection
+    env = fingerprint(sel.device, torch.get_num_threads())
+    cases = sel.cases(config.dists)
+    loop = CaseLoop(SUITE, progress, debug, result=StabilityResult, metric="verdict", unit="")
+    results = loop.run(cases, StabilityCase(config))
+    interrupted = loop.interrupted
+    if config.sweep and not interrupted:
+        swept, interrupted = run_sweeps(config, progress, debug)
+        results = [*results, *swept]
+    run = Run(SUITE, env, config.to_dict(), list(results), interrupted=interrupted)
+    run.findings.extend(findings(run))
+    run.wall_s = time.perf_counter() - start
+    return run
