@@ -18,7 +18,11 @@ import typer
 from normbench import cli_options as o
 from normbench.cli_options import Without, grouped
 from normbench.cli_render import finish, progress_bar
+from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
+from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
+from normbench.suites.audit import ARCHS
+from normbench.suites.calibrate import REPEATS as CALIBRATE_REPEATS
 
 app = typer.Typer(
     name="normbench",
@@ -91,7 +95,7 @@ def speed(
     output: OutputArgs,
     memory: o.MemoryOpt = False,
     baseline: o.BaselineOpt = None,
-    threshold: o.ThresholdOpt = "5%",
+    threshold: o.ThresholdOpt = DEFAULT_THRESHOLD,
     md: o.MdOpt = None,
     force: o.ForceOpt = False,
 ) -> None:
@@ -204,7 +208,7 @@ def report_cmd(
     files: o.RunFilesArg,
     plot: o.PlotOpt = False,
     out: o.ReportOutOpt = None,
-    fmt: o.ReportFormatOpt = "md,html",
+    fmt: o.ReportFormatOpt = RERENDER_FORMATS,
 ) -> None:
     """Re-render saved runs without measuring again: the console table, Markdown, CSV, an HTML
     page to read top to bottom and, with --plot, the plots.
@@ -246,13 +250,13 @@ def gate_finish(
 def compare(
     base: o.BaseArg,
     new: o.NewArg,
-    threshold: o.ThresholdOpt = "5%",
+    threshold: o.ThresholdOpt = DEFAULT_THRESHOLD,
     md: o.MdOpt = None,
     force: o.ForceOpt = False,
     calibration: o.CalibrationOpt = None,
     *,
     output: OutputArgs,
-    fmt: o.FormatOpt = "md,json",
+    fmt: o.FormatOpt = GATE_FORMATS,
     seed: o.BootstrapSeedOpt = 0,
     between_runs: o.BetweenRunsOpt = "auto",
 ) -> None:
@@ -287,9 +291,9 @@ def ab(
     output: OutputArgs,
     backend: o.SideBackendOpt = None,
     time_budget: o.SideBudgetOpt = 1.0,
-    threshold: o.AbThresholdOpt = "5%",
+    threshold: o.AbThresholdOpt = DEFAULT_THRESHOLD,
     md: o.AbMdOpt = None,
-    fmt: o.FormatOpt = "md,json",
+    fmt: o.FormatOpt = GATE_FORMATS,
     processes: o.ProcessesOpt = None,
 ) -> None:
     """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
@@ -313,9 +317,9 @@ def calibrate(
     sel: Annotated[SelectionArgs, Without(*LAYER_OPTIONS)],
     timing: TimingArgs,
     output: Annotated[OutputArgs, Without("plot")],
-    repeats: o.RepeatsOpt = 5,
+    repeats: o.RepeatsOpt = CALIBRATE_REPEATS,
     interleaved: o.InterleavedOpt = False,
-    fmt: o.FormatOpt = "md,json",
+    fmt: o.FormatOpt = GATE_FORMATS,
 ) -> None:
     """A/A noise: measure the selected cases --repeats times, compare every pair as `compare`
     would, and report the noise floor and the smallest margin with under 1% false alarms
@@ -335,7 +339,7 @@ def calibrate(
 @guarded
 @grouped
 def audit(
-    arch: o.ArchOpt = "sm_80,sm_90",
+    arch: o.ArchOpt = ",".join(ARCHS),
     dtype: o.DtypeOpt = None,
     dim: o.DimOpt = None,
     fail_on_spill: o.FailOnSpillOpt = False,

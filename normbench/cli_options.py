@@ -253,8 +253,13 @@ def grouped(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
+        values = dict(kwargs)
         for group, (cls, names) in groups.items():
-            kwargs[group] = cls(**{n: kwargs.pop(n) for n in names})
+            kwargs[group] = cls(**{n: values[n] for n in names})
+        # A command's own option that replaces a shared one reaches both the group and the
+        # command's own parameter; the other shared options reach only their group.
+        for name in shared - set(replaced):
+            kwargs.pop(name, None)
         return fn(**kwargs)
 
     wrapper.__signature__ = inspect.Signature(params)  # what typer reads

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from normbench.dtypes import canonical, itemsize
 from normbench.errors import UsageError
+from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
 from normbench.options import NormOptions, check_options
 from normbench.variants.base import MODES, Shape
 
 MAX_DIM = 1 << 20
+DEFAULT_THRESHOLD = "5%"  # the regression gate's margin (docs/numerics.md section 7)
 Strings = str | Sequence[str] | None  # an option as typed: "a,b", repeated (["a", "b,c"]) or unset
 
 
@@ -156,8 +158,8 @@ class SpeedConfig:
     time_budget: float = 1.0
     quick: bool = False
     hot: bool = False
-    out: Path = Path("reports")
-    formats: tuple[str, ...] = ("csv", "md", "json")
+    out: Path = DEFAULT_OUT
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     memory: bool = False
     plot: bool = False
     extra: dict = field(default_factory=dict)
@@ -201,8 +203,8 @@ class StabilityConfig:
     sweep: tuple[int, ...] = ()  # exponents k of the 2^k range sweep; empty: no sweep
     determinism: bool = True
     fail_on: str | None = None
-    out: Path = Path("reports")
-    formats: tuple[str, ...] = ("csv", "md", "json")
+    out: Path = DEFAULT_OUT
+    formats: tuple[str, ...] = DEFAULT_FORMATS
 
     def __post_init__(self) -> None:
         from normbench.inputs import get_distribution

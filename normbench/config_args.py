@@ -20,7 +20,7 @@ from normbench.config import (
     split,
 )
 from normbench.dtypes import canonical
-from normbench.formats import parse_formats
+from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT, parse_formats
 from normbench.inputs import default_dists
 from normbench.options import NormOptions
 
@@ -171,7 +171,7 @@ def build_speed_config(
 class OutputArgs:
     """Where the reports go and in which formats, as given."""
 
-    out: Path = Path("reports")
+    out: Path = DEFAULT_OUT
     fmt: str = "csv,md,json"
     plot: bool = False
 
@@ -204,8 +204,8 @@ def build_stability_config(
     sweep_range: str | None = None,
     determinism: bool = True,
     fail_on: str | None = None,
-    out: Path = Path("reports"),
-    formats: tuple[str, ...] = ("csv", "md", "json"),
+    out: Path = DEFAULT_OUT,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> StabilityConfig:
     """stability's own options as given -> StabilityConfig (--dist defaults to the suite's)."""
     return StabilityConfig(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from normbench.errors import UsageError
 
 FORMATS = ("csv", "md", "json", "html")
-DEFAULT_FORMATS = ("csv", "md", "json")
+DEFAULT_FORMATS = ("csv", "md", "json")  # a suite's reports
+GATE_FORMATS = "md,json"  # compare, ab and calibrate: the verdicts and the run to compare again
+RERENDER_FORMATS = "md,html"  # report: the saved run re-rendered to read
+DEFAULT_OUT = Path("reports")
 
 
 def parse_formats(text: str) -> tuple[str, ...]:

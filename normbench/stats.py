@@ -3,6 +3,7 @@ statistics of comparisons: block bootstrap of the ratio of medians, Welch over p
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -45,14 +46,23 @@ def median_ci(sorted_samples: Sequence[float], confidence: float = 0.95) -> tupl
     `quantile_test`): the pair of ranks whose coverage under Binomial(n, 1/2) is at least
     `confidence`. A bound no rank can give (too few samples: below 6 at 95%) is the sample's
     minimum or maximum, so the CI is never NaN for a non-empty sample."""
+    n = len(sorted_samples)
+    if n == 0:
+        return math.nan, math.nan
+    low, high = _median_ranks(n, confidence)
+    return float(sorted_samples[low]), float(sorted_samples[high])
+
+
+@functools.lru_cache(maxsize=4096)
+def _median_ranks(n: int, confidence: float) -> tuple[int, int]:
+    """The ranks of median_ci's bounds for n samples: they depend on n alone, and the timing
+    loop asks after every block (scipy's test costs about a millisecond)."""
     from scipy.stats import quantile_test
 
-    if len(sorted_samples) == 0:
-        return math.nan, math.nan
-    ci = quantile_test(sorted_samples, q=0, p=0.5).confidence_interval(confidence)
-    low = sorted_samples[0] if math.isnan(ci.low) else ci.low
-    high = sorted_samples[-1] if math.isnan(ci.high) else ci.high
-    return float(low), float(high)
+    ci = quantile_test(range(n), q=0, p=0.5).confidence_interval(confidence)
+    low = 0 if math.isnan(ci.low) else int(ci.low)
+    high = n - 1 if math.isnan(ci.high) else int(ci.high)
+    return low, high
 
 
 def summarize(samples: Sequence[float], confidence: float = 0.95) -> Summary:

@@ -148,7 +148,7 @@ def test_calibrate_interleaved(tmp_path):
 
 
 def test_time_sides_visits_every_process_and_reverses_each_round():
-    from normbench.suites.ab import Warm, time_sides
+    from normbench.suites.ab import Sampler, time_sides
     from normbench.timing import TimingConfig
 
     calls = []
@@ -158,7 +158,7 @@ def test_time_sides_visits_every_process_and_reverses_each_round():
             calls.append(name)
             return [value] * k
 
-        return Warm(take, 1e-3, 1, 0.0, 10, "fake")
+        return Sampler(take, 1e-3, 1, 0.0, 10, "fake")
 
     sides = [[taker("A0", 1e-3), taker("A1", 2e-3)], [taker("B0", 3e-3), taker("B1", 4e-3)]]
     config = TimingConfig(budget_s=10.0, block_size=5)  # constant samples: converged at 3

@@ -159,7 +159,11 @@ def test_audit_results_round_trip(tmp_path):
     assert back.results == run.results and back.findings == run.findings
     rows = json.loads(path.read_text())["rows"]
     assert json.loads(path.read_text())["schema_version"] == 2
-    assert len(rows) == 3 and rows[0]["dim"] == 4096 and rows[0]["kind"] == "audit"
+    # One tidy row per configuration and metric, the configuration as the case.
+    assert len(rows) == 3 * 6 and rows[0]["dim"] == 4096 and rows[0]["kind"] == "audit"
+    assert (rows[0]["metric"], rows[0]["unit"], rows[0]["shape"]) == ("registers", "regs/thread",
+                                                                      "N=4096")  # fmt: skip
+    assert [r["value"] for r in rows[12:]] == [None] * 6  # a failed compile has no numbers
 
 
 def _v1_rows(a: AuditRow) -> list[dict]:

@@ -19,9 +19,10 @@ def test_audit_writes_tidy_reports(tmp_path):
          "--fail-on-spill"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    df = pd.read_csv(next(tmp_path.glob("*.csv")))  # one row per configuration
-    assert len(df) >= 4 and (df.registers > 0).all()
-    assert set(df.load_width_bytes) == {16}
+    df = pd.read_csv(next(tmp_path.glob("*.csv")))
+    regs = df[df.metric == "registers"]
+    assert len(regs) >= 4 and (regs.value > 0).all()
+    assert set(df[df.metric == "load_width_bytes"].value) == {16.0}
     assert "0 spill" in result.output
 
 
@@ -36,6 +37,9 @@ def test_diagnose_one_probe_reports_its_verdict(tmp_path):
     assert result.exit_code == 0, result.output
     path = next(tmp_path.glob("*.json"))
     assert json.loads(path.read_text())["schema_version"] == 2
+    (verdict,) = [r for r in json.loads(path.read_text())["rows"] if r["metric"] == "verdict"]
+    assert verdict["case_id"] == "lipschitz"
+    assert verdict["unit"] in ("confirmed", "refuted", "inconclusive")
     (probe,) = load_run(path).of(ProbeResult)
     assert probe.case_id == "lipschitz"
     assert probe.verdict in set(Verdict)

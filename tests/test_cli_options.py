@@ -73,3 +73,16 @@ def test_unknown_suite_is_one_sentence():
     assert get_suite("speed").name == "speed"
     with pytest.raises(UsageError, match="unknown suite 'nosuch': choose from speed"):
         get_suite("nosuch")
+
+
+def test_a_replaced_shared_option_reaches_the_command_and_its_group():
+    # A command's own --plot (other help, other default) replaces the shared one: the value the
+    # user gave must not be lost on either side.
+    seen = {}
+
+    @grouped
+    def cmd(*, output: OutputArgs, plot: Annotated[bool, typer.Option("--plot")] = True):
+        seen.update(group=output.plot, own=plot)
+
+    cmd(out="r", fmt="md", plot=False)
+    assert seen == {"group": False, "own": False}

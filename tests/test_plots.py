@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from normbench.canvas import png_bytes, save_png
-from normbench.report import plots
+from normbench.report import plots, write_reports
 from normbench.report.figures import compare, memory, speed, stability
 from normbench.report.figures.data import plot_input
 from normbench.report.merge import merge
@@ -215,9 +215,9 @@ def test_figures_of_a_saved_file(tmp_path):
     figs = dict(plots.figures(load_run(path)))
     assert list(figs) == ["speed", "speedup"]  # no memory measured: no memory figure
     assert dict(lines(panels(figs["speed"])["bf16 fwd"])["eager"])[4096] == pytest.approx(20.0)
-    written = plots.write_figures(load_run(path), tmp_path, "run")
-    assert written["speed"] == tmp_path / "run.speed.png"
-    assert written["speedup"].read_bytes()[:8] == PNG_MAGIC
+    written = write_reports(load_run(path), tmp_path, (), stem="run", plots=True)
+    assert written["speed.png"] == tmp_path / "run.speed.png"
+    assert written["speedup.png"].read_bytes()[:8] == PNG_MAGIC
     assert png_bytes(figs["speed"])[:8] == PNG_MAGIC
 
 

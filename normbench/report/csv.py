@@ -16,4 +16,6 @@ def render(run: Run) -> str:
     # Per row: a merged run holds several devices.
     df.insert(0, "device_name", row_devices(run, df.to_dict("records")))
     df.insert(1, "created", run.created)
+    if not df.device.astype(bool).any():
+        df = df.drop(columns="device")  # a device label is a merged run's
     return df.to_csv(index=False)

@@ -7,7 +7,6 @@ written as PNG by normbench.canvas. matplotlib is imported only when a figure is
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,10 +42,3 @@ def figures(run: Run) -> list[tuple[str, Figure]]:
         if fig is not None:
             out.append((name, fig))
     return out
-
-
-def write_figures(run: Run, folder: str | Path, stem: str) -> dict[str, Path]:
-    """Write the run's figures as folder/<stem>.<name>.png (replacing any), by name."""
-    from normbench.canvas import save_png
-
-    return {name: save_png(fig, Path(folder) / f"{stem}.{name}.png") for name, fig in figures(run)}

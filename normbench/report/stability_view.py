@@ -10,12 +10,13 @@ from normbench.fmt import fmt
 from normbench.report.tables import Table
 from normbench.results import Status
 from normbench.results.stability import StabilityResult, SweepRangeResult
+from normbench.verdicts import RANK as VERDICT_RANK
 
 if TYPE_CHECKING:
     from normbench.results import Run
 
 # ERROR: the harness itself failed on the case (no verdict).
-RANK = {"PASS": 0, "WARN": 1, "FAIL": 2, "ERROR": 3}
+RANK = {**VERDICT_RANK, "ERROR": 3}
 
 
 def verdict_of(r: StabilityResult) -> str:

@@ -1,9 +1,10 @@
 """The audit suite's result: one Triton kernel configuration compiled ahead of time, as read from
 its cubin and PTX (normbench.suites.audit; docs/numerics.md sections 5 and 8).
 
-A flat record, so the default `Result.to_rows` writes it as one tidy row: the configuration's
-numbers are its columns. Version-1 files wrote six rows per configuration (one per metric) with
-the record in the `registers` row's `extra`; `from_rows` reads both.
+Tidy rows, as in version 1: one per configuration and metric (registers, spill, shared memory,
+load and store width, occupancy) with the kernel as the case (variant: its family, mode: fwd or
+bwd, shape: N=<dim>); the record's own fields are columns of each row, so `from_rows` reads it
+back from any of them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from normbench.results.model import Finding, Result, Status, result_kind
+from normbench.results.model import Finding, Result, Status, _plain, result_kind
+
+METRICS = (
+    ("registers", "regs/thread"),
+    ("spill_bytes", "B/thread"),
+    ("shared_bytes", "B/block"),
+    ("load_width_bytes", "B"),
+    ("store_width_bytes", "B"),
+    ("occupancy_pct", "%"),
+)
 
 
 @result_kind("audit")
@@ -52,6 +62,19 @@ class AuditRow(Result):
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        family, _, mode = self.kernel.partition("_")
+        record = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        head = {
+            "kind": self.kind, "variant": family, "options": "", "backend": "triton",
+            "shape": f"N={self.dim}", "mode": mode, **record,
+        }  # fmt: skip
+        return [
+            {**head, "metric": metric, "unit": unit,
+             "value": float(getattr(self, metric)) if self.ok else None}
+            for metric, unit in METRICS
+        ]  # fmt: skip
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> AuditRow:

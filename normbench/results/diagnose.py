@@ -6,9 +6,10 @@ function of the numbers (`verdict_<probe>` in each probe's module), so the numbe
 full and a saved result can be judged again.
 
 Rows: the `verdict` row carries the claim, source, rule, caveat, figure and time, with the
-summary as its note; each number is a row of its own, its metric the number's key: a scalar in
-`value`, a list in `values`, a text in `text`. Every row carries the verdict. Version-1 files
-kept the numbers as a dict on the verdict row (and the scalars as rows too); both read back.
+summary as its note and the verdict as its unit (as in version 1); each number is a row of its
+own, its metric the number's key: a scalar in `value`, a list in `values`, a text in `text`.
+Every row carries the verdict. Version-1 files kept the numbers as a dict on the verdict row
+(and the scalars as rows too); both read back.
 """
 
 from __future__ import annotations
@@ -80,10 +81,13 @@ class ProbeResult(Result):
         return self.status is Status.OK
 
     def to_rows(self) -> list[dict[str, Any]]:
-        head = {"kind": self.kind, "case_id": self.case_id, "device": self.device,
+        # As in version 1: the probe is the case's variant, and its verdict the verdict row's unit.
+        head = {"kind": self.kind, "case_id": self.case_id, "variant": self.case_id,
+                "backend": "-", "dtype": "-", "shape": "-", "mode": "-", "device": self.device,
                 "verdict": self.verdict.value, "status": self.status.value}  # fmt: skip
         verdict_row = {
-            **head, "metric": "verdict", "value": None, "unit": "", "note": self.summary,
+            **head, "metric": "verdict", "value": None, "unit": self.verdict.value,
+            "note": self.summary,
             "claim": self.claim, "source": self.source, "threshold": self.threshold,
             "caveat": self.caveat, "figure": str(self.figure) if self.figure else None,
             "seconds": self.seconds,

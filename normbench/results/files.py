@@ -36,11 +36,13 @@ from normbench.results.v1 import row as v1_row
 if TYPE_CHECKING:
     import pandas as pd
 
-# The columns every row has, in the order the CSV shows them; a kind's own fields follow.
+# The columns every row has, in the order the CSV shows them: version 1's first, in its order,
+# so a reader by position still works; then the result's kind, the layer options, the shape as
+# numbers and the device label of a merged run; a kind's own fields follow.
 COLUMNS = (
-    "kind", "case_id", "suite", "variant", "options", "backend", "dtype", "shape", "batch",
-    "seq", "heads", "dim", "mode", "metric", "value", "unit", "status", "note", "p20", "p80",
-    "ci_low", "ci_high", "n", "device",
+    "case_id", "suite", "variant", "backend", "dtype", "shape", "mode", "metric", "value", "unit",
+    "status", "note", "p20", "p80", "ci_low", "ci_high", "n", "kind", "options", "batch", "seq",
+    "heads", "dim", "device",
 )  # fmt: skip
 TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit")
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")

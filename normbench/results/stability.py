@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from normbench.results.model import CaseResult, Measurement, result_kind
 from normbench.results.v1 import v1_kind
+from normbench.verdicts import RANK
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -51,7 +52,7 @@ class Verdict(str, Enum):
         return self is not Verdict.SKIPPED
 
 
-_RANK = {Verdict.SKIPPED: -1, Verdict.PASS: 0, Verdict.WARN: 1, Verdict.FAIL: 2}
+_RANK = {Verdict.SKIPPED: -1, **{Verdict(v): rank for v, rank in RANK.items()}}
 
 
 def _verdict(v: Any) -> Verdict | None:

@@ -133,11 +133,10 @@ class ABResult:
 
 # A side ready to time: `take(k)` returns k samples (seconds per call). In-process sides come
 # from timing.warm_up, worker sides from the worker's answer to `setup`.
-Warm = Sampler
 
 
 def time_sides(
-    sides: list[list[Warm]], config: TimingConfig, min_rounds: int
+    sides: list[list[Sampler]], config: TimingConfig, min_rounds: int
 ) -> tuple[list[Timing], list[list[int]]]:
     """Both sides timed alternately with one block size (from the slowest sample). A side may be
     several processes: each round visits A0 B0 A1 B1 ... Returns each side's Timing (the samples
@@ -167,7 +166,7 @@ class Ready:
     note: str = ""
     first_call_s: float = 0.0  # the gate's call: compilation included
     compiles: bool = False
-    warm: Warm | None = None
+    warm: Sampler | None = None
 
     @property
     def take(self) -> Callable[[int], list[float]] | None:
@@ -245,7 +244,7 @@ class RemoteSide:
         if d["status"] != "ok":
             return Ready(d["status"], d.get("note", ""))
         take = lambda k: self.worker.request("block", k=k)["samples"]  # noqa: E731
-        warm = Warm(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
+        warm = Sampler(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
                     d["timer"] + ", worker process, first of each block dropped")  # fmt: skip
         return Ready("ok", "", d["first_call_s"], d["compiles"], warm)
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import (
     SelectionArgs,
     TimingArgs,
@@ -30,7 +31,7 @@ def build_ab_config(
     timing: TimingArgs,
     out: Path,
     formats: tuple[str, ...],
-    threshold: str = "5%",
+    threshold: str = DEFAULT_THRESHOLD,
     processes: int | None = None,
 ) -> ABConfig:
     """--a and --b (a backend name or plugin:SPEC, then @PATH for another install) with the

@@ -41,12 +41,13 @@ SUITE = "calibrate"
 GRID = tuple(k / 1000 for k in range(5, 501, 5))  # margins 0.5% ... 50%
 TARGET_RATE = 0.01
 MIN_FOR_PERCENTILE = 100
+REPEATS = 5  # runs measured, each compared with every other
 
 
 @dataclass(frozen=True)
 class CalibrateConfig:
     speed: SpeedConfig
-    repeats: int = 5
+    repeats: int = REPEATS
     interleaved: bool = False
     alpha: float = 0.05
     resamples: int = 2000

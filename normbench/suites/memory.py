@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.dtypes import itemsize
+from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
 from normbench.memprobe import Peak, PeakMemory, Saved, SavedTensors, _NoTracking
 from normbench.results import Measurement, Run, Status
 from normbench.results.memory import MemoryResult
@@ -69,8 +70,8 @@ PEAK_OF = {
 @dataclass(frozen=True)
 class MemoryConfig:
     selection: Selection
-    out: Path = Path("reports")
-    formats: tuple[str, ...] = ("csv", "md", "json")
+    out: Path = DEFAULT_OUT
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     plot: bool = False
     extra: dict = field(default_factory=dict)
 
