@@ -13,8 +13,8 @@ A/A margin when one is given):
 
 Noise between the two runs, which no within-run CI sees, is estimated from the spread of the
 cases' log ratios (robust MAD, minus the within-run variance) and added to every case's variance;
-the CIs and tests then use Student's t (normbench.judge: `between_run_noise`, `widen`; off with
-between_runs="off"). docs/regression-gate.md has the measured reason.
+the CIs and tests then use Student's t (normbench.compare_judge: `between_run_noise`, `widen`;
+off with between_runs="off"). docs/regression-gate.md has the measured reason.
 
 The p-values come from the same bootstrap: log(ratio) ~ Normal(c, s) with c the midpoint of the
 95% percentile interval and s its half-width / 1.96, so "CI wholly above 1 + d" is exactly

@@ -306,13 +306,18 @@ def test_trap6_zero_row_tiny_eps_fp16(family):
 
 def test_trap7_constant_row_layernorm():
     # Constant row: variance 0, the answer is beta with a finite gradient (NaN without eps).
+    # Seeded like its neighbours: rstd = 1/sqrt(eps) ~ 316 amplifies dx to ~1e3, where one draw
+    # in about 640 of the global RNG lands 1.6 fp32 ulps from fp64, past the rule's bound (seen
+    # with the kernels before and after they shared their helpers); the trap is the finite
+    # gradient, not that draw.
+    gen = torch.Generator().manual_seed(7)
     n = 1000
     x = torch.full((3, n), 0.7, requires_grad=True)
-    w = torch.randn(n, requires_grad=True)
-    b = torch.randn(n, requires_grad=True)
+    w = torch.randn(n, generator=gen).requires_grad_()
+    b = torch.randn(n, generator=gen).requires_grad_()
     y = layer_norm(x, w, b)
     assert torch.allclose(y, b.detach().expand_as(y), atol=1e-4)
-    y.backward(torch.randn_like(y))
+    y.backward(torch.randn(y.shape, generator=gen))
     assert torch.isfinite(x.grad).all() and torch.isfinite(w.grad).all()
     inputs = {"x": x.detach(), "w": w.detach(), "b": b.detach()}
     check_against_reference("ln", inputs, 1e-5, torch.float32)

@@ -101,3 +101,45 @@ def test_formats():
     assert parse_formats("none") == ()
     with pytest.raises(ValueError, match="unknown report format 'xml'"):
         parse_formats("xml")
+
+
+def test_a_kind_this_normbench_does_not_know_is_kept_whole(tmp_path):
+    # A newer normbench's (or a plugin suite's) rows: loaded, re-saved and loaded again, nothing
+    # is lost, and the generic table still shows them.
+    from normbench.report.tables import generic_view
+    from normbench.results import UnknownResult
+
+    row = {"kind": "future", "case_id": "x/1", "metric": "speed_of_light", "value": 3.0,
+           "unit": "c", "status": "ok", "note": "", "foo": 42}  # fmt: skip
+    data = {"tool": "normbench", "schema_version": 2, "suite": "future", "env": {},
+            "config": {}, "findings": [], "rows": [row]}  # fmt: skip
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(data))
+    (r,) = load_run(path).results
+    assert isinstance(r, UnknownResult) and r.kind_name == "future"
+    again = tmp_path / "again.json"
+    again.write_text(dumps(load_run(path)))
+    (saved,) = json.loads(again.read_text())["rows"]
+    assert saved["kind"] == "future" and saved["foo"] == 42 and saved["value"] == 3.0
+    ((_, _, lines),) = generic_view(load_run(again))
+    assert lines == [["x/1", "speed_of_light", "3", "c", "ok", ""]]
+
+
+def test_a_version_1_speed_memory_case_keeps_its_own_ideal_bytes(tmp_path):
+    # speed --memory, an untimed (interpreted) case: the time row has no extra, the saved_bytes
+    # row's extra held the memory ideal. The case's ideal_bytes is the byte model's, not that.
+    base = {"case_id": "rmsnorm/triton/fp32/1x2x8/fwd", "suite": "speed", "variant": "rmsnorm",
+            "backend": "triton", "dtype": "fp32", "shape": "1x2x8", "mode": "fwd",
+            "status": "ok", "note": ""}  # fmt: skip
+    rows = [
+        {**base, "metric": "time", "value": None, "unit": "ms", "status": "skipped"},
+        {**base, "metric": "saved_bytes", "value": 72, "unit": "B",
+         "extra": {"ideal_bytes": 72, "ratio": 1.0, "input_bytes": 64}},
+    ]  # fmt: skip
+    data = {"tool": "normbench", "schema_version": 1, "suite": "speed", "env": {}, "config": {},
+            "summary": [], "rows": rows}  # fmt: skip
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    (r,) = load_run(path).of(SpeedResult)
+    assert r.ideal_bytes is None and r.saved_input_bytes == 64
+    assert r.value("saved_bytes") == 72 and r.status is Status.SKIPPED

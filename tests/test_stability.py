@@ -470,7 +470,7 @@ def test_cli_stability_flags_the_fixture_and_fail_on(tmp_path):
     cases = load_run(runs[0]).of(StabilityResult)
     large = {r.case_id: r for r in cases}["rmsnorm/fp16_square/fp16/1x4x256/fwd+bwd/large"]
     assert large.verdict is Verdict.FAIL and large.status is Status.MISMATCH
-    metrics = {m for r in cases for m in r.metrics()}
+    metrics = {m for r in cases for m in (x.metric for x in r.measurements)}
     for m in [
         "y_max_abs",
         "y_rel",

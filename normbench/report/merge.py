@@ -1,6 +1,6 @@
 """Saved runs read back for `normbench report`, and runs from several machines merged into one.
 
-A merged run keys its results by (case id, device fingerprint): each result carries its device's
+A merged run keys its results by (kind, case id, device): each result carries its device's
 label in `Result.device` and the run keeps every device's environment in `env["devices"]`, so a
 merged run saved as JSON can be merged again. The tables add a `device` column when a run holds
 more than one device (see `split_by_device`).
@@ -20,7 +20,7 @@ from typing import Any
 
 from normbench.env import FINGERPRINT_KEYS
 from normbench.errors import BaselineError, UsageError
-from normbench.results import Finding, Result, Run, load_run
+from normbench.results import Finding, Level, Result, Run, load_run
 
 
 def read_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -92,8 +92,8 @@ def split_by_device(run: Run) -> list[tuple[str, Run]]:
 
 
 def merge(runs: Sequence[Run], names: Sequence[str] | None = None) -> list[Run]:
-    """One run per suite (in the order suites first appear), results keyed by (case id, device
-    fingerprint). A later file's result replaces an earlier one with the same key."""
+    """One run per suite (in the order suites first appear), results keyed by (kind, case id,
+    device fingerprint). A later file's result replaces an earlier one with the same key."""
     names = list(names or [f"run {i + 1}" for i in range(len(runs))])
     by_suite: dict[str, list[tuple[str, Run]]] = {}
     for name, run in zip(names, runs, strict=True):
@@ -126,8 +126,8 @@ def _merge_suite(suite: str, parts: list[tuple[str, Run]]) -> Run:
     findings = [Finding(f"Merged {len(parts)} runs: {where}.")]
     if replaced:
         findings.append(Finding(
-            f"{replaced} cases appeared in more than one run for the same device: "
-            "the later file's results are shown."
+            f"{replaced} results appeared in more than one run for the same case and device: "
+            "the later file's are shown.", Level.WARNING,
         ))  # fmt: skip
     for name, run in parts:
         findings += [replace(f, text=f"{name}: {f.text}") for f in run.findings]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from normbench.fmt import fmt
+from normbench.results import UnknownResult
 
 if TYPE_CHECKING:
     from normbench.results import Run
@@ -58,4 +59,14 @@ def generic_view(run: Run) -> list[Table]:
         for r in run.cases()
         for m in r.measurements
     ]
+    rows += [  # a kind this normbench does not know: its rows as they were read
+        [r.case_id, str(row.get("metric", "")), _number(row.get("value")), str(row.get("unit", "")),
+         str(row.get("status", "")), str(row.get("note", ""))]
+        for r in run.of(UnknownResult)
+        for row in r.rows
+    ]  # fmt: skip
     return [(f"{run.suite} results", cols, rows)]
+
+
+def _number(v: object) -> str:
+    return fmt(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"

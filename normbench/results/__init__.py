@@ -23,11 +23,12 @@ from normbench.results.model import (
     Result,
     Run,
     Status,
+    UnknownResult,
     result_kind,
 )
 
 __all__ = [
     "KINDS", "SCHEMA_VERSION", "STATUSES", "CaseResult", "Finding", "GenericCase", "Level",
-    "Measurement", "Result", "Run", "Status", "atomic_write_text", "dumps", "load_run",
-    "result_kind", "tidy_rows", "to_frame", "write_run_files",
+    "Measurement", "Result", "Run", "Status", "UnknownResult", "atomic_write_text", "dumps",
+    "load_run", "result_kind", "tidy_rows", "to_frame", "write_run_files",
 ]  # fmt: skip

@@ -26,10 +26,10 @@ from normbench.results.model import (
     SCHEMA_VERSION,
     STATUSES,
     Finding,
-    GenericCase,
     Level,
     Result,
     Run,
+    UnknownResult,
 )
 from normbench.results.v1 import row as v1_row
 
@@ -102,13 +102,13 @@ def dumps(run: Run) -> str:
 
 def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
     """Group rows by (kind, case, device), in the order they first appear, and read each group
-    back as its kind (an unknown kind as a generic case)."""
+    back as its kind (an unknown kind kept as its rows, `UnknownResult`)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(
             (r.get("kind") or "case", r["case_id"], r.get("device") or ""), []
         ).append(r)
-    return [KINDS.get(kind, GenericCase).from_rows(g) for (kind, _, _), g in groups.items()]
+    return [KINDS.get(kind, UnknownResult).from_rows(g) for (kind, _, _), g in groups.items()]
 
 
 def check_row(r: Any, where: str) -> None:

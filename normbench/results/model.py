@@ -169,11 +169,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-# The case columns every case row carries, in the order the CSV shows them.
-CASE_FIELDS = ("variant", "options", "backend", "dtype", "mode")
-SHAPE_FIELDS = ("batch", "seq", "heads", "dim")
-
-
 @dataclass(frozen=True)
 class CaseResult(Result):
     """One case and its measurements; the first measurement is the suite's headline metric (for
@@ -228,9 +223,6 @@ class CaseResult(Result):
     def value(self, metric: str) -> float | None:
         m = self.get(metric)
         return m.value if m is not None else None
-
-    def metrics(self) -> dict[str, Measurement]:
-        return {m.metric: m for m in self.measurements}
 
     # --- rows -------------------------------------------------------------------------------
 
@@ -289,8 +281,27 @@ _CASE_RESULT_FIELDS = frozenset(f.name for f in fields(CaseResult))
 @result_kind("case")
 @dataclass(frozen=True)
 class GenericCase(CaseResult):
-    """A case result with no fields of its own (a plugin suite's, or a kind this normbench does
-    not know)."""
+    """A case result with no fields of its own."""
+
+
+@dataclass(frozen=True)
+class UnknownResult(Result):
+    """Rows of a kind this normbench does not know (a newer normbench's, or a plugin suite's):
+    kept as they were read, so a re-saved or merged file loses nothing."""
+
+    rows: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def kind_name(self) -> str:
+        return str(self.rows[0].get("kind") or "") if self.rows else ""
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        return [{**r, "device": self.device} for r in self.rows]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> UnknownResult:
+        clean = tuple({k: v for k, v in r.items() if k != "suite"} for r in rows)
+        return cls(rows[0]["case_id"], rows=clean, device=rows[0].get("device") or "")
 
 
 @dataclass
@@ -305,7 +316,6 @@ class Run:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     interrupted: bool = False
     wall_s: float = 0.0
-    schema_version: int = SCHEMA_VERSION
 
     def of(self, cls: type[R]) -> list[R]:
         """The results of one type, in run order."""

@@ -17,7 +17,7 @@ Field names are the keys version-1 files kept in `extra`, so those files read ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -139,6 +139,13 @@ class SweepRangeResult(CaseResult):
     def span(self) -> str:
         """'2^-4 .. 2^8', or 'no scale passes'."""
         return "no scale passes" if self.low_k is None else f"2^{self.low_k} .. 2^{self.high_k}"
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> SweepRangeResult:
+        # Version-1 files wrote safe_scale_min first: the headline goes first, whose status and
+        # note the case's are.
+        order = sorted(rows, key=lambda r: r.get("metric") != "safe_scale_max")
+        return super().from_rows(order)
 
 
 # Version-1 stability files kept the sweep as rows of the suite with these metrics.

@@ -11,6 +11,8 @@ from normbench.results.model import KINDS
 
 # suite -> row -> kind, for suites whose rows are not all of the suite's own kind.
 KIND_OF: dict[str, Callable[[dict[str, Any]], str]] = {}
+# Per-metric extras of version-1 memory rows (the measurements carry them now).
+PER_METRIC = ("ideal_bytes", "ratio", "phase")
 # extra keys renamed since version 1: {old: new}.
 RENAMED = {
     "device_label": "device", "input_bytes": "saved_input_bytes", "tensors": "saved_tensors",
@@ -45,6 +47,10 @@ def row(suite: str, r: Any) -> dict[str, Any]:
     if not isinstance(extra, dict):
         raise TypeError(f"row {r.get('case_id')!r}: 'extra' is not an object")
     out = {k: v for k, v in r.items() if k != "extra"}
+    if suite == "speed" and r.get("metric") != "time":
+        # speed --memory: a memory row's extra held that metric's ideal, ratio and phase, which
+        # the measurements now carry; the case's own ideal_bytes is the time row's.
+        extra = {k: v for k, v in extra.items() if k not in PER_METRIC}
     for k, v in extra.items():
         out.setdefault(RENAMED.get(k, k), v)
     out.update(shape_numbers(out.get("shape")) if "batch" not in out else {})

@@ -1,5 +1,5 @@
 """`normbench audit` as a run: the configurations from the options, compiled and read by
-suites.audit, as rows with a one-line summary, and --fail-on-spill's exit code."""
+suites.audit, as typed results with a one-line summary, and --fail-on-spill's exit code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What every suite shares: the case loop with progress, error rows and Ctrl-C, and the
+"""What every suite shares: the case loop with progress, error results and Ctrl-C, and the
 selection-to-cases plumbing."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`normbench diagnose` as a run: the probes (suites.diagnose) with the options as given, their
-verdicts as rows, and a summary line per figure."""
+verdicts as typed results, and a summary line per figure."""
 
 from __future__ import annotations
 

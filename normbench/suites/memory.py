@@ -18,19 +18,19 @@ What is measured, per case (gated against fp64 first; a mismatch is never measur
   forward left: outputs and saved tensors), fwd+bwd a training forward then backward (the outputs
   stay alive through the backward, as in a model).
 
-Ideals (`ideal_<metric>` rows): saved is `Variant.ideal_saved` (x plus fp32 statistics); the peak
-ideals count only what must exist: the outputs, the fp32 statistics and one gradient per input,
-nothing transient.
+Ideals (the `ideal_<metric>` measurements): saved is `Variant.ideal_saved` (x plus fp32
+statistics); the peak ideals count only what must exist: the outputs, the fp32 statistics and one
+gradient per input, nothing transient.
 
 How peaks are measured (PeakMemory): CUDA: the caching allocator's `max_memory_allocated` after
 `reset_peak_memory_stats`, minus the allocated bytes at the start. CPU: the profiler's memory
 events (allocations and frees through PyTorch's CPU allocator while it runs), replayed in order,
 one profiler session for the forward and backward so the backward's frees of saved tensors are
 seen. Memory outside PyTorch's allocator (numpy arrays in Triton's interpreter) is not seen:
-peaks of a backend that cannot be timed on this device (an interpreter) are skipped rows. Such a
-backend is also too slow to run a large case whole, so beyond DIRECT_ROWS rows it is gated and
-measured at SMALL_ROWS rows and its saved bytes extrapolated linearly (exact for a row-wise norm,
-which saves x and statistics per row); the row's note says so.
+peaks of a backend that cannot be timed on this device (an interpreter) are skipped
+measurements. Such a backend is also too slow to run a large case whole, so beyond DIRECT_ROWS
+rows it is gated and measured at SMALL_ROWS rows and its saved bytes extrapolated linearly (exact
+for a row-wise norm, which saves x and statistics per row); the measurement's note says so.
 """
 
 from __future__ import annotations
