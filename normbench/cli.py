@@ -77,6 +77,17 @@ def measure(suite: str, config: Any, label: str | None = None) -> Any:
         return get_suite(suite).run(config, update, debug=STATE["debug"])
 
 
+def run_suite(
+    suite: str, config: Any, out: Path, formats: tuple[str, ...], plot: bool = False
+) -> Any:
+    """Run `suite`, print and write its reports, then exit with the code its results call for
+    (0 returns the run)."""
+    run = measure(suite, config)
+    finish(run, out, formats, plot)
+    exit_for(suite, config, run)
+    return run
+
+
 def exit_for(suite: str, config: Any, run: Any) -> None:
     """Exit with the code `suite` gives `run` (once its reports are written)."""
     from normbench.suites import get_suite
@@ -114,9 +125,7 @@ def speed(
     # The baseline is read and its fingerprint checked before anything is measured.
     base = read_baseline(baseline, config.selection.device, config.threads, force)
     margin = parse_threshold(threshold)
-    run = measure("speed", config)
-    finish(run, output.out, formats, output.plot)
-    exit_for("speed", config, run)
+    run = run_suite("speed", config, output.out, formats, output.plot)
     if base is not None:
         cmp = against_baseline(base, baseline, run, margin, force)
         gate_finish(cmp, output.out, formats, md, plot=output.plot)
@@ -139,9 +148,7 @@ def memory(sel: SelectionArgs, output: OutputArgs, mode: o.MemoryModeOpt = None)
     selection = build_selection(sel, MEMORY_DEFAULTS)
     config = MemoryConfig(selection=selection, out=output.out, formats=formats, plot=output.plot,
                           extra=sel.run_extra())  # fmt: skip
-    run = measure("memory", config)
-    finish(run, output.out, formats, output.plot)
-    exit_for("memory", config, run)
+    run_suite("memory", config, output.out, formats, output.plot)
 
 
 @app.command()
@@ -172,9 +179,7 @@ def stability(
     selection = build_stability_selection(sel, fp16, bf16, fp32)
     config = build_stability_config(selection, dist, sweep_range, not no_determinism, fail_on,
                                     output.out, formats)  # fmt: skip
-    run = measure("stability", config)
-    finish(run, output.out, formats, output.plot)
-    exit_for("stability", config, run)
+    run_suite("stability", config, output.out, formats, output.plot)
 
 
 @app.command("env")
@@ -330,9 +335,7 @@ def calibrate(
     formats = output.formats()
     speed_config = build_speed_config(build_selection(sel), timing, output.out, formats)
     config = CalibrateConfig(speed_config, repeats=repeats, interleaved=interleaved)
-    run = measure("calibrate", config)
-    finish(run, output.out, formats)
-    exit_for("calibrate", config, run)
+    run_suite("calibrate", config, output.out, formats)
 
 
 @app.command()
@@ -352,9 +355,7 @@ def audit(
 
     formats = output.formats()
     config = build_audit_config(arch, dtype, dim, fail_on_spill)
-    run = measure("audit", config)
-    finish(run, output.out, formats)
-    exit_for("audit", config, run)
+    run_suite("audit", config, output.out, formats)
 
 
 @app.command()
@@ -377,8 +378,7 @@ def diagnose(
     formats = output.formats()
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
-    run = measure("diagnose", config)
-    finish(run, output.out, formats)
+    run_suite("diagnose", config, output.out, formats)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from normbench.results.model import Finding, Result, Status, _plain, result_kind
+from normbench.results.model import Finding, Result, Status, plain, result_kind
 
 METRICS = (
     ("registers", "regs/thread"),
@@ -65,7 +65,7 @@ class AuditRow(Result):
 
     def to_rows(self) -> list[dict[str, Any]]:
         family, _, mode = self.kernel.partition("_")
-        record = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        record = {f.name: plain(getattr(self, f.name)) for f in fields(self)}
         head = {
             "kind": self.kind, "variant": family, "options": "", "backend": "triton",
             "shape": f"N={self.dim}", "mode": mode, **record,

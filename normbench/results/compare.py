@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from normbench.results.model import CaseResult, Measurement, Result, result_kind
+from normbench.results.model import CaseResult, Measurement, Result, plain, result_kind
 from normbench.results.speed import SpeedResult
 from normbench.results.v1 import v1_kind
 
@@ -123,7 +123,7 @@ class SuiteFigure(Result):
     note: str = ""
 
     def to_rows(self) -> list[dict[str, Any]]:
-        own = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+        own = {f.name: plain(getattr(self, f.name)) for f in fields(self)
                if f.name not in _FIGURE_FIELDS}  # fmt: skip
         return [{
             "kind": self.kind, "case_id": self.case_id, "variant": "", "options": "",
@@ -141,14 +141,6 @@ class SuiteFigure(Result):
 
 
 _FIGURE_FIELDS = frozenset(f.name for f in fields(SuiteFigure))
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Enum):
-        return v.value
-    if isinstance(v, tuple):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _tuples(v: Any) -> Any:

@@ -148,9 +148,7 @@ class Result:
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One tidy row (a plain dict) per field set: the default is the dataclass as one row."""
-        return [
-            {"kind": self.kind, **{f.name: _plain(getattr(self, f.name)) for f in fields(self)}}
-        ]
+        return [{"kind": self.kind, **{f.name: plain(getattr(self, f.name)) for f in fields(self)}}]
 
     @classmethod
     def from_rows(cls: type[R], rows: Sequence[Mapping[str, Any]]) -> R:
@@ -161,11 +159,12 @@ class Result:
         return replace(self, device=label)
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """A field as JSON writes it: an enum as its value, tuples (nested too) as lists."""
     if isinstance(v, Enum):
         return v.value
     if isinstance(v, tuple):
-        return list(v)
+        return [plain(x) for x in v]
     return v
 
 
@@ -240,10 +239,10 @@ class CaseResult(Result):
             "heads": shape.heads if shape else None, "dim": shape.dim if shape else None,
             "device": self.device,
         }  # fmt: skip
-        details = {name: _plain(getattr(self, name)) for name in self.detail_names()}
+        details = {name: plain(getattr(self, name)) for name in self.detail_names()}
         out = []
         for m in self.measurements:
-            row = {**head, **{k: _plain(getattr(m, k)) for k in MEASUREMENT_FIELDS}}
+            row = {**head, **{k: plain(getattr(m, k)) for k in MEASUREMENT_FIELDS}}
             out.append({**row, **details})
         return out
 
