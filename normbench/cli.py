@@ -234,7 +234,8 @@ def report_cmd(
 def gate_finish(
     cmp, out: Path, formats: tuple[str, ...], md: Path | None, stem=None, plot: bool = False
 ) -> None:
-    """Print and write the comparison, append the Markdown summary, exit 1 on a regression."""
+    """Print and write the comparison, append the Markdown summary, exit 1 on a regression
+    (4 when it could not judge)."""
     from normbench.compare import exit_code
     from normbench.report.compare_view import append_markdown
 
@@ -270,9 +271,16 @@ def compare(
 
     Exit 0: no confirmed regression; 1: a confirmed regression (or a case that ran in the
     baseline now fails its correctness gate); 2: usage; 3: baseline missing, corrupt or from a
-    different device, driver, torch, triton or thread count (--force compares anyway).
+    different device, driver, torch, triton or thread count (--force compares anyway); 4: could
+    not judge (a case timed while the machine was unreliable, or no case compared).
     """
-    from normbench.compare import CompareConfig, compare_files, load_calibration, parse_threshold
+    from normbench.compare import (
+        CompareConfig,
+        compare_files,
+        load_calibrated_noise,
+        load_calibration,
+        parse_threshold,
+    )
 
     formats = output.formats()
     config = CompareConfig(
@@ -280,6 +288,7 @@ def compare(
         force=force,
         seed=seed,
         calibrated_margin=load_calibration(calibration) if calibration else None,
+        calibrated_noise=load_calibrated_noise(calibration) if calibration else None,
         between_runs=between_runs,
     )
     gate_finish(compare_files(base, new, config), output.out, formats, md, plot=output.plot)
@@ -303,7 +312,7 @@ def ab(
 ) -> None:
     """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
     lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
-    confirmed slower."""
+    confirmed slower, 4 when no case could be compared."""
     from normbench.cli_render import write_sides
     from normbench.suites.ab_sides import build_ab_config, report_stem
 

@@ -41,7 +41,12 @@ DeviceOpt = Annotated[str, Opt("--device", help="auto, cpu, cuda or cuda:N.")]
 ThreadsOpt = Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")]
 BudgetOpt = Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")]
 QuickOpt = Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")]
-HotOpt = Annotated[bool, Opt("--hot", help="CUDA: no L2 flush between samples.")]
+CacheOpt = Annotated[
+    str,
+    Opt("--cache", help="cold: each call reads inputs no cache holds (inputs rotated through "
+        "more than twice the last-level cache; CUDA: L2 flushed too); hot: back to back."),
+]  # fmt: skip
+HotOpt = Annotated[bool, Opt("--hot", help="Shorthand for --cache hot.")]
 FilterOpt = Annotated[
     str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")
 ]
@@ -186,7 +191,8 @@ FigureOpt = Annotated[bool, Opt("--plot", help="Write a PNG per probe where it h
 OPTIONS: dict[str, Any] = {
     "variant": VariantOpt, "backend": BackendOpt, "dtype": DtypeOpt, "dim": DimOpt,
     "batch": BatchOpt, "seq": SeqOpt, "mode": ModeOpt, "device": DeviceOpt,
-    "threads": ThreadsOpt, "time_budget": BudgetOpt, "quick": QuickOpt, "hot": HotOpt,
+    "threads": ThreadsOpt, "time_budget": BudgetOpt, "quick": QuickOpt,
+    "cache": CacheOpt, "hot": HotOpt,
     "pattern": FilterOpt, "out": OutOpt, "fmt": FormatOpt, "plot": PlotOpt, "seed": SeedOpt,
     "plugin": PluginOpt, "no_weight": NoWeightOpt, "weight_dtype": WeightDtypeOpt,
     "rms_bias": RmsBiasOpt, "residual_dtype": ResidualDtypeOpt, "heads": HeadsOpt,

@@ -14,7 +14,15 @@ A/A margin when one is given):
 Noise between the two runs, which no within-run CI sees, is estimated from the spread of the
 cases' log ratios (robust MAD, minus the within-run variance) and added to every case's variance;
 the CIs and tests then use Student's t (normbench.compare_judge: `between_run_noise`, `widen`;
-off with between_runs="off"). docs/regression-gate.md has the measured reason.
+off with between_runs="off"). With too few cases to estimate it, a stated floor per device kind
+(`BETWEEN_RUN_FLOOR`) or a calibration's measured value is added instead. docs/regression-gate.md
+has the measured reason.
+
+A case timed while the machine could not be trusted (`SpeedResult.unreliable`) is `unreliable`
+in a comparison of separate runs: its ratio and CI are shown, it is never judged, and it is left
+out of the noise estimate, the Holm family and the geometric mean. Interleaved sides (`ab`,
+`judge_unreliable`) share the machine's state block by block and are judged, with a warning.
+Timings that are not positive numbers (NaN, zero, negative) are `not compared`, with the reason.
 
 The p-values come from the same bootstrap: log(ratio) ~ Normal(c, s) with c the midpoint of the
 95% percentile interval and s its half-width / 1.96, so "CI wholly above 1 + d" is exactly
@@ -30,8 +38,8 @@ are listed as `missing` / `new`, never dropped silently.
 The runs are read through their typed results (`SpeedResult`, its `time`); the answer is a Run
 of `CaseComparison`s and a `GeomeanRatio` (normbench.results.compare) with findings by level
 (normbench.compare_summary). The library never exits: `exit_code(run)` tells the CLI what to
-return (0, or 1 on a confirmed regression or a broken case); incompatible or unreadable
-baselines raise BaselineError (exit 3).
+return (0; 1 on a confirmed regression or a broken case; 4 when it could not judge: a case was
+unreliable or none was compared); incompatible or unreadable baselines raise BaselineError (3).
 """
 
 from __future__ import annotations
@@ -42,7 +50,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from normbench.compare_judge import ALPHA, Judgement, between_run_noise, judge, widen
+from normbench.compare_inputs import load_baseline, load_calibrated_noise, load_calibration
+from normbench.compare_judge import (
+    ALPHA,
+    BETWEEN_RUN_FLOOR,
+    Judgement,
+    between_run_noise,
+    judge,
+    not_judged,
+    pick_noise,
+    widen,
+)
 from normbench.compare_pairs import (
     Pair,
     block_of,
@@ -52,8 +70,11 @@ from normbench.compare_pairs import (
     pair_results,
     process_groups_of,
     samples_of,
+    timing_problem,
+    unreliable_sides,
 )
 from normbench.compare_summary import (
+    CANT_JUDGE,
     DEFAULT_THRESHOLD,
     FAILING,
     VERDICTS,
@@ -65,24 +86,19 @@ from normbench.compare_summary import (
 )
 from normbench.errors import BaselineError, UsageError
 from normbench.results import Measurement, Run, Status, load_run
-from normbench.results.compare import (
-    GEOMEAN_ID,
-    CaseComparison,
-    GeomeanRatio,
-    MinMargin,
-    Verdict,
-)
+from normbench.results.compare import GEOMEAN_ID, CaseComparison, GeomeanRatio, Verdict
 
 if TYPE_CHECKING:
     from normbench.stats import RatioCI
 
 # The gate's public names (some live in the modules split from this one).
 __all__ = [
-    "ALPHA", "BROKEN", "DEFAULT_THRESHOLD", "FAILING", "IMPROVEMENT", "INCONCLUSIVE", "MISSING",
-    "NEW", "NOT_COMPARED", "REGRESSION", "RESAMPLES", "SAME", "VERDICTS", "CompareConfig",
-    "Judgement", "between_run_noise", "check_compatible", "compare_files", "compare_runs",
-    "counts", "exit_code", "fingerprint_diffs", "geomean", "headline", "judge",
-    "load_baseline", "load_calibration", "parse_threshold", "widen",
+    "ALPHA", "BETWEEN_RUN_FLOOR", "BROKEN", "CANT_JUDGE", "DEFAULT_THRESHOLD", "FAILING",
+    "IMPROVEMENT", "INCONCLUSIVE", "MISSING", "NEW", "NOT_COMPARED", "REGRESSION", "RESAMPLES",
+    "SAME", "UNRELIABLE", "VERDICTS", "CompareConfig", "Judgement", "between_run_noise",
+    "check_compatible", "compare_files", "compare_runs", "counts", "exit_code",
+    "fingerprint_diffs", "geomean", "headline", "judge", "load_baseline", "load_calibrated_noise",
+    "load_calibration", "parse_threshold", "widen",
 ]  # fmt: skip
 
 SUITE = "compare"
@@ -90,8 +106,8 @@ RESAMPLES = 2000
 REGRESSION, IMPROVEMENT, SAME, INCONCLUSIVE = (
     Verdict.REGRESSION, Verdict.IMPROVEMENT, Verdict.SAME, Verdict.INCONCLUSIVE,
 )  # fmt: skip
-BROKEN, MISSING, NEW, NOT_COMPARED = (
-    Verdict.BROKEN, Verdict.MISSING, Verdict.NEW, Verdict.NOT_COMPARED,
+BROKEN, MISSING, NEW, NOT_COMPARED, UNRELIABLE = (
+    Verdict.BROKEN, Verdict.MISSING, Verdict.NEW, Verdict.NOT_COMPARED, Verdict.UNRELIABLE,
 )  # fmt: skip
 
 
@@ -128,6 +144,16 @@ class CompareConfig:
     between_runs: str = "auto"
     # What the two sides are called in notes and tables ("A", "B" for `normbench ab`).
     labels: tuple[str, str] = ("base", "new")
+    # Judge a case timed while the machine could not be trusted (SpeedResult.unreliable) like
+    # any other, with a warning naming it. Right for sides interleaved block by block (`ab`
+    # sets it): a busy moment slows both alike. Separate runs: such a case is not judged.
+    judge_unreliable: bool = False
+    # With too few cases to estimate the between-run noise, assume the calibration's measured
+    # value or compare_judge.BETWEEN_RUN_FLOOR instead of the within-run CIs alone. Off for
+    # interleaved sides (`ab`) and for `calibrate`, which measures that noise.
+    between_run_floor: bool = True
+    # The between-run noise (1 sd of log ratio) a `calibrate` of separate runs measured.
+    calibrated_noise: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -141,6 +167,9 @@ class CompareConfig:
             raise UsageError(f"match must be 'case' or 'group', got {self.match!r}")
         if self.between_runs not in ("auto", "off"):
             raise UsageError(f"between_runs must be 'auto' or 'off', got {self.between_runs!r}")
+        noise = self.calibrated_noise
+        if noise is not None and not (math.isfinite(noise) and noise >= 0):
+            raise UsageError(f"calibrated_noise must be a number >= 0, got {noise!r}")
 
     @property
     def margin(self) -> float:
@@ -176,8 +205,9 @@ def compare_runs(
     workspace = np.empty(WORKSPACE, dtype=np.int64)
 
     cis: dict[str, RatioCI] = {}
-    reps: list[np.ndarray] = []
+    reps: dict[str, np.ndarray] = {}
     per_process: set[str] = set()  # cases whose CI is over processes: never widened
+    unreliable: dict[str, list[str]] = {}  # key -> each unreliable side's reason
     for p in pairs:
         if not comparable(p):
             continue
@@ -198,29 +228,45 @@ def compare_runs(
             ci = ratio_ci(b, n, rep)
         if math.isfinite(ci.low):
             cis[p.key] = ci
-            reps.append(rep)
+            reps[p.key] = rep
+            if why := unreliable_sides(p, config.labels):
+                unreliable[p.key] = why
+    # Separate runs: an unreliable case is shown, never judged, and is left out of the noise
+    # estimate, the Holm family and the geometric mean. Interleaved sides (`ab`) share the
+    # machine's state block by block, so there it is judged, with a warning.
+    shown_only = set() if config.judge_unreliable else set(unreliable)
+    judged_keys = [k for k in cis if k not in shown_only]
     # The between-run noise is what one process's CI misses; a CI over processes holds it.
-    single = [c for k, c in cis.items() if k not in per_process]
-    noise = between_run_noise(single) if config.between_runs == "auto" else None
-    tau = noise[0] if noise else None
+    single = [cis[k] for k in judged_keys if k not in per_process]
+    noise = None
+    if config.between_runs == "auto" and any(k not in per_process for k in cis):
+        device = base.env.get("device") or new.env.get("device")
+        noise = pick_noise(single, config.between_run_floor, config.calibrated_noise, device)
+    tau = noise.tau if noise else None
     if noise and tau:
-        cis = {k: c if k in per_process else widen(c, *noise) for k, c in cis.items()}
-    judged = dict(zip(cis, judge(list(cis.values()), d, config.alpha)))
+        cis = {k: c if k in per_process else widen(c, tau, noise.df) for k, c in cis.items()}
+    judged = dict(zip(judged_keys, judge([cis[k] for k in judged_keys], d, config.alpha)))
 
     results: list[CaseComparison | GeomeanRatio] = []
     for p in pairs:
         if p.key in judged:
             results.append(_comparison(p, judged[p.key], d, cis[p.key]))
+        elif p.key in cis:
+            results.append(_comparison(p, not_judged(cis[p.key], unreliable[p.key]), d,
+                                       cis[p.key]))  # fmt: skip
         else:
             verdict, note = _unpaired(p, config.labels)
             results.append(_comparison(p, Judgement(verdict, note, {}), d, None))
 
     run = Run(SUITE, dict(new.env), _config_dict(base, new, config, names, diffs), results)
     run.config["between_run_noise"] = tau
-    run.config["between_run_df"] = noise[1] if noise else None
-    run.config["per_process_cases"] = len(per_process)
-    if reps:
-        run.results.append(_geomean(reps, list(cis.values()), tau))
+    run.config["between_run_df"] = noise.df if noise and math.isfinite(noise.df) else None
+    run.config["between_run_source"] = noise.source if noise else None
+    run.config["per_process_cases"] = sum(1 for k in judged_keys if k in per_process)
+    run.config["unreliable_cases"] = {k: "; ".join(v) for k, v in unreliable.items()}
+    if judged_keys:
+        run.results.append(_geomean([reps[k] for k in judged_keys],
+                                    [cis[k] for k in judged_keys], tau))  # fmt: skip
     run.findings = findings(run, config, diffs, base, new)
     return run
 
@@ -258,6 +304,9 @@ def _unpaired(p: Pair, names: tuple[str, str]) -> tuple[Verdict, str]:
     for name, r in ((names[0], b), (names[1], n)):
         if not r.ok:
             return NOT_COMPARED, f"{name}: {r.status.value}" + (f" ({r.note})" if r.note else "")
+    for name, r in ((names[0], b), (names[1], n)):
+        if problem := timing_problem(r):
+            return NOT_COMPARED, f"{name}: {problem}"
     return INCONCLUSIVE, "no raw samples to bootstrap"
 
 
@@ -303,6 +352,9 @@ def _config_dict(base: Run, new: Run, config: CompareConfig, names, diffs) -> di
         "seed": config.seed,
         "match": config.match,
         "between_runs": config.between_runs,
+        "judge_unreliable": config.judge_unreliable,
+        "between_run_floor": config.between_run_floor,
+        "calibrated_noise": config.calibrated_noise,
         "labels": list(config.labels),
         "forced": bool(diffs),
         "fingerprint_diffs": diffs,
@@ -311,23 +363,6 @@ def _config_dict(base: Run, new: Run, config: CompareConfig, names, diffs) -> di
 
 
 # --- files -------------------------------------------------------------------------------------
-
-
-def load_calibration(path: str | Path) -> float:
-    """The margin a `normbench calibrate` run recommends (a fraction)."""
-    run = load_run(path)
-    margin = next((r for r in run.of(MinMargin) if r.value is not None), None)
-    if run.suite != "calibrate" or margin is None:
-        raise BaselineError(f"{path}: not a `normbench calibrate` run (no min_margin row)")
-    return float(margin.value) / 100  # type: ignore[arg-type]
-
-
-def load_baseline(path: str | Path) -> Run:
-    """load_run, with 'baseline' in front of any problem (BaselineError: exit 3)."""
-    try:
-        return load_run(path)
-    except BaselineError as exc:
-        raise BaselineError(f"baseline {exc}") from None
 
 
 def compare_files(

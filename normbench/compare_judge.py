@@ -1,6 +1,7 @@
 """The verdicts of one comparison family (docs/numerics.md section 7): each case's CI against
 the margin, with Holm's step-down correction over the family, and the between-run noise that
-widens single-process CIs (docs/regression-gate.md).
+widens single-process CIs, estimated or, with too few cases, a stated floor
+(docs/regression-gate.md).
 
 Used by normbench.compare on two runs and by `calibrate` to judge A/A comparisons again at
 every margin of its grid.
@@ -18,9 +19,52 @@ if TYPE_CHECKING:
 
 ALPHA = 0.05
 MIN_CASES_FOR_SPREAD = 6
+# The between-run noise (1 sd of the log ratio of one case between two separate runs) assumed
+# when a comparison has too few cases to estimate it, per device kind: a stated, conservative
+# floor rather than the within-run CIs alone (which call a busy moment a regression). These are
+# placeholders: the values are set from the A/A runs measured in docs/benchmarks.md. A
+# `calibrate` file of separate runs (`compare --calibration`) replaces them with the machine's
+# own measured value.
+BETWEEN_RUN_FLOOR = {"cpu": 0.10, "cuda": 0.03}
 # Efficiency of the MAD as a scale estimator for normal data (0.37): its estimate is about as
 # uncertain as a standard deviation from 0.37 x (m - 1) degrees of freedom.
 MAD_EFFICIENCY = 0.37
+
+
+class Noise(NamedTuple):
+    """The between-run noise added to single-process CIs: tau (1 sd of log ratio), the degrees
+    of freedom of the tests (inf: a stated value, not estimated), and where it came from:
+    "estimated" (the spread of the cases' ratios), "calibration" or "floor"."""
+
+    tau: float
+    df: float
+    source: str
+
+
+def between_run_floor(device: str | None) -> tuple[float, str]:
+    """BETWEEN_RUN_FLOOR for a run's env["device"] ('cpu', 'cuda', 'cuda:1') and the kind it was
+    read for; an unknown device gets the largest floor (the conservative side) and kind ''."""
+    kind = str(device or "").split(":")[0]
+    if kind in BETWEEN_RUN_FLOOR:
+        return BETWEEN_RUN_FLOOR[kind], kind
+    return max(BETWEEN_RUN_FLOOR.values()), ""
+
+
+def pick_noise(
+    judged: list[RatioCI], floor: bool, calibrated: float | None, device: str | None
+) -> Noise | None:
+    """The between-run noise for a comparison whose judged single-process cases are `judged`:
+    estimated from their spread when there are enough (between_run_noise), else, with `floor`,
+    the calibration's measured value or the device's BETWEEN_RUN_FLOOR; None: within-run CIs
+    only."""
+    estimate = between_run_noise(judged)
+    if estimate is not None:
+        return Noise(*estimate, "estimated")
+    if not floor:
+        return None
+    if calibrated is not None:
+        return Noise(calibrated, math.inf, "calibration")
+    return Noise(between_run_floor(device)[0], math.inf, "floor")
 
 
 class Judgement(NamedTuple):
@@ -30,6 +74,15 @@ class Judgement(NamedTuple):
     verdict: Verdict
     note: str
     tests: dict[str, Any]
+
+
+def not_judged(ci: RatioCI, why: list[str]) -> Judgement:
+    """An unreliable case of separate runs (`why`: each side's reason): its CI is kept for
+    information, no test is run and it is in no Holm family."""
+    tests = {"log_center": ci.log_center, "log_se": ci.log_se,
+             "df": ci.df if math.isfinite(ci.df) else None, "processes": ci.processes}  # fmt: skip
+    note = f"not judged, timed while unreliable ({'; '.join(why)}); ratio and CI for information"
+    return Judgement(Verdict.UNRELIABLE, note, tests)
 
 
 def judge(cis: list[RatioCI], margin: float, alpha: float = ALPHA) -> list[Judgement]:

@@ -1,9 +1,11 @@
 """What `compare` reads: the two runs' fingerprints checked, and their timed cases (speed
 results with a `time`, normbench.results.speed) matched by case id or by the id without the
-backend (`ab`), with the samples, blocks and worker processes the CIs are built from."""
+backend (`ab`), with the samples, blocks and worker processes the CIs are built from, and why a
+pair cannot be judged (timings that are not positive numbers, a side timed while unreliable)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,8 +128,32 @@ def process_groups_of(r: SpeedResult) -> list[list[float]] | None:
     return process_groups(samples, counts)
 
 
+def timing_problem(r: SpeedResult) -> str | None:
+    """Why an ok case's timing cannot be compared: a median or samples that are not positive
+    numbers (NaN, infinite, zero, negative: a broken or hand-edited file); None when fine."""
+    m = r.get("time")
+    if m is None:
+        return None
+    bad = [s for s in m.samples if not (math.isfinite(s) and s > 0)]
+    if bad:
+        return (
+            f"{len(bad)} of {len(m.samples)} timing samples are not positive numbers "
+            f"(e.g. {bad[0]!r})"
+        )
+    if m.samples and (m.value is None or not math.isfinite(m.value) or m.value <= 0):
+        return f"its median time is {m.value!r}, not a positive number"
+    return None
+
+
+def unreliable_sides(p: Pair, labels: tuple[str, str]) -> list[str]:
+    """'new: <why>' for each side whose timing was marked unreliable (SpeedResult.unreliable)."""
+    sides = ((labels[0], p.base), (labels[1], p.new))
+    return [f"{name}: {r.unreliable}" for name, r in sides if r is not None and r.unreliable]
+
+
 def comparable(p: Pair) -> bool:
     return bool(
         p.base and p.new and p.base.ok and p.new.ok
         and len(samples_of(p.base)) > 0 and len(samples_of(p.new)) > 0
+        and timing_problem(p.base) is None and timing_problem(p.new) is None
     )  # fmt: skip

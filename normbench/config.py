@@ -151,13 +151,18 @@ def check_fits(selection: Selection, per_element_bytes: int = 96) -> None:
         )
 
 
+CACHE_STATES = ("cold", "hot")
+
+
 @dataclass(frozen=True)
 class SpeedConfig:
     selection: Selection
     threads: int
     time_budget: float = 1.0
     quick: bool = False
-    hot: bool = False
+    # "cold": every call reads inputs the caches do not hold (docs/numerics.md section 6);
+    # "hot": the same inputs back to back.
+    cache: str = "cold"
     out: Path = DEFAULT_OUT
     formats: tuple[str, ...] = DEFAULT_FORMATS
     memory: bool = False
@@ -169,10 +174,17 @@ class SpeedConfig:
             raise UsageError(f"--time-budget must be positive seconds, got {self.time_budget}")
         if self.threads <= 0:
             raise UsageError(f"--threads must be a positive integer, got {self.threads}")
+        if self.cache not in CACHE_STATES:
+            raise UsageError(f"--cache {self.cache!r}: choose from {', '.join(CACHE_STATES)}")
+
+    @property
+    def hot(self) -> bool:
+        return self.cache == "hot"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["out"] = str(self.out)
+        d["hot"] = self.hot  # version-1 readers (and compare's set-up notes) know this key
         return d
 
 

@@ -146,7 +146,8 @@ class TimingArgs:
     threads: int | None = None  # None: torch's
     time_budget: float = 1.0
     quick: bool = False
-    hot: bool = False
+    cache: str = "cold"
+    hot: bool = False  # shorthand for cache="hot"
 
 
 def build_speed_config(
@@ -160,7 +161,7 @@ def build_speed_config(
         threads=timing.threads or torch.get_num_threads(),
         time_budget=min(timing.time_budget, 0.3) if timing.quick else timing.time_budget,
         quick=timing.quick,
-        hot=timing.hot,
+        cache="hot" if timing.hot else timing.cache.strip().lower(),
         out=out,
         formats=formats,
         **kw,

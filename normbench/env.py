@@ -122,7 +122,8 @@ def available_memory(device: str) -> int:
 
 
 def _nvml(index: int) -> dict[str, Any]:
-    """GPU facts through NVML; an empty dict with a note when NVML is not there."""
+    """Facts of torch's GPU `index` through NVML, found by UUID (normbench.machine_cuda: NVML's
+    numbering is not CUDA's); only a note when NVML or the device is not there."""
     try:
         import pynvml
     except ImportError:
@@ -132,7 +133,11 @@ def _nvml(index: int) -> dict[str, Any]:
     except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         return {"nvml": f"unavailable ({exc})"}
     try:
-        h = pynvml.nvmlDeviceGetHandleByIndex(index)
+        from normbench.machine_cuda import nvml_handle
+
+        h, why = nvml_handle(f"cuda:{index}")
+        if h is None:
+            return {"nvml": f"unavailable ({why})"}
         mem = pynvml.nvmlDeviceGetMemoryInfo(h)
         clock = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
         return {
@@ -224,7 +229,8 @@ def copy_bandwidth(
     """Measured copy bandwidth in GB/s (bytes read + written), cached per device and threads
     (`env`: this process's fingerprint, when the caller has it already)."""
     env = env or fingerprint(device, threads)
-    key = f"{env['device_name']}|threads={threads}|torch={env['torch']}"
+    # "cold": measured past the last-level cache (entries without it were not).
+    key = f"{env['device_name']}|threads={threads}|torch={env['torch']}|cold"
     path = cache_dir() / "bandwidth.json"
     try:
         cache = json.loads(path.read_text())
@@ -242,13 +248,16 @@ def copy_bandwidth(
 
 
 def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:
-    """A large device-to-device copy, median of repeated samples (docs/numerics.md section 3)."""
+    """A large device-to-device copy, median of repeated samples (docs/numerics.md section 3),
+    of at least twice the last-level cache so that it measures memory, not a cache."""
     import torch
 
+    from normbench.cache_state import SPAN, last_level_cache
     from normbench.timing import TimingConfig, measure
 
     if device.startswith("cuda"):
         nbytes = 1 << 30
+    nbytes = max(nbytes, SPAN * last_level_cache(device)[0])
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
     dst = torch.empty_like(src)
     t = measure(lambda: dst.copy_(src), device, TimingConfig(budget_s=0.5, min_blocks=3))

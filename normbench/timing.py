@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from normbench.machine import MachineState, MachineWatch
+from normbench.reliability import assess
 from normbench.stats import Summary, summarize
 
 # CPU samples shorter than this are dominated by timer and loop overhead: loop inside the sample.
@@ -35,6 +37,9 @@ class TimingConfig:
     warmup_s: float = 0.2
     hot: bool = False  # CUDA: skip the L2 flush (back-to-back numbers)
     max_samples: int = 5000
+    # CUDA: replay short calls from a CUDA graph: "auto" (short or launch-bound calls), "on"
+    # (every call), "off" (never); see normbench.timing_cuda.
+    cuda_graph: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,11 @@ class Timing:
     timer: str
     summary: Summary = field(compare=False)
     warnings: tuple[str, ...] = ()
+    # Why the figure cannot be trusted (normbench.reliability); empty when nothing was found.
+    unreliable: tuple[str, ...] = ()
+    machine: MachineState | None = field(default=None, compare=False)
+    # CUDA: host seconds to issue one call (wrapper and launches), apart from the GPU time.
+    launch_overhead_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,24 +66,24 @@ class Sampler:
 
     take: Callable[[int], list[float]]
     per_call: float  # the typical warm-up call, seconds
-    inner: int  # calls per sample (CPU: enough for MIN_SAMPLE_S; CUDA: 1)
+    inner: int  # calls per sample (CPU: enough for MIN_SAMPLE_S; CUDA: for SHORT_CALL_S)
     first_call_s: float  # the first call, timed apart (compilation, autotuning, allocation)
     warmup_calls: int
     timer: str
+    launch_overhead_s: float | None = None  # CUDA: host seconds to issue one call
 
     @property
     def per_sample(self) -> float:
         return self.per_call * self.inner
 
-    def timing(self, samples: list[float], block: int, stopped: str) -> Timing:
+    def timing(
+        self, samples: list[float], block: int, stopped: str, machine: MachineState | None = None
+    ) -> Timing:
         """The Timing of `samples` taken from this sampler in blocks of `block`, with the warnings
-        a reader needs (unstable, or a CI too wide because the budget ran out)."""
+        a reader needs and the reasons it cannot be trusted (normbench.reliability), `machine`
+        what else the machine did meanwhile."""
         summary = summarize(samples)
-        warnings = []
-        if summary.spread > 0.1:
-            warnings.append(f"unstable: p20-p80 spread is {summary.spread:.0%} of the median")
-        if stopped == "budget" and summary.rel_ci > 0.05:
-            warnings.append(f"CI of the median is +-{summary.rel_ci:.0%}: raise --time-budget")
+        warnings, unreliable = assess(samples, summary, stopped, machine)
         return Timing(
             samples=tuple(samples),
             block_size=block,
@@ -83,11 +93,14 @@ class Sampler:
             stopped=stopped,
             timer=self.timer,
             summary=summary,
-            warnings=tuple(warnings),
+            warnings=warnings,
+            unreliable=unreliable,
+            machine=machine,
+            launch_overhead_s=self.launch_overhead_s,
         )
 
 
-def _warmup(
+def warmup_calls(
     run: Callable[[], object], sync: Callable[[], None], budget_s: float
 ) -> tuple[float, list[float]]:
     """First call timed apart (compilation, autotuning, allocation), then calls until the last
@@ -120,29 +133,33 @@ def measure(
     config = config or TimingConfig()
     sampler = warm_up(run, device, config)
     block = block_size(sampler.per_sample, config)
+    watch = MachineWatch(device)
     with no_gc():
-        samples, stopped = alternate([sampler.take], block, config, config.min_blocks)
-    return sampler.timing(samples[0], block, stopped)
+        samples, stopped = alternate([sampler.take], block, config, config.min_blocks, watch)
+    return sampler.timing(samples[0], block, stopped, watch.stop())
 
 
 def warm_up(
     run: Callable[[], object], device: str, config: TimingConfig, label: str = ""
 ) -> Sampler:
-    """Warm `run` up on `device` and return its Sampler: CUDA events (after an L2 flush unless
-    `config.hot`), or perf_counter_ns looped to at least MIN_SAMPLE_S per sample. `label` is
-    added to the timer's name (ab: "interleaved")."""
+    """Warm `run` up on `device` and return its Sampler: CUDA events (normbench.timing_cuda), or
+    perf_counter_ns looped to at least MIN_SAMPLE_S per sample. `label` is added to the timer's
+    name (ab: "interleaved")."""
     tag = f", {label}" if label else ""
     if device.startswith("cuda"):
         import torch
 
+        from normbench.timing_cuda import plan
+
         dev = torch.device(device)
-        flush = l2_flush_buffer(device, config.hot)
-        first, warm = _warmup(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
-        timer = f"cuda events{tag}" + ("" if flush is not None else " (hot L2)")
+        with torch.cuda.device(dev):  # cuda:N: launches (Triton's too) on N, not the current one
+            first, warm = warmup_calls(run, lambda: torch.cuda.synchronize(dev), config.warmup_s)
+        per_call = upper_median(warm)
+        p = plan(run, device, per_call, config.hot, config.cuda_graph)
         return Sampler(
-            cuda_taker(run, device, flush), upper_median(warm), 1, first, len(warm), timer
+            p.take, per_call, p.inner, first, len(warm), p.timer(tag), p.launch_overhead_s
         )
-    first, warm = _warmup(run, lambda: None, config.warmup_s)
+    first, warm = warmup_calls(run, lambda: None, config.warmup_s)
     per_call = upper_median(warm)
     inner = cpu_inner_loops(per_call)
     return Sampler(
@@ -160,20 +177,29 @@ def block_size(per_sample_s: float, config: TimingConfig) -> int:
 
 
 def alternate(
-    takers: list[Callable[[int], list[float]]], block: int, config: TimingConfig, min_rounds: int
+    takers: list[Callable[[int], list[float]]],
+    block: int,
+    config: TimingConfig,
+    min_rounds: int,
+    watch: MachineWatch | None = None,
 ) -> tuple[list[list[float]], str]:
     """Rounds of one block per taker, the order reversed every other round (A B, B A, ...: a drift
     linear over two rounds cancels), until every taker's median CI is within the target after at
     least `min_rounds` rounds, or the budget is spent. The samples per taker, and why it stopped
-    ("converged" or "budget"). One taker: `measure`'s adaptive stopping."""
+    ("converged" or "budget"). One taker: `measure`'s adaptive stopping. `watch` is started
+    here and sampled after every round (the caller stops it)."""
     samples: list[list[float]] = [[] for _ in takers]
     order = list(range(len(takers)))
     rounds, stopped = 0, "budget"
     start = time.perf_counter()
+    if watch is not None:
+        watch.start()
     while True:
         for i in order if rounds % 2 == 0 else order[::-1]:
             samples[i].extend(takers[i](block))
         rounds += 1
+        if watch is not None:
+            watch.sample()
         if rounds >= min_rounds:
             if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
                 stopped = "converged"
@@ -198,40 +224,6 @@ def cpu_taker(run: Callable[[], object], inner: int) -> Callable[[int], list[flo
         return out
 
     return take
-
-
-def cuda_taker(run: Callable[[], object], device: str, flush) -> Callable[[int], list[float]]:
-    """A block of k CUDA-event samples (L2 flushed before each when `flush` is a buffer), with one
-    synchronize per block, not per sample."""
-    import torch
-
-    def take(k: int) -> list[float]:
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            for _ in range(k)
-        ]
-        for start, end in events:
-            if flush is not None:
-                flush.zero_()
-            start.record()
-            run()
-            end.record()
-        torch.cuda.synchronize(device)
-        return [s.elapsed_time(e) * 1e-3 for s, e in events]
-
-    return take
-
-
-def l2_flush_buffer(device: str, hot: bool):
-    """None for hot numbers; else a buffer twice the L2 size, zeroed before each sample to evict
-    the L2 (cold numbers)."""
-    if hot:
-        return None
-    import torch
-
-    dev = torch.device(device)
-    l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 0) or 64 << 20
-    return torch.empty(2 * l2 // 4, dtype=torch.int32, device=dev)
 
 
 @contextlib.contextmanager

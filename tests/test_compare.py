@@ -378,14 +378,16 @@ def test_match_by_group_pairs_two_backends():
         replace(r, case_id=r.case_id.replace("/eager/", "/mine/"), backend="mine")
         for r in new.results
     ]
-    cmp = compare_runs(base, new, CompareConfig(match="group"))
+    # As `ab` matches them: no between-run floor between interleaved sides.
+    cmp = compare_runs(base, new, CompareConfig(match="group", between_run_floor=False))
     assert set(verdicts(cmp)) == {"rmsnorm/fp32/1x1x1024/fwd", "rmsnorm/fp32/1x2x1024/fwd"}
     assert set(verdicts(cmp).values()) == {SAME}
 
 
 def test_calibrated_margin_raises_the_threshold():
+    # The within-run CI (no between-run floor), so the margin alone decides.
     cmp = compare_runs(make_run([1.0]), make_run([1.15], seed=3),
-                       CompareConfig(calibrated_margin=0.2))  # fmt: skip
+                       CompareConfig(calibrated_margin=0.2, between_runs="off"))  # fmt: skip
     assert cmp.config["margin"] == pytest.approx(0.2)
     assert verdicts(cmp)[case_id(0)] == SAME  # +15% is inside +-20%
     assert "raised from 5%" in cmp.summary[1]
@@ -405,7 +407,8 @@ def test_parse_threshold_refuses(text):
 
 
 def test_markdown_summary_lists_flagged_cases_first():
-    cmp = compare_runs(make_run([1.0] * 3, seed=1), make_run([1.0, 1.3, 1.0], seed=2))
+    within = CompareConfig(between_runs="off")  # 3 cases: no floor, the within-run CIs
+    cmp = compare_runs(make_run([1.0] * 3, seed=1), make_run([1.0, 1.3, 1.0], seed=2), within)
     md = markdown_summary(cmp)
     assert md.startswith("### :x: normbench compare: FAIL: 1 confirmed regression")
     table = md.split("<details>")[0]
@@ -426,7 +429,9 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
     same = save(make_run([1.0] * 3, seed=2), tmp_path / "same.json")
     slow = save(make_run([1.0, 1.3, 1.0], seed=3), tmp_path / "slow.json")
     out = tmp_path / "reports"
-    r = runner.invoke(app, ["compare", base, same, "--out", str(out), "--format", "json"])
+    # 3 cases, within-run CIs (the between-run floor: tests/test_compare_honest.py).
+    within = ["--between-runs", "off"]
+    r = runner.invoke(app, ["compare", base, same, "--out", str(out), "--format", "json", *within])
     assert r.exit_code == 0, r.output
     assert "PASS: no confirmed regression" in r.output
     saved = load_run(next(out.glob("compare-*.json")))
@@ -434,7 +439,7 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
     assert set(verdicts(saved).values()) == {SAME}
     md = tmp_path / "summary.md"
     md.write_text("earlier step\n")
-    r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(md)])
+    r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(md), *within])
     assert r.exit_code == 1, r.output
     text = md.read_text()
     assert text.startswith("earlier step\n")  # appended, as $GITHUB_STEP_SUMMARY expects

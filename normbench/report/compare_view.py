@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from normbench.compare import counts, exit_code, geomean, headline
+from normbench.compare import CANT_JUDGE, counts, exit_code, geomean, headline
 from normbench.fmt import fmt_time_ms
 from normbench.report.markdown import md_table
 from normbench.report.tables import Table
@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 # Worst first: what a reviewer must look at heads the table.
 ORDER = (
-    Verdict.REGRESSION, Verdict.BROKEN, Verdict.IMPROVEMENT, Verdict.INCONCLUSIVE,
-    Verdict.MISSING, Verdict.NEW, Verdict.NOT_COMPARED, Verdict.SAME,
+    Verdict.REGRESSION, Verdict.BROKEN, Verdict.IMPROVEMENT, Verdict.UNRELIABLE,
+    Verdict.INCONCLUSIVE, Verdict.MISSING, Verdict.NEW, Verdict.NOT_COMPARED, Verdict.SAME,
 )  # fmt: skip
+# The summary's icon by exit code: pass, fail, could not judge.
+ICONS = {0: ":white_check_mark:", 1: ":x:", CANT_JUDGE: ":warning:"}
 # Findings quoted in the Markdown summary: what may make the verdict wrong, and how to read it.
 QUOTED = (Level.WARNING, Level.NOTE)
 
@@ -73,8 +75,7 @@ def view(run: Run) -> list[Table]:
 def markdown_summary(run: Run) -> str:
     """A verdict line, the cases that need a look, and every case folded under <details>."""
     cfg = run.config
-    failed = exit_code(run)
-    icon = ":x:" if failed else ":white_check_mark:"
+    icon = ICONS.get(exit_code(run), ":x:")
     out = [f"### {icon} normbench compare: {headline(run)}", ""]
     base, new = cfg.get("base", {}), cfg.get("new", {})
     if base or new:
@@ -98,7 +99,8 @@ def markdown_summary(run: Run) -> str:
     out.append(
         f"<sub>Ratio of medians with a block-bootstrap 95% CI; a regression needs the whole CI "
         f"above +{cfg.get('margin', 0.05):.0%} and Holm-corrected significance at alpha "
-        f"{cfg.get('alpha', 0.05):g}. See docs/regression-gate.md.</sub>"
+        f"{cfg.get('alpha', 0.05):g}; a case timed while the machine was unreliable is not "
+        "judged. See docs/regression-gate.md.</sub>"
     )
     return "\n".join(out) + "\n"
 

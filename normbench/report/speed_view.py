@@ -10,14 +10,16 @@ from normbench.fmt import fmt, fmt_time_ms
 from normbench.report.memory_view import with_ratio
 from normbench.report.tables import Table
 from normbench.results.speed import SpeedResult
+from normbench.speed_answers import ties
 
 if TYPE_CHECKING:
-    from normbench.results import Run
+    from normbench.results import Measurement, Run
 
 COLUMNS = [
     "variant", "dtype", "shape", "mode", "backend", "status", "median", "p20-p80", "CI +-", "n",
     "GB/s", "% copy bw", "vs eager", "note",
 ]  # fmt: skip
+TIE_TITLE = "speed (~ in vs eager: its 95% CI includes 1x, not told apart from eager)"
 
 
 def speed_line(r: SpeedResult, memory: bool) -> list[str]:
@@ -28,9 +30,13 @@ def speed_line(r: SpeedResult, memory: bool) -> list[str]:
         ci, n = (f"{half:.1%}" if half is not None else "-"), str(t.n)
     else:
         spread, ci, n = "-", "-", "-"
-    gbps, pct, speedup = (r.get(m) for m in ("bandwidth", "pct_copy_bw", "speedup"))
+    gbps, speedup = r.get("bandwidth"), r.get("speedup")
+    # % of the case's own SOL reference; a version-1 run has % of one device-wide copy instead.
+    pct = r.get("pct_sol") or r.get("pct_copy_bw")
     head = r.measurements[0]
     notes = [head.note] if head.note else []
+    if pct is not None and pct.metric == "pct_sol" and pct.note:
+        notes.append(pct.note)  # above 100%: why
     compile_s = r.value("compile_time")
     if compile_s is not None:
         notes.append(f"compile {compile_s:.1f} s")
@@ -38,13 +44,27 @@ def speed_line(r: SpeedResult, memory: bool) -> list[str]:
         r.variant_label, r.dtype, str(r.shape), r.mode, r.backend, r.status.value,
         fmt_time_ms(t.value) if t is not None else "-", spread, ci, n,
         fmt(gbps.value) if gbps else "-",
-        f"{pct.value:.1f}" if pct and pct.value is not None else "-",
-        f"{speedup.value:.2f}x" if speedup and speedup.value is not None else "-",
+        pct_cell(pct),
+        speedup_cell(speedup),
         "; ".join(notes),
     ]  # fmt: skip
     if memory:
         line[-1:-1] = [with_ratio(r, "saved_bytes")]
     return line
+
+
+def pct_cell(m: Measurement | None) -> str:
+    """'!' marks a share above 100% of the SOL reference (the note says why)."""
+    if m is None or m.value is None:
+        return "-"
+    return f"{m.value:.1f}" + ("!" if m.metric == "pct_sol" and m.value > 100 else "")
+
+
+def speedup_cell(m: Measurement | None) -> str:
+    """'~' marks a speedup whose 95% CI includes 1: not told apart from eager (TIE_TITLE)."""
+    if m is None or m.value is None:
+        return "-"
+    return f"{'~' if ties(m.ci_low, m.ci_high) else ''}{m.value:.2f}x"
 
 
 def view(run: Run) -> list[Table]:
@@ -53,4 +73,9 @@ def view(run: Run) -> list[Table]:
     cols = list(COLUMNS)
     if memory:  # the peaks: in the CSV, JSON and `normbench memory`
         cols[-1:-1] = ["saved (x ideal)"]
-    return [("speed", cols, [speed_line(r, memory) for r in results])]
+    # The legend wherever speedups carry CIs (not only where a '~' shows), so that the devices of
+    # a merged run keep one table title; version-1 runs have none and keep the old title.
+    cis = any((m := r.get("speedup")) is not None and m.ci_low is not None for r in results)
+    if any(r.get("pct_sol") for r in results):
+        cols[cols.index("% copy bw")] = "% SOL"
+    return [(TIE_TITLE if cis else "speed", cols, [speed_line(r, memory) for r in results])]

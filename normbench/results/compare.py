@@ -7,8 +7,9 @@ calibration (`calibrate`), and one side of an interleaved A/B run.
   without a value, its status and the reason.
 - `GeomeanRatio` (kind "compare_geomean"): the geometric-mean ratio over the compared cases.
 - `CaseNoise` (kind "calibrate"): one case's A/A noise floor over the repeats' comparisons.
-- `SuiteNoiseFloor` (kind "calibrate_floor") and `MinMargin` (kind "calibrate_margin", with its
-  false-alarm curve): the calibration's answer for the whole run.
+- `SuiteNoiseFloor` (kind "calibrate_floor"), `MinMargin` (kind "calibrate_margin", with its
+  false-alarm curve) and `BetweenRunNoise` (kind "calibrate_between_runs"): the calibration's
+  answer for the whole run.
 - `SideResult` (kind "ab_side"): a speed case timed interleaved with the other side of `ab`; a
   side's run is a speed run, so `compare` reads it as one.
 
@@ -44,7 +45,11 @@ class Verdict(str, Enum):
     SAME = "same"  # the whole CI inside [1 - margin, 1 + margin]
     MISSING = "missing"  # only in the baseline
     NEW = "new"  # only in the new run
-    NOT_COMPARED = "not compared"  # not timed on one side (skipped, or an error in the base)
+    NOT_COMPARED = "not compared"  # not timed on one side (skipped, an error in the base, or
+    # timings that are not positive numbers: NaN, zero, negative)
+    # A side was timed while the machine could not be trusted (SpeedResult.unreliable): the
+    # ratio and CI are shown for information, never judged (separate runs; `ab` judges them).
+    UNRELIABLE = "unreliable"
 
     def __str__(self) -> str:
         return self.value
@@ -92,8 +97,10 @@ class CaseComparison(CaseResult):
 
     @property
     def compared(self) -> bool:
-        """Judged on a CI (not missing, new, broken or skipped on a side)."""
-        return self.ratio.ok and self.log_center is not None
+        """Judged on a CI (not missing, new, broken, skipped on a side, or unreliable)."""
+        return (
+            self.ratio.ok and self.log_center is not None and self.verdict is not Verdict.UNRELIABLE
+        )
 
     def ratio_ci(self) -> RatioCI:
         """The RatioCI the case was judged with (to judge it again at another margin)."""
@@ -218,7 +225,23 @@ class MinMargin(SuiteFigure):
         return self.value / 100 if self.value is not None else None
 
 
-FLOOR_ID, MARGIN_ID = "suite/noise_floor", "suite/min_margin"
+@result_kind("calibrate_between_runs")
+@dataclass(frozen=True)
+class BetweenRunNoise(SuiteFigure):
+    """The noise between two separate runs that no within-run CI sees, measured over the A/A
+    case comparisons (n): value is 1 sd of the ratio in % (expm1 of `tau`), `tau` 1 sd of its
+    log, what `compare --calibration` assumes when a comparison has too few cases to estimate
+    it (docs/regression-gate.md). Only a calibration of separate runs records one."""
+
+    metric: ClassVar[str] = "between_run_noise"
+    unit: ClassVar[str] = "%"
+
+    tau: float | None = None
+
+
+FLOOR_ID, MARGIN_ID, BETWEEN_ID = (
+    "suite/noise_floor", "suite/min_margin", "suite/between_run_noise",
+)  # fmt: skip
 
 
 @v1_kind("calibrate")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 from normbench.errors import UsageError
 from normbench.results import Finding, Status
 from normbench.results.compare import SideResult
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, describe_error, not_run
-from normbench.suites.speed import SpeedCase, make_runner
-from normbench.timing import Sampler, alternate, block_size, no_gc, warm_up
+from normbench.suites.ab_timing import LocalSide, RemoteSide, time_sides
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, not_run
+from normbench.suites.speed import SpeedCase
 from normbench.worker import Install, Worker, WorkerError, split_spec
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from normbench.compare import CompareConfig
     from normbench.config import SpeedConfig
     from normbench.results import Run
-    from normbench.timing import Timing, TimingConfig
 
 SUITE = "speed"  # each side is a speed run: re-comparable with `normbench compare`
 SIDES = ("A", "B")
@@ -128,139 +126,23 @@ class ABResult:
     comparison: Run
 
 
-# --- interleaved timing ------------------------------------------------------------------------
-
-
-# A side ready to time: `take(k)` returns k samples (seconds per call). In-process sides come
-# from timing.warm_up, worker sides from the worker's answer to `setup`.
-
-
-def time_sides(
-    sides: list[list[Sampler]], config: TimingConfig, min_rounds: int
-) -> tuple[list[Timing], list[list[int]]]:
-    """Both sides timed alternately with one block size (from the slowest sample). A side may be
-    several processes: each round visits A0 B0 A1 B1 ... Returns each side's Timing (the samples
-    of its processes one after the other) and how many samples each process took."""
-    block = block_size(max(w.per_sample for side in sides for w in side), config)
-    takers = [w.take for pair in zip(*sides) for w in pair]
-    with no_gc():  # in-process sides; a worker disables its own collector per block
-        samples, stopped = alternate(takers, block, config, min_rounds)
-    timings, counts = [], []
-    for i, side in enumerate(sides):
-        own = samples[i :: len(sides)]
-        flat = [x for s in own for x in s]
-        timings.append(side[0].timing(flat, block, stopped))
-        counts.append([len(s) for s in own])
-    return timings, counts
-
-
 # --- the suite -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ready:
-    """One side of one case after its gate: status ok (then `warm` is set), skipped, mismatch
-    or error, with the note saying why."""
-
-    status: str
-    note: str = ""
-    first_call_s: float = 0.0  # the gate's call: compilation included
-    compiles: bool = False
-    warm: Sampler | None = None
-
-    @property
-    def take(self) -> Callable[[int], list[float]] | None:
-        return self.warm.take if self.warm else None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"status": self.status, "note": self.note}
-        d.update(first_call_s=self.first_call_s, compiles=self.compiles)
-        if self.warm:
-            w = self.warm
-            d.update(per_call=w.per_call, inner=w.inner, warm_first_s=w.first_call_s,
-                     warmup_calls=w.warmup_calls, timer=w.timer)  # fmt: skip
-        return d
-
-
-def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
-    """Gate `case` (its backend is the side's) against fp64 and warm it up. An exception is an
-    error status: one side failing must not stop the run."""
-    from normbench.gate import check, oracle
-    from normbench.registry import get_backend
-    from normbench.variants import get_variant
-
-    try:
-        backend = get_backend(case.backend)
-        reason = backend.supports(case) or backend.timing_blocker(case.device)
-        if reason:
-            return Ready("skipped", reason)
-        variant = get_variant(case.variant)
-        p = cache.get(case)
-        grads = case.mode != "fwd"
-        fn = backend.build(variant, case)
-        sem = backend.semantics_for(variant.name)
-        oracle(p, sem, grads)
-        t0 = time.perf_counter()
-        gate = check(fn, p, sem, grads)
-        first = time.perf_counter() - t0
-        if not gate.ok:
-            return Ready("mismatch", gate.note)
-        if sem.inplace:  # it overwrites its inputs: let it overwrite copies
-            p = replace(p, inputs=p.cloned())
-        warm = warm_up(make_runner(fn, p, case.mode), case.device, timing, "interleaved")
-        return Ready("ok", "", first, bool(getattr(backend, "compiles", False)), warm)
-    except Exception as exc:
-        return Ready("error", describe_error(exc))
-
-
-class LocalSide:
-    """A side in this process."""
-
-    def __init__(self, name: str, cache: PreparedCache) -> None:
-        self.name = name
-        self.cache = cache
-
-    def setup(self, case: Case, timing: TimingConfig) -> Ready:
-        return setup_side(replace(case, backend=self.name or case.backend), self.cache, timing)
-
-    def close(self) -> None:
-        pass
-
-
-class RemoteSide:
-    """A side in a worker process (normbench.worker): another install's backend."""
-
-    def __init__(self, worker, name: str, seed: int) -> None:
-        self.worker = worker
-        self.name = name
-        self.seed = seed
-
-    def setup(self, case: Case, timing: TimingConfig) -> Ready:
-        fields = {"variant": case.variant, "backend": case.backend, "dtype": case.dtype,
-                  "mode": case.mode,
-                  "device": case.device, "dist": case.dist,
-                  "shape": [case.shape.batch, case.shape.seq, case.shape.dim]}  # fmt: skip
-        d = self.worker.request("setup", case=fields, seed=self.seed, timing=asdict(timing))
-        if d["status"] != "ok":
-            return Ready(d["status"], d.get("note", ""))
-        take = lambda k: self.worker.request("block", k=k)["samples"]  # noqa: E731
-        warm = Sampler(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
-                    d["timer"] + ", worker process, first of each block dropped")  # fmt: skip
-        return Ready("ok", "", d["first_call_s"], d["compiles"], warm)
-
-    def close(self) -> None:
-        self.worker.close()
 
 
 class ABCase(SpeedCase):
     """Gate both sides, then time them interleaved: a SideResult per side ('A', 'B')."""
 
-    def __init__(self, config: ABConfig, copy_gbps: float, sides: list[list]) -> None:
-        super().__init__(config.speed, copy_gbps)
+    def __init__(self, config: ABConfig, sides: list[list]) -> None:
+        super().__init__(config.speed)
         self.ab = config
         self.sides = sides
         # Both sides share the time: the budget is per side.
         self.timing = replace(self.timing, budget_s=2 * config.speed.time_budget)
+
+    def worker_pids(self) -> tuple[int, ...]:
+        """The worker processes of the sides: their CPU time is this run's, not a neighbour's."""
+        return tuple(p.worker.proc.pid for side in self.sides for p in side
+                     if isinstance(p, RemoteSide))  # fmt: skip
 
     def __call__(self, case: Case) -> list[SideResult]:
         from normbench.variants import get_variant
@@ -282,11 +164,13 @@ class ABCase(SpeedCase):
                     out.append(_untimed(c, label, r.status, r.note))
             return out
         warm = [[r.warm for r in rs] for rs in each]
-        timings, counts = time_sides(warm, self.timing, self.ab.min_rounds)  # type: ignore[arg-type]
+        timings, counts = time_sides(
+            warm, self.timing, self.ab.min_rounds, case.device, self.worker_pids()
+        )  # type: ignore[arg-type]
         variant = get_variant(case.variant)
         out = []
         for label, c, r, timing, n in zip(SIDES, cases, ready, timings, counts):
-            speed = self.timed(c, variant, timing, r.first_call_s, r.compiles)
+            speed = self.timed(c, variant, timing, r.first_call_s, r.compiles, None)
             # Samples per process: compare's CI is then over processes.
             out.append(SideResult.of_speed(speed, label, n if len(n) > 1 else ()))
         return out
@@ -368,7 +252,7 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     config = replace(config, a=sides[0][0].name, b=sides[1][0].name)
     loop = CaseLoop(SUITE, progress, debug, result=SideResult)
     try:
-        results = loop.run(cases, ABCase(config, env["copy_bandwidth_gbps"], sides))
+        results = loop.run(cases, ABCase(config, sides))
     finally:
         close_sides(sides)
     wall = time.perf_counter() - start
@@ -391,7 +275,10 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     labels = (f"A {config.a}", f"B {config.b}")
     if whole:
         labels = tuple(f"{s} {i.label if i else '.'}" for s, i in zip(SIDES, config.installs))
-    cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels)
+    # Both sides share the machine's state block by block: a busy moment cannot bias the ratio,
+    # so unreliable cases are judged (with a warning) and no between-run floor is assumed.
+    cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels,
+                         judge_unreliable=True, between_run_floor=False)  # fmt: skip
     comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
     where = "in worker processes" if config.remote else "in one process"
     comparison.findings[1:1] = [

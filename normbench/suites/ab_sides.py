@@ -80,7 +80,9 @@ def run(config: ABConfig, progress: Progress | None = None, debug: bool = False)
 
 
 def exit_code(config: ABConfig, result: ABResult) -> int:
-    """compare's: 1 when B is confirmed slower than A (or broken where A ran)."""
+    """compare's: 1 when B is confirmed slower than A (or broken where A ran), 4 when no case
+    could be compared (ab judges cases timed while the machine was busy, with a warning: both
+    sides shared it)."""
     from normbench.compare import exit_code as compare_exit_code
 
     return compare_exit_code(result.comparison)

@@ -10,6 +10,10 @@ of repeats is compared exactly as `compare` would (bootstrap CI, Holm within eac
 - smallest margin: the smallest d on a 0.5% grid for which fewer than 1% of the A/A case
   comparisons get a regression or improvement verdict. `compare --calibration FILE` never uses
   a margin below it.
+- between-run noise (separate runs only): 1 sd of the log ratio that the within-run CIs miss,
+  which `compare --calibration FILE` assumes when a comparison has too few cases to estimate it.
+
+Case comparisons with a side timed while the machine was unreliable are left out, with a warning.
 
 The pairs share runs, so they are not independent: with few repeats the 1% is resolved only as
 "none seen", and the report says so.
@@ -24,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 from normbench.errors import UsageError
 from normbench.results import Finding, Level, Measurement, Run
 from normbench.results.compare import (
+    BETWEEN_ID,
     FLOOR_ID,
     MARGIN_ID,
+    BetweenRunNoise,
     CaseComparison,
     CaseNoise,
     MinMargin,
@@ -84,7 +90,9 @@ def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple
     """The A/A comparison runs (each one `compare` family) and the environment."""
     from normbench.compare import CompareConfig, compare_runs
 
-    cmp = CompareConfig(alpha=config.alpha, resamples=config.resamples, seed=config.seed)
+    # No between-run floor: the calibration measures that noise, it must not assume it.
+    cmp = CompareConfig(alpha=config.alpha, resamples=config.resamples, seed=config.seed,
+                        between_run_floor=False)  # fmt: skip
     if config.interleaved:
         from normbench.suites.ab import ABConfig, run_ab
 
@@ -115,6 +123,25 @@ def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple
 def _judged(run: Run) -> list[CaseComparison]:
     """The cases of one comparison that were judged on a CI."""
     return [r for r in run.of(CaseComparison) if r.compared and r.ratio.ci_low]
+
+
+def between_run_tau(comparisons: list[Run]) -> tuple[float, int] | None:
+    """(tau, n): the between-run noise of separate runs, 1 sd of the log ratio that the
+    within-run CIs miss, over the n judged single-process A/A case comparisons. A/A, so every
+    log ratio is noise around 0: tau^2 = mean(log r^2) - mean(s^2), s each case's within-run
+    standard error (its CI's, less the between-run term its comparison added). A mean, not a
+    robust spread: a case that flips between runs is noise the floor must hold. None: none."""
+    sq, within = [], []
+    for c in comparisons:
+        added = (c.config.get("between_run_noise") or 0.0) ** 2
+        for r in _judged(c):
+            if r.processes or r.log_se is None or not r.ratio.value:
+                continue  # a CI over processes holds the between-run noise already
+            sq.append(math.log(r.ratio.value) ** 2)
+            within.append(max(0.0, r.log_se**2 - added))
+    if not sq:
+        return None
+    return math.sqrt(max(0.0, sum(sq) / len(sq) - sum(within) / len(within))), len(sq)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -156,11 +183,13 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     start = time.perf_counter()
     comparisons, env = aa_comparisons(config, progress, debug)
     per_case: dict[str, list[CaseComparison]] = {}
+    unreliable = 0  # A/A case comparisons with a side timed while the machine was unreliable
     for c in comparisons:
         for r in c.of(CaseComparison):
-            if r.ratio.ok and r.ratio.ci_low and r.ratio.ci_high:
+            unreliable += r.verdict is Verdict.UNRELIABLE
+            if r.compared and r.ratio.ci_low and r.ratio.ci_high:
                 per_case.setdefault(r.case_id, []).append(r)
-    results: list[CaseNoise | SuiteNoiseFloor | MinMargin] = []
+    results: list[CaseNoise | SuiteNoiseFloor | MinMargin | BetweenRunNoise] = []
     edges: list[float] = []
     for key, rs in per_case.items():
         cis = [(r.ratio.ci_low, r.ratio.ci_high) for r in rs]
@@ -176,6 +205,12 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
             ratios=tuple(ratios), ci=tuple(cis),
             worst_ratio_change_pct=100 * max(abs(x - 1) for x in ratios),
         ))  # fmt: skip
+    if not results and unreliable:
+        raise UsageError(
+            f"all {unreliable} A/A case comparisons had a side timed while the machine was "
+            "unreliable (see each case's note): nothing to calibrate; re-run on a quiet machine "
+            "or raise --time-budget"
+        )
     if not results:
         raise UsageError("no case was timed in every repeat: nothing to calibrate")
     curve = false_alarm_curve(comparisons, config.alpha)
@@ -189,8 +224,25 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
         comparisons_alarmed_at_margin=at_margin[3], comparisons=len(comparisons),
         curve=tuple(curve),
     ))  # fmt: skip
+    # Interleaved A/A has no between-run noise to measure for separate runs: none recorded.
+    tau = None if config.interleaved else between_run_tau(comparisons)
+    if tau is not None:
+        results.append(BetweenRunNoise(BETWEEN_ID, value=100 * math.expm1(tau[0]), n=tau[1],
+                                       tau=tau[0]))  # fmt: skip
     run = Run(SUITE, env, config.to_dict(), results, wall_s=time.perf_counter() - start)
     run.findings += _findings(config, len(comparisons), total, floor, len(edges), margin, at_margin)
+    if tau is not None:
+        run.add(
+            f"Between-run noise of separate runs: +-{math.expm1(tau[0]):.1%} (1 sd, tau "
+            f"{tau[0]:.3f}, over {tau[1]} A/A case comparisons): what compare --calibration "
+            "assumes when a comparison has too few cases to estimate it."
+        )
+    if unreliable:
+        run.add(
+            f"{unreliable} A/A case comparisons left out: a side was timed while the machine "
+            "was unreliable (see each speed run); re-run on a quiet machine.",
+            Level.WARNING,
+        )
     return run
 
 

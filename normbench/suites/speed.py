@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from normbench.options import ideal_bytes
 from normbench.results import Level, Measurement, Run, Status
 from normbench.results.speed import SpeedResult
+from normbench.speed_answers import add_speedups, rms_vs_ln
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_counts, not_run
 from normbench.timing import TimingConfig, measure
 
@@ -26,12 +27,13 @@ GATE_ROWS = 16
 
 def make_runner(fn: Callable[..., Any], p: Prepared, mode: str) -> Callable[[], object]:
     """The timed callable for a mode. fwd runs without autograd; bwd replays backward through a
-    graph built once; fwd+bwd does both each call."""
+    graph built once; fwd+bwd does both each call. The closures hold only what they use, so a
+    rotated copy's inputs are freed once its leaves are made."""
     import torch
 
     from normbench.gate import as_tuple
 
-    scalars = p.scalars
+    scalars, dys = p.scalars, p.dys
     if mode == "fwd":
         inputs = p.inputs
 
@@ -44,20 +46,63 @@ def make_runner(fn: Callable[..., Any], p: Prepared, mode: str) -> Callable[[], 
     order = [v for v in leaves.values() if v is not None]  # no weight: nothing to differentiate
     if mode == "bwd":
         outs = as_tuple(fn(**leaves, **scalars))
-        return lambda: torch.autograd.grad(outs, order, p.dys, retain_graph=True)
+        return lambda: torch.autograd.grad(outs, order, dys, retain_graph=True)
 
     def fwd_bwd() -> object:
-        return torch.autograd.grad(as_tuple(fn(**leaves, **scalars)), order, p.dys)
+        return torch.autograd.grad(as_tuple(fn(**leaves, **scalars)), order, dys)
 
     return fwd_bwd
+
+
+def input_bytes(p: Prepared, mode: str) -> int:
+    """The bytes a call reads from its own inputs: the tensors, and the output gradients for a
+    backward."""
+    tensors = p.tensors() + (list(p.dys) if mode != "fwd" else [])
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def timed_runner(
+    fn: Callable[..., Any], p: Prepared, mode: str, hot: bool, inplace: bool
+) -> tuple[Callable[[], object], int, str | None]:
+    """The callable to time and how many copies of the inputs it rotates through: cold, enough
+    copies that together they span twice the last-level cache (normbench.cache_state), so no
+    call finds its inputs in a cache; hot, one. Both go through the same cycle, so the two
+    states pay the same Python overhead per call. An in-place backend gets copies only: it
+    must not overwrite the shared inputs. Returns the callable, the number of copies and, when
+    they fall short of the span, the row's note saying so."""
+    import itertools
+
+    from normbench.cache_state import last_level_cache, partly_cold, rotation_count
+    from normbench.env import available_memory
+
+    device = p.case.device
+    k, note = 1, None
+    if not hot:
+        nbytes, llc = input_bytes(p, mode), last_level_cache(device)[0]
+        k = rotation_count(nbytes, llc, available_memory(device))
+        note = partly_cold(nbytes, k, llc)
+    copies = [p if not inplace else fresh_copy(p)] + [fresh_copy(p) for _ in range(k - 1)]
+    cycle = itertools.cycle([make_runner(fn, q, mode) for q in copies])
+    del copies
+    return (lambda: next(cycle)()), k, note
+
+
+def fresh_copy(p: Prepared) -> Prepared:
+    """The same values in new tensors (inputs and output gradients)."""
+    return replace(p, inputs=p.cloned(), dys=tuple(d.clone() for d in p.dys))
 
 
 class SpeedCase:
     """Gate, then time one case. Holds what is shared across cases (timing config, bandwidth)."""
 
-    def __init__(self, config: SpeedConfig, copy_gbps: float) -> None:
+    def __init__(self, config: SpeedConfig) -> None:
+        from normbench.cache_state import last_level_cache
+        from normbench.env import available_memory
+        from normbench.sol import SolReference
+
         self.config = config
-        self.copy_gbps = copy_gbps
+        device = config.selection.device
+        self.sol = SolReference(device, last_level_cache(device)[0], available_memory(device))
         self.cache = PreparedCache(config.selection.seed)
         budget = config.time_budget
         self.timing = TimingConfig(
@@ -91,10 +136,11 @@ class SpeedCase:
         first_call = time.perf_counter() - t0
         if not gate.ok:
             return skipped(case, Status.MISMATCH, gate.note)
-        if sem.inplace:  # it overwrites its inputs: let it overwrite copies, not the shared ones
-            p = replace(p, inputs=p.cloned())
-        timing = measure(make_runner(fn, p, case.mode), case.device, self.timing)
-        result = self.timed(case, variant, timing, first_call, getattr(backend, "compiles", False))
+        run, rotations, cold_note = timed_runner(fn, p, case.mode, self.config.hot, sem.inplace)
+        timing = measure(run, case.device, self.timing)
+        del run  # the rotated copies
+        compiles = getattr(backend, "compiles", False)
+        result = self.timed(case, variant, timing, first_call, compiles, rotations, cold_note)
         return self.memory(result, case, variant, backend, fn, p, sem)
 
     def untimed(self, case, variant, backend, fn, sem, blocker: str) -> SpeedResult:
@@ -136,76 +182,70 @@ class SpeedCase:
             result, measurements=result.measurements + mem.measurements, **mem.memory_fields()
         )
 
-    def timed(self, case, variant, timing, first_call: float, compiles: bool) -> SpeedResult:
+    def timed(
+        self,
+        case,
+        variant,
+        timing,
+        first_call: float,
+        compiles: bool,
+        rotations: int | None,
+        cold_note: str | None = None,
+    ) -> SpeedResult:
+        """The case's measurements from its timing, its SOL reference timed now (same bytes,
+        same cache state), and what the machine did meanwhile."""
         s = timing.summary
         ms = 1e3
         nbytes = ideal_bytes(variant, case)
         gbps = nbytes / s.median / 1e9
+        notes = [f"unreliable: {'; '.join(timing.unreliable)}"] if timing.unreliable else []
+        notes += [cold_note] if cold_note else []
         out = [
             Measurement(
-                "time", s.median * ms, "ms", note="; ".join(timing.warnings),
+                "time", s.median * ms, "ms", note="; ".join(notes + list(timing.warnings)),
                 p20=s.p20 * ms, p80=s.p80 * ms, ci_low=s.ci_low * ms, ci_high=s.ci_high * ms,
                 n=s.n, samples=tuple(x * ms for x in timing.samples),
             ),
             Measurement("bandwidth", gbps, "GB/s", p20=nbytes / s.p80 / 1e9,
                         p80=nbytes / s.p20 / 1e9),
-            Measurement("pct_copy_bw", 100 * gbps / self.copy_gbps, "%"),
+            *self.sol_measurements(s, nbytes),
         ]  # fmt: skip
         if compiles:
             note = "first call, compilation included; not in the timings"
             out.append(Measurement("compile_time", first_call, "s", note=note))
+        machine = timing.machine.fields() if timing.machine is not None else {}
         return SpeedResult.of_case(
             case, out, block_size=timing.block_size, inner_loops=timing.inner_loops,
             stopped=timing.stopped, timer=timing.timer, ideal_bytes=nbytes,
-            warmup_calls=timing.warmup_calls,
+            warmup_calls=timing.warmup_calls, cache=self.config.cache, rotations=rotations,
+            unreliable="; ".join(timing.unreliable) or None,
+            launch_overhead_s=timing.launch_overhead_s, **machine,
         )  # fmt: skip
+
+    def sol_measurements(self, s, nbytes: int) -> list[Measurement]:
+        """`sol_time` (a copy of the case's ideal bytes, timed now in the same cache state) and
+        `pct_sol` = 100 x sol_time / time, its 95% bounds from the two medians' CIs, with the
+        reason in its note when it is above 100%."""
+        from normbench.sol import above_sol_note
+
+        ref_timing = self.sol.timing(nbytes, self.timing)
+        ref = ref_timing.summary
+        pct = 100 * ref.median / s.median
+        low, high = 100 * ref.ci_low / s.ci_high, 100 * ref.ci_high / s.ci_low
+        notes = [above_sol_note(pct, low, high, nbytes, self.config.cache)]
+        if ref_timing.unreliable:  # the share is only as good as its reference
+            notes.append(f"its SOL reference is unreliable: {'; '.join(ref_timing.unreliable)}")
+        note = "; ".join(n for n in notes if n)
+        return [
+            Measurement("sol_time", ref.median * 1e3, "ms", p20=ref.p20 * 1e3, p80=ref.p80 * 1e3,
+                        ci_low=ref.ci_low * 1e3, ci_high=ref.ci_high * 1e3, n=ref.n,
+                        note=f"a copy of {nbytes // 2} bytes ({nbytes} moved), same cache state"),
+            Measurement("pct_sol", pct, "%", ci_low=low, ci_high=high, note=note or ""),
+        ]  # fmt: skip
 
 
 def skipped(case: Case, status: Status, note: str) -> SpeedResult:
     return not_run(SpeedResult, case, status, note, "time", "ms")
-
-
-def add_speedups(results: list[SpeedResult]) -> list[SpeedResult]:
-    """Each backend's speedup over eager for the same variant/options/dtype/shape/mode, as a
-    measurement after the case's own speed measurements."""
-    eager = {r.group: r.time.value for r in results if r.time and r.backend == "eager"}
-    out = []
-    for r in results:
-        base = eager.get(r.group)
-        if r.time and base and r.time.value:
-            note = "eager time / this time"
-            r = r.replace_measurements((*r.measurements, Measurement("speedup", base / r.time.value,
-                                                                    "x", note=note)))  # fmt: skip
-        out.append(r)
-    return out
-
-
-def rms_vs_ln(results: list[SpeedResult]) -> str | None:
-    """The one-line answer: is RMSNorm faster than LayerNorm here, per backend (geometric mean of
-    the time ratio over the shapes, dtypes and modes where both ran)."""
-    from normbench.stats import geomean
-
-    times = {
-        (r.backend, r.variant, r.dtype, str(r.shape), r.mode): r.time.value
-        for r in results
-        if r.time and r.time.value
-    }
-    parts = []
-    backends = dict.fromkeys(k[0] for k in times)
-    for b in backends:
-        ratios = [
-            v / times[(b, "layernorm", *k[2:])]
-            for k, v in times.items()
-            if k[0] == b and k[1] == "rmsnorm" and (b, "layernorm", *k[2:]) in times
-        ]
-        if ratios:
-            g = geomean(ratios)
-            word = "faster" if g < 1 else "slower"
-            pct = abs(1 - g) if g < 1 else g - 1
-            parts.append(f"{b} {pct:.0%} {word}" if g < 2 else f"{b} {g:.1f}x slower")
-    if not parts:
-        return None
-    return "Is RMSNorm faster than LayerNorm here? RMSNorm vs LayerNorm: " + ", ".join(parts) + "."
 
 
 def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool = False) -> Run:
@@ -221,7 +261,7 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     clock_before = sm_clock_mhz(device)
     cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
-    results = add_speedups(loop.run(cases, SpeedCase(config, env["copy_bandwidth_gbps"])))
+    results = add_speedups(loop.run(cases, SpeedCase(config)))
     run = Run(SUITE, env, config.to_dict(), results, interrupted=loop.interrupted)
     answer = rms_vs_ln(results)
     if answer:

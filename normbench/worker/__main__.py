@@ -50,7 +50,7 @@ class Server:
 
     def setup(self, case: dict[str, Any], seed: int, timing: dict[str, Any]) -> dict[str, Any]:
         from normbench.cases import Case
-        from normbench.suites.ab import setup_side
+        from normbench.suites.ab_timing import setup_side
         from normbench.suites.common import PreparedCache
         from normbench.timing import TimingConfig
         from normbench.variants.base import Shape

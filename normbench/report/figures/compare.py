@@ -14,10 +14,10 @@ from normbench.report.figures.data import Context, column, device_rank
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COMPARE_ORDER = ("regression", "improvement", "inconclusive", "same")
+COMPARE_ORDER = ("regression", "improvement", "unreliable", "inconclusive", "same")
 COMPARE_COLORS = {
-    "regression": "#d62728", "improvement": "#2ca02c", "inconclusive": "#ff9f1a",
-    "same": "#7f7f7f", "geometric mean": "#000000",
+    "regression": "#d62728", "improvement": "#2ca02c", "unreliable": "#9467bd",
+    "inconclusive": "#ff9f1a", "same": "#7f7f7f", "geometric mean": "#000000",
 }  # fmt: skip
 GEOMEAN = "geometric mean"
 
@@ -50,10 +50,14 @@ def _margin(frame: pd.DataFrame, ctx: Context, device: str) -> float | None:
 
 
 def _notes(frame: pd.DataFrame) -> tuple[str, ...]:
-    """The CI's meaning, and the cases without a ratio, counted by verdict."""
+    """The CI's meaning, what an unreliable case means, and the cases without a ratio, counted
+    by verdict."""
     missing = frame[(frame.metric == "ratio") & frame.value.isna()]
     why = column(missing, "verdict").fillna(missing.status).astype(str)
     notes = ("Whiskers: bootstrap 95% CI of the ratio of medians.",)
+    shown = frame[(frame.metric == "ratio") & frame.value.notna()]
+    if (column(shown, "verdict").astype(str) == "unreliable").any():
+        notes += ("unreliable: timed while the machine was busy, shown but not judged.",)
     if not why.empty:
         what = ", ".join(f"{n} {v}" for v, n in why.value_counts(sort=False).items())
         notes += (f"No ratio (see the table): {what}.",)

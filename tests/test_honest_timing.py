@@ -1,0 +1,235 @@
+"""The rules that keep a timing from over-claiming (docs/numerics.md section 6): the machine's
+state, the reliability verdict, the cold cache's rotation and the SOL reference."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from normbench.cache_state import MAX_ROTATIONS, SPAN, _sysfs_llc, partly_cold, rotation_count
+from normbench.machine import (
+    OTHERS_CPU_LIMIT,
+    CpuTimes,
+    MachineState,
+    cpu_state,
+    read_cpu_times,
+)
+from normbench.reliability import CI_LIMIT, DRIFT_LIMIT, SPREAD_LIMIT, assess, drift
+from normbench.sol import above_sol_note
+from normbench.stats import summarize
+
+# --- the machine's state ---------------------------------------------------------------------
+
+
+def _proc(tmp_path, busy, steal, own, mhz=(2600.0, 2600.0), pid_own=None):
+    """A fake /proc: the aggregate cpu line, this process's stat, cpuinfo, a worker's stat."""
+    user, system = busy - 10, 10
+    (tmp_path / "stat").write_text(
+        f"cpu  {user} 0 {system} 5000 3 0 0 {steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+    )
+    (tmp_path / "self").mkdir(exist_ok=True)
+    # The command holds a space and a parenthesis: fields are counted from the last ')'.
+    fields = ["S"] + ["0"] * 10 + [str(own - 5), "5"] + ["0"] * 30
+    (tmp_path / "self" / "stat").write_text(f"123 (python (x) y) {' '.join(fields)}\n")
+    if pid_own is not None:
+        (tmp_path / "77").mkdir(exist_ok=True)
+        fields = ["S"] + ["0"] * 10 + [str(pid_own), "0"] + ["0"] * 30
+        (tmp_path / "77" / "stat").write_text(f"77 (worker) {' '.join(fields)}\n")
+    (tmp_path / "cpuinfo").write_text("".join(f"cpu MHz\t\t: {m}\n" for m in mhz))
+
+
+def test_cpu_counters_are_read_from_proc(tmp_path):
+    _proc(tmp_path, busy=1000, steal=40, own=300, mhz=(2600.0, 2400.0), pid_own=50)
+    t = read_cpu_times((77,), proc=tmp_path)
+    assert (t.busy, t.steal, t.own, t.mhz) == (1000, 40, 300 + 50, 2400.0)
+    assert read_cpu_times(proc=tmp_path / "missing") is None
+
+
+def test_others_share_is_all_busy_time_minus_our_own():
+    # 2 CPUs, 1 s at 100 ticks/s = 200 ticks of capacity. All CPUs busy for 150 ticks, 50 of
+    # them ours: others used 100 ticks = 50%; 10 stolen ticks = 5%.
+    a = CpuTimes(wall=10.0, busy=1000, steal=0, own=500, mhz=2600.0)
+    b = CpuTimes(wall=11.0, busy=1150, steal=10, own=550, mhz=2000.0)
+    s = cpu_state(a, b, cpus=2, hz=100)
+    assert s.others_cpu == pytest.approx(0.5)
+    assert s.steal == pytest.approx(0.05)
+    assert (s.clock_mhz, s.max_clock_mhz) == (2000.0, 2600.0)
+    reasons = s.busy_reasons()
+    assert any("other processes used 50% of the CPUs" in r for r in reasons)
+    assert any("fell from 2600 to 2000 MHz" in r for r in reasons)
+    assert not any("stole" in r for r in reasons)  # 5% is the limit, not above it
+
+
+def test_a_quiet_interval_gives_no_reason():
+    a = CpuTimes(wall=0.0, busy=0, steal=0, own=0, mhz=2600.0)
+    quiet = round(200 * OTHERS_CPU_LIMIT) - 1  # just under the limit, in ticks of others
+    b = CpuTimes(wall=1.0, busy=100 + quiet, steal=0, own=100, mhz=2600.0)
+    assert cpu_state(a, b, cpus=2, hz=100).busy_reasons() == ()
+
+
+def test_throttle_is_a_reason_and_fields_are_percent():
+    s = MachineState(wall_s=1.0, others_cpu=0.123, steal=0.0, load_avg=1.234,
+                     throttle="hardware thermal slowdown")  # fmt: skip
+    assert s.busy_reasons() == ("the GPU was throttled (hardware thermal slowdown)",)
+    f = s.fields()
+    assert f["others_cpu_pct"] == 12.3 and f["load_avg"] == 1.23 and f["steal_pct"] == 0.0
+
+
+# --- reliability -------------------------------------------------------------------------------
+
+
+def _timing(samples, stopped="converged", machine=None):
+    return assess(samples, summarize(samples), stopped, machine)
+
+
+def test_tight_samples_are_reliable():
+    samples = [1.0 + 0.001 * (i % 7) for i in range(200)]
+    warnings, reasons = _timing(samples)
+    assert warnings == () and reasons == ()
+
+
+def test_a_busy_machine_makes_a_tight_timing_unreliable():
+    samples = [1.0 + 0.001 * (i % 7) for i in range(200)]
+    busy = MachineState(wall_s=1.0, others_cpu=0.94)
+    _, reasons = _timing(samples, machine=busy)
+    assert reasons == ("other processes used 94% of the CPUs while it was timed",)
+
+
+def test_drift_between_halves():
+    samples = [1.0] * 50 + [1.5] * 50
+    assert drift(samples) == pytest.approx(0.5)
+    assert drift(samples[:9]) is None  # too few for halves
+    _, reasons = _timing(samples)
+    assert any("ran 50% slower than the first" in r for r in reasons)
+    just_under = [1.0] * 50 + [1.0 + DRIFT_LIMIT * 0.9] * 50
+    assert not any("second half" in r for r in _timing(just_under)[1])
+
+
+def test_wide_spread_and_wide_ci():
+    # Two populations a factor 3 apart: p20-p80 spans them.
+    samples = [1.0, 3.0] * 50
+    s = summarize(samples)
+    assert s.spread > SPREAD_LIMIT
+    _, reasons = _timing(samples)
+    assert any("not one distribution" in r for r in reasons)
+    few = [1.0, 1.6, 0.7, 1.3, 0.8]  # five scattered samples: the median's CI is wide
+    assert summarize(few).rel_ci > CI_LIMIT
+    assert any("CI of the median" in r for r in _timing(few, "budget")[1])
+
+
+def test_moderate_spread_is_a_warning_only():
+    samples = [1.0 + 0.2 * (i % 5) / 4 for i in range(400)]  # p20-p80 about 15%
+    s = summarize(samples)
+    assert 0.10 < s.spread < SPREAD_LIMIT and s.rel_ci < 0.05
+    warnings, reasons = _timing(samples)
+    assert reasons == () and warnings[0].startswith("unstable: p20-p80 spread is")
+
+
+# --- cold cache: rotation ------------------------------------------------------------------------
+
+
+def test_rotation_spans_twice_the_cache(tmp_path):
+    llc = 480 << 20
+    k = rotation_count(8 << 20, llc)
+    assert k * (8 << 20) >= SPAN * llc > (k - 1) * (8 << 20)
+    assert rotation_count(2 * llc, llc) == 1  # already larger than the caches
+    # Memory-capped: at most a quarter of what is available.
+    assert rotation_count(8 << 20, llc, available=64 << 20) == 2
+    for i, (level, size) in enumerate([(1, "48K"), (2, "2048K"), (3, "491520K")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "size").write_text(size + "\n")
+        (d / "level").write_text(f"{level}\n")
+    assert _sysfs_llc(tmp_path) == 491520 << 10
+
+
+def test_tiny_inputs_are_capped_and_said_to_be_partly_cold():
+    llc = 480 << 20
+    k = rotation_count(64 << 10, llc)  # 64 KB: 15360 copies would be needed
+    assert k == MAX_ROTATIONS
+    note = partly_cold(64 << 10, k, llc)
+    assert note == (f"partly cold: {MAX_ROTATIONS} copies of its inputs span 64 MiB, under "
+                    f"{SPAN} x the 480 MiB last-level cache")  # fmt: skip
+    assert partly_cold(8 << 20, rotation_count(8 << 20, llc), llc) is None
+
+
+def test_cold_runner_rotates_through_copies(monkeypatch):
+    """A cold runner hands each call a different copy of the inputs (equal values, other
+    storage), and comes back to the first after k calls; a hot one reuses the same tensors."""
+    import normbench.cache_state as cs
+    from normbench.cases import Case
+    from normbench.gate import prepare
+    from normbench.suites.speed import timed_runner
+    from normbench.variants import get_variant
+    from normbench.variants.base import Shape
+
+    case = Case("rmsnorm", "eager", "fp32", Shape(1, 64, 256), "fwd", "cpu")
+    p = prepare(get_variant("rmsnorm"), case, 0)
+    nbytes = sum(t.numel() * t.element_size() for t in p.tensors())
+    monkeypatch.setattr(cs, "last_level_cache", lambda device="cpu": (2 * nbytes, "test"))
+    seen = []
+
+    def fn(x, weight, eps):
+        seen.append(x.data_ptr())
+        return x * weight
+
+    run, k, note = timed_runner(fn, p, "fwd", hot=False, inplace=False)
+    assert k == SPAN * 2 and note is None  # 2 caches of 2 x nbytes over nbytes a copy
+    for _ in range(2 * k):
+        run()
+    assert len(set(seen[:k])) == k and seen[k:] == seen[:k]
+    seen.clear()
+    run, k, note = timed_runner(fn, p, "fwd", hot=True, inplace=False)
+    run(), run()
+    assert k == 1 and note is None and seen == [p.inputs["x"].data_ptr()] * 2
+
+
+# --- the SOL reference ---------------------------------------------------------------------------
+
+
+def test_above_sol_is_flagged_with_its_reason():
+    assert above_sol_note(99.0, 95.0, 103.0, 1 << 20, "cold") is None
+    noisy = above_sol_note(104.0, 97.0, 110.0, 16 << 20, "cold")
+    assert "within the noise" in noisy and "97-110%" in noisy and "16 MiB" in noisy
+    clear = above_sol_note(180.0, 170.0, 190.0, 16 << 20, "hot")
+    assert clear is not None and "within the noise" not in clear and "hot" in clear
+
+
+def test_sol_reference_times_a_copy_of_half_the_ideal_bytes(monkeypatch):
+    """The reference copies ideal/2 bytes (float32), once per byte count and cache state."""
+    import normbench.sol as sol
+    from normbench.timing import TimingConfig
+
+    calls = []
+
+    def fake_measure(run, device, config):
+        out = run()
+        calls.append((out.numel() * out.element_size(), config.hot))
+        return "timing"
+
+    monkeypatch.setattr(sol, "measure", fake_measure)
+    ref = sol.SolReference("cpu", llc_bytes=1 << 20)
+    cold, hot = TimingConfig(hot=False), TimingConfig(hot=True)
+    assert ref.timing(8 << 20, cold) == "timing"
+    ref.timing(8 << 20, cold), ref.timing(8 << 20, hot)
+    assert calls == [(4 << 20, False), (4 << 20, True)]
+
+
+def test_speed_rows_record_cache_state_sol_and_machine(tmp_path):
+    """A real (tiny) speed run: every timed row says its cache state and rotation, has its SOL
+    pair with pct_sol = 100 x sol_time / time, and the machine's counters."""
+    from normbench.config import Selection, SpeedConfig
+    from normbench.results.speed import SpeedResult
+    from normbench.suites.speed import run_speed
+
+    sel = Selection(variants=("rmsnorm",), backends=("eager",), dtypes=("fp32",), dims=(256,),
+                    batches=(1,), seqs=(64,), modes=("fwd",), device="cpu")  # fmt: skip
+    run = run_speed(SpeedConfig(sel, threads=1, time_budget=0.05, quick=True, out=tmp_path))
+    (r,) = run.of(SpeedResult)
+    assert r.cache == "cold" and r.rotations and r.rotations > 1
+    t, ref, pct = r.get("time"), r.get("sol_time"), r.get("pct_sol")
+    assert pct.value == pytest.approx(100 * ref.value / t.value)
+    assert pct.ci_low <= pct.value <= pct.ci_high
+    assert r.others_cpu_pct is not None and 0 <= r.others_cpu_pct <= 100
+    assert statistics.median(t.samples) == pytest.approx(t.value)
