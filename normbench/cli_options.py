@@ -47,6 +47,9 @@ CacheOpt = Annotated[
         "more than twice the last-level cache; CUDA: L2 flushed too); hot: back to back."),
 ]  # fmt: skip
 HotOpt = Annotated[bool, Opt("--hot", help="Shorthand for --cache hot.")]
+CudaGraphOpt = Annotated[
+    str, Opt("--cuda-graph", help="CUDA: replay short calls from a graph: auto, on or off.")
+]
 FilterOpt = Annotated[
     str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")
 ]
@@ -192,7 +195,7 @@ OPTIONS: dict[str, Any] = {
     "variant": VariantOpt, "backend": BackendOpt, "dtype": DtypeOpt, "dim": DimOpt,
     "batch": BatchOpt, "seq": SeqOpt, "mode": ModeOpt, "device": DeviceOpt,
     "threads": ThreadsOpt, "time_budget": BudgetOpt, "quick": QuickOpt,
-    "cache": CacheOpt, "hot": HotOpt,
+    "cache": CacheOpt, "hot": HotOpt, "cuda_graph": CudaGraphOpt,
     "pattern": FilterOpt, "out": OutOpt, "fmt": FormatOpt, "plot": PlotOpt, "seed": SeedOpt,
     "plugin": PluginOpt, "no_weight": NoWeightOpt, "weight_dtype": WeightDtypeOpt,
     "rms_bias": RmsBiasOpt, "residual_dtype": ResidualDtypeOpt, "heads": HeadsOpt,

@@ -21,10 +21,13 @@ ALPHA = 0.05
 MIN_CASES_FOR_SPREAD = 6
 # The between-run noise (1 sd of the log ratio of one case between two separate runs) assumed
 # when a comparison has too few cases to estimate it, per device kind: a stated, conservative
-# floor rather than the within-run CIs alone (which call a busy moment a regression). These are
-# placeholders: the values are set from the A/A runs measured in docs/benchmarks.md. A
-# `calibrate` file of separate runs (`compare --calibration`) replaces them with the machine's
-# own measured value.
+# floor rather than the within-run CIs alone (which call a busy moment a regression). CPU: on the
+# project's 2-core VM a case's median moved 4.0% (1 sd) between visits inside a process and 5.0%
+# between processes, so the log ratio of two separate runs has about sqrt(2) x 6.4% = 9%
+# (docs/benchmarks.md "Run-to-run spread"); 10% is that, rounded up. CUDA: assumed, not yet
+# measured (no GPU has run normbench; an L2-flushed GPU kernel is far steadier than a shared
+# VM). A `calibrate` file of separate runs (`compare --calibration`) replaces them with the
+# machine's own measured value.
 BETWEEN_RUN_FLOOR = {"cpu": 0.10, "cuda": 0.03}
 # Efficiency of the MAD as a scale estimator for normal data (0.37): its estimate is about as
 # uncertain as a standard deviation from 0.37 x (m - 1) degrees of freedom.

@@ -163,6 +163,8 @@ class SpeedConfig:
     # "cold": every call reads inputs the caches do not hold (docs/numerics.md section 6);
     # "hot": the same inputs back to back.
     cache: str = "cold"
+    # CUDA: replay short calls from a CUDA graph ("auto": when a call is short; "on", "off").
+    cuda_graph: str = "auto"
     out: Path = DEFAULT_OUT
     formats: tuple[str, ...] = DEFAULT_FORMATS
     memory: bool = False
@@ -176,6 +178,12 @@ class SpeedConfig:
             raise UsageError(f"--threads must be a positive integer, got {self.threads}")
         if self.cache not in CACHE_STATES:
             raise UsageError(f"--cache {self.cache!r}: choose from {', '.join(CACHE_STATES)}")
+        from normbench.timing_cuda import GRAPH_CHOICES
+
+        if self.cuda_graph not in GRAPH_CHOICES:
+            raise UsageError(
+                f"--cuda-graph {self.cuda_graph!r}: choose from {', '.join(GRAPH_CHOICES)}"
+            )
 
     @property
     def hot(self) -> bool:

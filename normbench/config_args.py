@@ -148,6 +148,7 @@ class TimingArgs:
     quick: bool = False
     cache: str = "cold"
     hot: bool = False  # shorthand for cache="hot"
+    cuda_graph: str = "auto"
 
 
 def build_speed_config(
@@ -162,6 +163,7 @@ def build_speed_config(
         time_budget=min(timing.time_budget, 0.3) if timing.quick else timing.time_budget,
         quick=timing.quick,
         cache="hot" if timing.hot else timing.cache.strip().lower(),
+        cuda_graph=timing.cuda_graph.strip().lower(),
         out=out,
         formats=formats,
         **kw,

@@ -233,3 +233,27 @@ def test_speed_rows_record_cache_state_sol_and_machine(tmp_path):
     assert pct.ci_low <= pct.value <= pct.ci_high
     assert r.others_cpu_pct is not None and 0 <= r.others_cpu_pct <= 100
     assert statistics.median(t.samples) == pytest.approx(t.value)
+
+
+def test_a_run_warns_once_for_its_unreliable_cases():
+    from normbench.cases import Case
+    from normbench.results import Measurement
+    from normbench.results.speed import SpeedResult
+    from normbench.suites.speed import unreliable_summary
+    from normbench.variants.base import Shape
+
+    def case(backend, **kw):
+        c = Case("rmsnorm", backend, "fp32", Shape(1, 8, 64), "fwd")
+        return SpeedResult.of_case(c, [Measurement("time", 1.0, "ms")], **kw)
+
+    quiet = [case("eager", others_cpu_pct=0.5), case("composite", others_cpu_pct=1.0)]
+    assert unreliable_summary(quiet) is None
+    busy = case("compile", others_cpu_pct=61.0,
+                unreliable="other processes used 61% of the CPUs while it was timed")  # fmt: skip
+    hot = case("triton", throttle="hardware thermal slowdown", unreliable="the GPU was throttled")
+    text = unreliable_summary([*quiet, busy, hot])
+    assert text == (
+        "2 of 4 timed cases are unreliable (other processes used up to 61% of the CPUs; the GPU "
+        "was throttled (hardware thermal slowdown)): their notes say why; compare will not judge "
+        "them."
+    )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.machine import OTHERS_CPU_LIMIT
 from normbench.options import ideal_bytes
 from normbench.results import Level, Measurement, Run, Status
 from normbench.results.speed import SpeedResult
@@ -111,6 +112,7 @@ class SpeedCase:
             target_rel_ci=0.02 if config.quick else 0.01,
             warmup_s=min(0.2, budget / 4),
             hot=config.hot,
+            cuda_graph=config.cuda_graph,
         )
 
     def __call__(self, case: Case) -> SpeedResult:
@@ -248,17 +250,38 @@ def skipped(case: Case, status: Status, note: str) -> SpeedResult:
     return not_run(SpeedResult, case, status, note, "time", "ms")
 
 
+def unreliable_summary(results: list[SpeedResult]) -> str | None:
+    """One warning for the cases whose timing cannot be trusted (each row says why), naming what
+    the machine did: other processes, steal, throttling (read while the cases were timed, not
+    from two idle clock readings around the run)."""
+    bad = [r for r in results if r.time and not r.reliable]
+    if not bad:
+        return None
+    timed = sum(1 for r in results if r.time)
+    busy = [r.others_cpu_pct for r in bad if r.others_cpu_pct is not None]
+    throttled = sorted({r.throttle for r in bad if r.throttle})
+    what = []
+    if busy and max(busy) > 100 * OTHERS_CPU_LIMIT:
+        what.append(f"other processes used up to {max(busy):.0f}% of the CPUs")
+    if throttled:
+        what.append(f"the GPU was throttled ({', '.join(throttled)})")
+    why = f" ({'; '.join(what)})" if what else ""
+    return (
+        f"{len(bad)} of {timed} timed cases are unreliable{why}: their notes say why; compare "
+        "will not judge them."
+    )
+
+
 def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool = False) -> Run:
     """Run the speed suite and return the run (reports are written by the caller)."""
     import torch
 
-    from normbench.env import sm_clock_mhz, timing_env
+    from normbench.env import timing_env
 
     start = time.perf_counter()
     torch.set_num_threads(config.threads)
     device = config.selection.device
     env = timing_env(device, config.threads)
-    clock_before = sm_clock_mhz(device)
     cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
     results = add_speedups(loop.run(cases, SpeedCase(config)))
@@ -266,13 +289,9 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     answer = rms_vs_ln(results)
     if answer:
         run.add(answer)
-    clock_after = sm_clock_mhz(device)
-    if clock_before and clock_after and clock_after < 0.9 * clock_before:
-        run.add(
-            f"SM clock fell from {clock_before} to {clock_after} MHz during the run "
-            "(thermal or power throttling): timings late in the run are slower.",
-            Level.WARNING,
-        )
+    warning = unreliable_summary(results)
+    if warning:
+        run.add(warning, Level.WARNING)
     run.findings.append(case_counts(results, "timed"))
     run.wall_s = time.perf_counter() - start
     return run
