@@ -67,15 +67,18 @@ def _sysfs_llc(root: Path) -> int | None:
     return best or None
 
 
-def rotation_count(input_bytes: int, llc_bytes: int, available: int | None = None) -> int:
+def rotation_count(
+    input_bytes: int, llc_bytes: int, available: int | None = None, held_bytes: int | None = None
+) -> int:
     """Copies of `input_bytes` of inputs that together span SPAN last-level caches (1 when the
-    inputs alone are that large), capped at MAX_ROTATIONS and so the copies take at most
-    MAX_MEMORY_SHARE of the `available` memory."""
+    inputs alone are that large), capped at MAX_ROTATIONS and so that the copies, each holding
+    `held_bytes` (default: its inputs), take at most MAX_MEMORY_SHARE of the `available`
+    memory."""
     if input_bytes <= 0:
         return 1
     k = min(MAX_ROTATIONS, max(1, math.ceil(SPAN * llc_bytes / input_bytes)))
     if available is not None:
-        k = min(k, max(1, int(MAX_MEMORY_SHARE * available) // input_bytes))
+        k = min(k, max(1, int(MAX_MEMORY_SHARE * available) // (held_bytes or input_bytes)))
     return k
 
 

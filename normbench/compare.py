@@ -64,6 +64,7 @@ from normbench.compare_judge import (
 from normbench.compare_pairs import (
     Pair,
     block_of,
+    check_cache_states,
     check_compatible,
     comparable,
     fingerprint_diffs,
@@ -200,6 +201,7 @@ def compare_runs(
 
     config = config or CompareConfig()
     diffs = check_compatible(base.env, new.env, config.force, names[0])
+    diffs += check_cache_states(base, new, config.force, names[0])
     pairs = pair_results(base, new, config.match, names)
     d = config.margin
     workspace = np.empty(WORKSPACE, dtype=np.int64)

@@ -51,6 +51,36 @@ def check_compatible(
     return diffs
 
 
+def cache_states(run: Run) -> set[str]:
+    """The cache states a run's timed cases were measured in. Runs from before the cache states
+    (no `cache` on their rows) were hot on a CPU (nothing flushed, nothing rotated) and cold on
+    CUDA unless --hot (the L2 flushed)."""
+    states = {r.cache for r in run.of(SpeedResult) if r.time is not None and r.cache}
+    if states:
+        return states
+    if run.config.get("cache"):
+        return {run.config["cache"]}
+    hot = run.config.get("hot") or not str(run.env.get("device", "cpu")).startswith("cuda")
+    return {"hot" if hot else "cold"}
+
+
+def check_cache_states(base: Run, new: Run, force: bool, base_name: str = "baseline") -> list[str]:
+    """The difference of cache states, as a fingerprint difference: a cold and a hot timing of
+    the same code differ by the cache alone (1.5x on this project's CPU, docs/benchmarks.md
+    "Cold and hot"). Raises BaselineError (exit 3) unless `force`."""
+    b, n = cache_states(base), cache_states(new)
+    if b == n:
+        return []
+    diff = f"cache state {'/'.join(sorted(b))} vs {'/'.join(sorted(n))}"
+    if not force:
+        raise BaselineError(
+            f"{base_name} was timed with a {'/'.join(sorted(b))} cache and the new run "
+            f"{'/'.join(sorted(n))}: their times differ for that reason alone; time both with "
+            "the same --cache, or pass --force"
+        )
+    return [diff]
+
+
 # --- matching cases ----------------------------------------------------------------------------
 
 

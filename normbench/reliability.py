@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SPREAD_WARN = 0.10
 CI_WARN = 0.05
 # Limits measured on this project's 2-core VM (docs/benchmarks.md "Busy machine"): over the
-# quiet runs of the default sweep no case passed them; with a CPU-bound neighbour most did.
+# quiet runs of the default sweep only a process's first case passed one of them, now and then.
 CI_LIMIT = 0.10
 SPREAD_LIMIT = 0.50
 DRIFT_LIMIT = 0.20

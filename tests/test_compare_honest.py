@@ -470,3 +470,26 @@ def test_calibrate_with_every_comparison_unreliable_says_so(monkeypatch):
     monkeypatch.setattr(cal, "aa_comparisons", lambda *a, **k: (comparisons, dict(ENV)))
     with pytest.raises(UsageError, match="all 3 A/A case comparisons had a side timed while"):
         cal.run_calibrate(cal.CalibrateConfig(_Speed(), repeats=3))
+
+
+# --- cache states ------------------------------------------------------------------------------
+
+
+def test_a_hot_baseline_and_a_cold_run_are_not_compared():
+    """The same code is 1.5x slower cold than hot on a CPU: comparing across cache states would
+    call every case a regression. Refused like a different fingerprint (exit 3), unless
+    --force, which compares and says why they may differ."""
+    from normbench.compare_pairs import cache_states
+    from normbench.errors import BaselineError
+
+    hot = make_run([1.0] * 8, seed=1)
+    cold = make_run([1.5] * 8, seed=2)
+    cold = replace(cold, results=[replace(r, cache="cold") for r in cold.results])
+    assert cache_states(hot) == {"hot"}  # no cache recorded, a CPU run: it was hot
+    assert cache_states(cold) == {"cold"}
+    gpu_v1 = Run("speed", {**ENV, "device": "cuda"}, {"hot": False}, hot.results)
+    assert cache_states(gpu_v1) == {"cold"}  # the L2 was flushed
+    with pytest.raises(BaselineError, match="hot cache and the new run cold"):
+        compare_runs(hot, cold)
+    forced = compare_runs(hot, cold, CompareConfig(force=True))
+    assert "cache state hot vs cold" in forced.config["fingerprint_diffs"]

@@ -149,7 +149,15 @@ class ABCase(SpeedCase):
 
         # Every process of a side is gated and warmed up; the side's status is its first
         # failure, else the first process's.
-        each = [[p.setup(case, self.timing) for p in side] for side in self.sides]
+        timing, cold_note = self.timing, None
+        each = [[p.setup(case, timing) for p in side] for side in self.sides]
+        if not timing.hot and any(r.status == "ok" and r.rotations is None
+                                  for rs in each for r in rs):  # fmt: skip
+            # A worker of an older install times back to back whatever it is asked: time every
+            # side hot, so that A and B are timed alike, and say so in the rows.
+            timing = replace(timing, hot=True)
+            cold_note = "timed hot: an install of a side cannot rotate its inputs (cold)"
+            each = [[p.setup(case, timing) for p in side] for side in self.sides]
         ready = [next((r for r in rs if r.status != "ok"), rs[0]) for rs in each]
         # A side with no name (`@PATH` alone) times the case's own backend.
         cases = [replace(case, backend=side[0].name or case.backend) for side in self.sides]
@@ -165,12 +173,14 @@ class ABCase(SpeedCase):
             return out
         warm = [[r.warm for r in rs] for rs in each]
         timings, counts = time_sides(
-            warm, self.timing, self.ab.min_rounds, case.device, self.worker_pids()
+            warm, timing, self.ab.min_rounds, case.device, self.worker_pids()
         )  # type: ignore[arg-type]
         variant = get_variant(case.variant)
         out = []
-        for label, c, r, timing, n in zip(SIDES, cases, ready, timings, counts):
-            speed = self.timed(c, variant, timing, r.first_call_s, r.compiles, None)
+        hot = timing.hot and not self.timing.hot  # both sides fell back to hot (cold_note)
+        for label, c, r, t, n in zip(SIDES, cases, ready, timings, counts):
+            speed = self.timed(c, variant, t, r.first_call_s, r.compiles, r.rotations, cold_note,
+                               hot=hot)  # fmt: skip
             # Samples per process: compare's CI is then over processes.
             out.append(SideResult.of_speed(speed, label, n if len(n) > 1 else ()))
         return out

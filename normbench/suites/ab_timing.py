@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from normbench.machine import MachineWatch
@@ -57,6 +57,9 @@ class Ready:
     first_call_s: float = 0.0  # the gate's call: compilation included
     compiles: bool = False
     warm: Sampler | None = None
+    # Input copies the side's call rotates through (1: hot); None from a worker of an install
+    # older than the cache states, which always times back to back (hot).
+    rotations: int | None = None
 
     @property
     def take(self) -> Callable[[int], list[float]] | None:
@@ -68,7 +71,8 @@ class Ready:
         if self.warm:
             w = self.warm
             d.update(per_call=w.per_call, inner=w.inner, warm_first_s=w.first_call_s,
-                     warmup_calls=w.warmup_calls, timer=w.timer)  # fmt: skip
+                     warmup_calls=w.warmup_calls, timer=w.timer,
+                     rotations=self.rotations)  # fmt: skip
         return d
 
 
@@ -95,11 +99,34 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
         first = time.perf_counter() - t0
         if not gate.ok:
             return Ready("mismatch", gate.note)
-        run, _, _ = timed_runner(fn, p, case.mode, timing.hot, sem.inplace)
+        run, rotations, _ = timed_runner(fn, p, case.mode, timing.hot, sem.inplace)
         warm = warm_up(run, case.device, timing, "interleaved")
-        return Ready("ok", "", first, bool(getattr(backend, "compiles", False)), warm)
+        compiles = bool(getattr(backend, "compiles", False))
+        return Ready("ok", "", first, compiles, warm, rotations)
     except Exception as exc:
         return Ready("error", describe_error(exc))
+
+
+# The TimingConfig fields every worker knows (the protocol's first version). A newer field is
+# sent only when it is not at its default, so a worker of an older install (a base checkout in
+# `ab --a @../base`) still accepts the request.
+WIRE_FIELDS = ("budget_s", "min_blocks", "block_size", "target_rel_ci", "warmup_s", "hot",
+               "max_samples")  # fmt: skip
+
+
+def timing_wire(timing: TimingConfig) -> dict[str, Any]:
+    """The timing config as a worker's `setup` request carries it."""
+    from dataclasses import fields
+
+    from normbench.timing import TimingConfig
+
+    default = TimingConfig()
+    out = {}
+    for f in fields(TimingConfig):
+        value = getattr(timing, f.name)
+        if f.name in WIRE_FIELDS or value != getattr(default, f.name):
+            out[f.name] = value
+    return out
 
 
 class LocalSide:
@@ -129,13 +156,13 @@ class RemoteSide:
                   "mode": case.mode,
                   "device": case.device, "dist": case.dist,
                   "shape": [case.shape.batch, case.shape.seq, case.shape.dim]}  # fmt: skip
-        d = self.worker.request("setup", case=fields, seed=self.seed, timing=asdict(timing))
+        d = self.worker.request("setup", case=fields, seed=self.seed, timing=timing_wire(timing))
         if d["status"] != "ok":
             return Ready(d["status"], d.get("note", ""))
         take = lambda k: self.worker.request("block", k=k)["samples"]  # noqa: E731
         warm = Sampler(take, d["per_call"], d["inner"], d["warm_first_s"], d["warmup_calls"],
                     d["timer"] + ", worker process, first of each block dropped")  # fmt: skip
-        return Ready("ok", "", d["first_call_s"], d["compiles"], warm)
+        return Ready("ok", "", d["first_call_s"], d["compiles"], warm, d.get("rotations"))
 
     def close(self) -> None:
         self.worker.close()

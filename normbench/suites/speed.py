@@ -80,17 +80,24 @@ def timed_runner(
     k, note = 1, None
     if not hot:
         nbytes, llc = input_bytes(p, mode), last_level_cache(device)[0]
-        k = rotation_count(nbytes, llc, available_memory(device))
+        # What a copy holds while its runner lives: its inputs, and for a backward also the
+        # leaves' copies, the outputs and what the forward saved (about 3x the inputs).
+        held = nbytes * (1 if mode == "fwd" else 3)
+        k = rotation_count(nbytes, llc, available_memory(device), held)
         note = partly_cold(nbytes, k, llc)
-    copies = [p if not inplace else fresh_copy(p)] + [fresh_copy(p) for _ in range(k - 1)]
-    cycle = itertools.cycle([make_runner(fn, q, mode) for q in copies])
-    del copies
+    # Each copy's runner is built at once, so a copy's inputs are freed as soon as its runner
+    # holds what it needs (make_runner keeps only that).
+    runners = [make_runner(fn, p if not inplace else fresh_copy(p, mode), mode)]
+    runners += [make_runner(fn, fresh_copy(p, mode), mode) for _ in range(k - 1)]
+    cycle = itertools.cycle(runners)
     return (lambda: next(cycle)()), k, note
 
 
-def fresh_copy(p: Prepared) -> Prepared:
-    """The same values in new tensors (inputs and output gradients)."""
-    return replace(p, inputs=p.cloned(), dys=tuple(d.clone() for d in p.dys))
+def fresh_copy(p: Prepared, mode: str) -> Prepared:
+    """The same values in new tensors: the inputs, and the output gradients where the mode
+    reads them."""
+    dys = p.dys if mode == "fwd" else tuple(d.clone() for d in p.dys)
+    return replace(p, inputs=p.cloned(), dys=dys)
 
 
 class SpeedCase:
@@ -193,9 +200,11 @@ class SpeedCase:
         compiles: bool,
         rotations: int | None,
         cold_note: str | None = None,
+        hot: bool = False,
     ) -> SpeedResult:
         """The case's measurements from its timing, its SOL reference timed now (same bytes,
-        same cache state), and what the machine did meanwhile."""
+        same cache state), and what the machine did meanwhile. `hot`: timed hot although the run
+        asked for cold (an ab side that cannot rotate its inputs)."""
         s = timing.summary
         ms = 1e3
         nbytes = ideal_bytes(variant, case)
@@ -210,7 +219,7 @@ class SpeedCase:
             ),
             Measurement("bandwidth", gbps, "GB/s", p20=nbytes / s.p80 / 1e9,
                         p80=nbytes / s.p20 / 1e9),
-            *self.sol_measurements(s, nbytes),
+            *self.sol_measurements(s, nbytes, hot),
         ]  # fmt: skip
         if compiles:
             note = "first call, compilation included; not in the timings"
@@ -219,22 +228,27 @@ class SpeedCase:
         return SpeedResult.of_case(
             case, out, block_size=timing.block_size, inner_loops=timing.inner_loops,
             stopped=timing.stopped, timer=timing.timer, ideal_bytes=nbytes,
-            warmup_calls=timing.warmup_calls, cache=self.config.cache, rotations=rotations,
+            warmup_calls=timing.warmup_calls, cache="hot" if hot else self.config.cache,
+            rotations=rotations,
             unreliable="; ".join(timing.unreliable) or None,
             launch_overhead_s=timing.launch_overhead_s, **machine,
         )  # fmt: skip
 
-    def sol_measurements(self, s, nbytes: int) -> list[Measurement]:
+    def sol_measurements(self, s, nbytes: int, hot: bool = False) -> list[Measurement]:
         """`sol_time` (a copy of the case's ideal bytes, timed now in the same cache state) and
         `pct_sol` = 100 x sol_time / time, its 95% bounds from the two medians' CIs, with the
         reason in its note when it is above 100%."""
         from normbench.sol import above_sol_note
 
-        ref_timing = self.sol.timing(nbytes, self.timing)
+        config = replace(self.timing, hot=True) if hot else self.timing
+        ref_timing = self.sol.timing(nbytes, config)
         ref = ref_timing.summary
+        if not (s.median > 0 and s.ci_low > 0):  # a timer that read 0: no share to give
+            return []
         pct = 100 * ref.median / s.median
         low, high = 100 * ref.ci_low / s.ci_high, 100 * ref.ci_high / s.ci_low
-        notes = [above_sol_note(pct, low, high, nbytes, self.config.cache)]
+        cache = "hot" if config.hot else "cold"
+        notes = [above_sol_note(pct, low, high, nbytes, cache, self.config.selection.device)]
         if ref_timing.unreliable:  # the share is only as good as its reference
             notes.append(f"its SOL reference is unreliable: {'; '.join(ref_timing.unreliable)}")
         note = "; ".join(n for n in notes if n)

@@ -49,6 +49,8 @@ class Server:
         }
 
     def setup(self, case: dict[str, Any], seed: int, timing: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import fields
+
         from normbench.cases import Case
         from normbench.suites.ab_timing import setup_side
         from normbench.suites.common import PreparedCache
@@ -59,7 +61,10 @@ class Server:
         c = Case(**{**case, "shape": Shape(*case["shape"]), "backend": backend})
         if self.cache is None or self.cache.seed != seed:
             self.cache = PreparedCache(seed)
-        self.ready = setup_side(c, self.cache, TimingConfig(**timing))
+        # Fields a newer parent may send that this worker does not know are left out.
+        known = {f.name for f in fields(TimingConfig)}
+        config = TimingConfig(**{k: v for k, v in timing.items() if k in known})
+        self.ready = setup_side(c, self.cache, config)
         return self.ready.to_dict()
 
     def block(self, k: int) -> dict[str, Any]:
