@@ -6,18 +6,15 @@ options are declared once (normbench.cli_options), the defaults live in the conf
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from normbench import cli_options as o
 from normbench.cli_options import Without, grouped
-from normbench.cli_render import finish, progress_bar
+from normbench.cli_run import STATE, gate_finish, guarded, measure, run_suite
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
 from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
@@ -33,68 +30,13 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-STATE = {"debug": False}
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"normbench: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn normbench's errors into one sentence and their exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from normbench.errors import NormbenchError
-
-        try:
-            return fn(*args, **kwargs)
-        except NormbenchError as exc:
-            if STATE["debug"]:
-                raise
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-
-    return wrapper
-
 
 @app.callback()
-def main_options(debug: o.DebugOpt = False) -> None:
+def main_options(debug: o.DebugOpt = False, version: o.VersionOpt = False) -> None:
     STATE["debug"] = debug
     from normbench.env import prepare_cpu_memory
 
     prepare_cpu_memory()  # before any command imports torch
-
-
-def measure(suite: str, config: Any, label: str | None = None) -> Any:
-    """Run `suite` on `config` under a progress bar."""
-    from normbench.suites import get_suite
-
-    bar, update = progress_bar(label or suite)
-    with bar:
-        return get_suite(suite).run(config, update, debug=STATE["debug"])
-
-
-def run_suite(
-    suite: str, config: Any, out: Path, formats: tuple[str, ...], plot: bool = False
-) -> Any:
-    """Run `suite`, print and write its reports, then exit with the code its results call for
-    (0 returns the run)."""
-    run = measure(suite, config)
-    finish(run, out, formats, plot)
-    exit_for(suite, config, run)
-    return run
-
-
-def exit_for(suite: str, config: Any, run: Any) -> None:
-    """Exit with the code `suite` gives `run` (once its reports are written)."""
-    from normbench.suites import get_suite
-
-    code = get_suite(suite).exit_code(config, run)
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
@@ -231,25 +173,6 @@ def report_cmd(
 # --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------
 
 
-def gate_finish(
-    cmp, out: Path, formats: tuple[str, ...], md: Path | None, stem=None, plot: bool = False
-) -> None:
-    """Print and write the comparison, append the Markdown summary, exit 1 on a regression
-    (4 when it could not judge)."""
-    from normbench.compare import exit_code
-    from normbench.report.compare_view import append_markdown
-
-    finish(cmp, out, formats, plot, stem=stem)
-    if md is not None:
-        try:
-            append_markdown(cmp, md)
-        except OSError as exc:
-            fail(f"--md {md}: cannot write ({exc.strerror})")
-    code = exit_code(cmp)
-    if code:
-        raise typer.Exit(code)
-
-
 @app.command()
 @guarded
 @grouped
@@ -281,8 +204,10 @@ def compare(
         load_calibration,
         parse_threshold,
     )
+    from normbench.outdir import prepare_out
 
     formats = output.formats()
+    prepare_out(output.out)
     config = CompareConfig(
         threshold=parse_threshold(threshold),
         force=force,
@@ -304,7 +229,7 @@ def ab(
     timing: TimingArgs,
     output: OutputArgs,
     backend: o.SideBackendOpt = None,
-    time_budget: o.SideBudgetOpt = 1.0,
+    time_budget: o.SideBudgetOpt = None,
     threshold: o.AbThresholdOpt = DEFAULT_THRESHOLD,
     md: o.AbMdOpt = None,
     fmt: o.FormatOpt = GATE_FORMATS,
@@ -314,10 +239,12 @@ def ab(
     lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
     confirmed slower, 4 when no case could be compared."""
     from normbench.cli_render import write_sides
+    from normbench.outdir import prepare_out
     from normbench.suites.ab_sides import build_ab_config, report_stem
 
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
+    prepare_out(output.out)  # before measuring: a bad --out must not lose the run
     result = measure("ab", config, f"ab {a} vs {b}")
     stem = report_stem()
     write_sides(result, output.out, formats, stem)

@@ -19,7 +19,22 @@ from typing import Annotated, Any, get_args, get_origin
 
 import typer
 
-from normbench.config_args import OutputArgs, SelectionArgs, TimingArgs
+from normbench.config_args import (
+    DEFAULT_BUDGET,
+    QUICK_BUDGET,
+    OutputArgs,
+    SelectionArgs,
+    TimingArgs,
+)
+from normbench.registry import DEFAULT_BACKENDS
+from normbench.validate import (
+    DEPTH_MAX,
+    REPEATS_MAX,
+    REPEATS_MIN,
+    SEED_MAX,
+    THREADS_PER_CPU,
+)
+from normbench.variants import VARIANTS
 
 
 @dataclass(frozen=True)
@@ -30,17 +45,40 @@ class After:
 
 
 Opt = typer.Option
-VariantOpt = Annotated[list[str] | None, Opt("--variant", "-v", help="Variants, comma list.")]
-BackendOpt = Annotated[list[str] | None, Opt("--backend", "-b", help="Backends, comma list.")]
+# List options take a comma list or repeat; a repeated value is dropped (`--dim 64,64` times
+# N = 64 once) and a value that names nothing (`--dim ,`) is refused (normbench.validate.given).
+VariantOpt = Annotated[
+    list[str] | None,
+    Opt("--variant", "-v", help=f"Variants, comma list: {', '.join(VARIANTS)}."),
+]
+BackendOpt = Annotated[
+    list[str] | None,
+    Opt("--backend", "-b", help=f"Backends, comma list: {', '.join(DEFAULT_BACKENDS)} (the "
+        "default) and the others `normbench list` shows, with plugins and availability."),
+]  # fmt: skip
 DtypeOpt = Annotated[list[str] | None, Opt("--dtype", help="fp32, fp16, bf16 (comma list).")]
-DimOpt = Annotated[list[str] | None, Opt("--dim", "-n", help="Hidden sizes N, comma list.")]
+DimOpt = Annotated[
+    list[str] | None, Opt("--dim", "-n", help="Hidden sizes N, comma list (repeats dropped).")
+]
 BatchOpt = Annotated[list[str] | None, Opt("--batch", help="Batch sizes (rows = batch x seq).")]
 SeqOpt = Annotated[list[str] | None, Opt("--seq", help="Sequence lengths.")]
 ModeOpt = Annotated[list[str] | None, Opt("--mode", help="fwd, bwd, fwd+bwd (comma list).")]
 DeviceOpt = Annotated[str, Opt("--device", help="auto, cpu, cuda or cuda:N.")]
-ThreadsOpt = Annotated[int | None, Opt("--threads", help="CPU threads (default: torch's).")]
-BudgetOpt = Annotated[float, Opt("--time-budget", help="Seconds of timing per case.")]
-QuickOpt = Annotated[bool, Opt("--quick", help="Fewer samples, looser CI target.")]
+ThreadsOpt = Annotated[
+    int | None,
+    Opt("--threads", help=f"CPU threads, 1 to {THREADS_PER_CPU} per usable CPU (default: "
+        "torch's)."),
+]  # fmt: skip
+BudgetOpt = Annotated[
+    float | None,
+    Opt("--time-budget", help=f"Seconds of timing per case, finite and positive (default "
+        f"{DEFAULT_BUDGET:g}; {QUICK_BUDGET:g} with --quick, which an explicit value overrides)."),
+]  # fmt: skip
+QuickOpt = Annotated[
+    bool,
+    Opt("--quick", help=f"Fewer samples, looser CI target, {QUICK_BUDGET:g} s per case unless "
+        "--time-budget is given."),
+]  # fmt: skip
 CacheOpt = Annotated[
     str,
     Opt("--cache", help="cold: each call reads inputs no cache holds (inputs rotated through "
@@ -58,7 +96,7 @@ FormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json,htm
 PlotOpt = Annotated[
     bool, Opt("--plot", help="Also write PNG plots beside the reports (the Markdown links them).")
 ]
-SeedOpt = Annotated[int, Opt("--seed", help="Seed of every input.")]
+SeedOpt = Annotated[int, Opt("--seed", help=f"Seed of every input, 0 to {SEED_MAX}.")]
 PluginOpt = Annotated[
     list[str] | None, Opt("--plugin", help="pkg.module:object or path/to/file.py (repeatable).")
 ]
@@ -91,7 +129,23 @@ ForceOpt = Annotated[
 ]
 
 # --- each command's own options -------------------------------------------------------------------
-DebugOpt = Annotated[bool, Opt("--debug", help="Show tracebacks.")]  # every command
+DebugOpt = Annotated[
+    bool, Opt("--debug", help="Show tracebacks (the exit codes stay the same).")
+]  # every command
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from normbench import __version__
+
+        typer.echo(f"normbench {__version__}")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool,
+    Opt("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+]
 # speed
 MemoryOpt = Annotated[
     bool, Opt("--memory", help="Also measure saved-for-backward and peak memory per case."),
@@ -144,7 +198,7 @@ CalibrationOpt = Annotated[
     Path | None,
     Opt("--calibration", help="A `normbench calibrate` run: never use a margin below its own."),
 ]
-BootstrapSeedOpt = Annotated[int, Opt("--seed", help="Seed of the bootstrap.")]
+BootstrapSeedOpt = Annotated[int, Opt("--seed", help=f"Seed of the bootstrap, 0 to {SEED_MAX}.")]
 BetweenRunsOpt = Annotated[
     str, Opt("--between-runs", help="auto: widen CIs by the run-to-run noise; off.")
 ]
@@ -162,7 +216,11 @@ SideBackendOpt = Annotated[
     Opt("--backend", help="With @PATH sides only: the backends to time from both "
         "installs (default: the speed suite's)."),
 ]  # fmt: skip
-SideBudgetOpt = Annotated[float, Opt("--time-budget", help="Seconds of timing per case and side.")]
+SideBudgetOpt = Annotated[
+    float | None,
+    Opt("--time-budget", help=f"Seconds of timing per case and side (default {DEFAULT_BUDGET:g}; "
+        f"{QUICK_BUDGET:g} with --quick, which an explicit value overrides)."),
+]  # fmt: skip
 AbThresholdOpt = Annotated[ThresholdOpt, After("pattern")]
 AbMdOpt = Annotated[MdOpt, After("pattern")]
 ProcessesOpt = Annotated[
@@ -172,7 +230,9 @@ ProcessesOpt = Annotated[
 ]  # fmt: skip
 # calibrate: its options follow --filter.
 RepeatsOpt = Annotated[
-    int, Opt("--repeats", help="How many times to measure each case."), After("pattern")
+    int,
+    Opt("--repeats", help=f"How many times to measure each case, {REPEATS_MIN} to {REPEATS_MAX}."),
+    After("pattern"),
 ]
 InterleavedOpt = Annotated[
     bool, Opt("--interleaved", help="Calibrate `ab` (A/A interleaved) instead of runs."),
@@ -186,7 +246,9 @@ FailOnSpillOpt = Annotated[
 # diagnose
 ProbesArg = Annotated[list[str] | None, typer.Argument(help="Probes to run (default: all).")]
 DiagnoseQuickOpt = Annotated[bool, Opt("--quick", help="Smaller versions (about 90 s in all).")]
-DepthsOpt = Annotated[str | None, Opt("--depths", help="Depths, e.g. 6,12,24.")]
+DepthsOpt = Annotated[
+    str | None, Opt("--depths", help=f"Depths, e.g. 6,12,24 (each 1 to {DEPTH_MAX}).")
+]
 NormsOpt = Annotated[str | None, Opt("--norms", help="e.g. post-layernorm,pre-rmsnorm,none.")]
 FigureOpt = Annotated[bool, Opt("--plot", help="Write a PNG per probe where it helps.")]
 

@@ -162,6 +162,9 @@ class CompareConfig:
             raise UsageError(f"threshold must be between 0% and 50%, got {self.threshold:.1%}")
         if not 0 < self.alpha < 1:
             raise UsageError(f"alpha must be between 0 and 1, got {self.alpha}")
+        from normbench.validate import check_seed
+
+        check_seed(self.seed)
         if self.resamples < 100:
             raise UsageError(f"resamples must be at least 100, got {self.resamples}")
         if self.match not in ("case", "group"):
@@ -201,8 +204,8 @@ def compare_runs(
 
     config = config or CompareConfig()
     diffs = check_compatible(base.env, new.env, config.force, names[0])
+    pairs = pair_results(base, new, config.match, names)  # refuses runs of other suites first
     diffs += check_cache_states(base, new, config.force, names[0])
-    pairs = pair_results(base, new, config.match, names)
     d = config.margin
     workspace = np.empty(WORKSPACE, dtype=np.int64)
 
@@ -301,6 +304,7 @@ def _unpaired(p: Pair, names: tuple[str, str]) -> tuple[Verdict, str]:
     if p.base is None:
         return NEW, f"not in {names[0]}: nothing to compare with"
     b, n = p.base, p.new
+    # b.ok includes ab's side A that passed its gate and was left untimed because B failed.
     if b.ok and n.status in (Status.MISMATCH, Status.ERROR):
         return BROKEN, f"ok in {names[0]}, {n.status.value} in {names[1]}: {n.note}".rstrip(": ")
     for name, r in ((names[0], b), (names[1], n)):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from normbench.errors import BaselineError
+from normbench.errors import BaselineError, UsageError
 from normbench.results.compare import SideResult
 from normbench.results.speed import SpeedResult
 
@@ -102,7 +102,7 @@ def timing_results(
             f"{name} has no timing rows (suite {run.suite!r}): compare reads runs of "
             "`normbench speed` or `normbench ab`"
         )
-    ok = [r for r in found.values() if r.ok]
+    ok = [r for r in found.values() if r.ok and r.value("time") is not None]  # timed ones
     if ok and not any(samples_of(r) for r in ok):
         raise BaselineError(
             f"{name} holds no raw timing samples (saved without them?): the bootstrap needs "
@@ -128,7 +128,10 @@ class Pair:
 def pair_results(base: Run, new: Run, match: str, names: tuple[str, str]) -> list[Pair]:
     key = (lambda r: r.case_id) if match == "case" else _group_id
     b = timing_results(base, key, names[0])
-    n = timing_results(new, key, names[1])
+    try:
+        n = timing_results(new, key, names[1])
+    except BaselineError as exc:  # the new run is input, not a baseline: a usage error (exit 2)
+        raise UsageError(str(exc)) from None
     keys = list(b) + [k for k in n if k not in b]
     return [Pair(k, b.get(k), n.get(k)) for k in keys]
 

@@ -15,6 +15,7 @@ from normbench.dtypes import canonical, itemsize
 from normbench.errors import UsageError
 from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
 from normbench.options import NormOptions, check_options
+from normbench.validate import check_seconds, check_seed, check_threads, given, unique_ints
 from normbench.variants.base import MODES, Shape
 
 MAX_DIM = 1 << 20
@@ -31,8 +32,10 @@ def split(text: str | Iterable[str] | None) -> list[str]:
 
 
 def parse_ints(text: str | Iterable[str] | None, option: str) -> list[int]:
+    """A whole-number list option -> its positive values, repeats dropped in order; a value
+    given that names nothing is refused (normbench.validate.given)."""
     out = []
-    for item in split(text):
+    for item in given(text, option):
         try:
             value = int(item)
         except ValueError:
@@ -42,7 +45,7 @@ def parse_ints(text: str | Iterable[str] | None, option: str) -> list[int]:
         if option == "--dim" and value > MAX_DIM:
             raise UsageError(f"--dim {value} is larger than the supported {MAX_DIM}")
         out.append(value)
-    return out
+    return unique_ints(out)
 
 
 def unique(items: Iterable[str]) -> list[str]:
@@ -88,6 +91,7 @@ class Selection:
             if not values:
                 raise UsageError(f"{name} selects nothing")
         check_options(self.options, self.variants, self.heads)
+        check_seed(self.seed)
 
     @property
     def shapes(self) -> list[Shape]:
@@ -172,10 +176,8 @@ class SpeedConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.time_budget <= 0:
-            raise UsageError(f"--time-budget must be positive seconds, got {self.time_budget}")
-        if self.threads <= 0:
-            raise UsageError(f"--threads must be a positive integer, got {self.threads}")
+        check_seconds(self.time_budget, "--time-budget")
+        check_threads(self.threads)
         if self.cache not in CACHE_STATES:
             raise UsageError(f"--cache {self.cache!r}: choose from {', '.join(CACHE_STATES)}")
         from normbench.timing_cuda import GRAPH_CHOICES

@@ -18,11 +18,13 @@ from normbench.config import (
     parse_ints,
     parse_sweep_range,
     split,
+    unique,
 )
 from normbench.dtypes import canonical
 from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT, parse_formats
 from normbench.inputs import default_dists
 from normbench.options import NormOptions
+from normbench.validate import check_threads, given
 
 # --- the selection options as given, and what each suite selects without them --------------------
 
@@ -122,13 +124,13 @@ def build_selection(args: SelectionArgs, defaults: DeviceDefaults = SPEED_DEFAUL
     default_backends = split(d.backend or ",".join(DEFAULT_BACKENDS))
     default_backends += [n for n in added if n not in default_backends]
     sel = Selection(
-        variants=tuple(split(args.variant) or split(d.variant)),
-        backends=tuple(split(args.backend) or default_backends),
-        dtypes=tuple(canonical(x) for x in (split(args.dtype) or split(d.dtype))),
+        variants=tuple(given(args.variant, "--variant") or split(d.variant)),
+        backends=tuple(given(args.backend, "--backend") or default_backends),
+        dtypes=tuple(unique(canonical(x) for x in given(args.dtype, "--dtype") or split(d.dtype))),
         dims=tuple(parse_ints(args.dim, "--dim") or parse_ints(d.dim, "--dim")),
         batches=tuple(parse_ints(args.batch, "--batch") or parse_ints(d.batch, "--batch")),
         seqs=tuple(parse_ints(args.seq, "--seq") or parse_ints(d.seq, "--seq")),
-        modes=tuple(split(args.mode) or split(d.mode)),
+        modes=tuple(given(args.mode, "--mode") or split(d.mode)),
         device=dev,
         pattern=args.pattern,
         seed=args.seed,
@@ -139,12 +141,16 @@ def build_selection(args: SelectionArgs, defaults: DeviceDefaults = SPEED_DEFAUL
     return sel
 
 
+DEFAULT_BUDGET = 1.0  # seconds of timing per case
+QUICK_BUDGET = 0.3  # with --quick and no --time-budget
+
+
 @dataclass(frozen=True)
 class TimingArgs:
     """The timing options of speed, ab and calibrate as given."""
 
     threads: int | None = None  # None: torch's
-    time_budget: float = 1.0
+    time_budget: float | None = None  # None: DEFAULT_BUDGET, or QUICK_BUDGET with --quick
     quick: bool = False
     cache: str = "cold"
     hot: bool = False  # shorthand for cache="hot"
@@ -154,13 +160,19 @@ class TimingArgs:
 def build_speed_config(
     selection: Selection, timing: TimingArgs, out: Path, formats: tuple[str, ...], **kw
 ) -> SpeedConfig:
-    """The timing options as one SpeedConfig (--quick caps the budget at 0.3 s per case)."""
+    """The timing options as one SpeedConfig. --quick lowers the default budget to
+    QUICK_BUDGET; an explicit --time-budget wins over it (`--quick --time-budget 3` times 3 s)."""
+    if timing.threads is not None:
+        check_threads(timing.threads)  # before torch is imported, let alone told the count
     import torch
 
+    budget = timing.time_budget
+    if budget is None:
+        budget = QUICK_BUDGET if timing.quick else DEFAULT_BUDGET
     return SpeedConfig(
         selection=selection,
-        threads=timing.threads or torch.get_num_threads(),
-        time_budget=min(timing.time_budget, 0.3) if timing.quick else timing.time_budget,
+        threads=timing.threads if timing.threads is not None else torch.get_num_threads(),
+        time_budget=budget,
         quick=timing.quick,
         cache="hot" if timing.hot else timing.cache.strip().lower(),
         cuda_graph=timing.cuda_graph.strip().lower(),
@@ -196,7 +208,7 @@ def build_stability_selection(
     from normbench.env import resolve_device
 
     flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
-    dtypes = split(args.dtype) + [f for f in flags if f not in split(args.dtype)]
+    dtypes = unique(given(args.dtype, "--dtype") + flags)
     resolve_device(args.device)  # a missing device is refused before the layer options
     return build_selection(replace(args, dtype=dtypes or None), STABILITY_DEFAULTS)
 
@@ -213,7 +225,7 @@ def build_stability_config(
     """stability's own options as given -> StabilityConfig (--dist defaults to the suite's)."""
     return StabilityConfig(
         selection=selection,
-        dists=tuple(split(dist)) or default_dists(),
+        dists=tuple(given(dist, "--dist")) or default_dists(),
         sweep=parse_sweep_range(sweep_range) if sweep_range is not None else (),
         determinism=determinism,
         fail_on=fail_on.upper() if fail_on else None,

@@ -220,7 +220,52 @@ def timing_env(device: str, threads: int, refresh: bool = False) -> dict[str, An
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("NORMBENCH_CACHE_DIR", Path.home() / ".cache" / "normbench"))
+    """Where measured machine facts are kept between runs: $NORMBENCH_CACHE_DIR, else
+    $XDG_CACHE_HOME/normbench (the XDG base directory rule), else ~/.cache/normbench."""
+    if os.environ.get("NORMBENCH_CACHE_DIR"):
+        return Path(os.environ["NORMBENCH_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the spec says to ignore a relative value
+        return Path(xdg) / "normbench"
+    return Path.home() / ".cache" / "normbench"
+
+
+def _cache_warning(path: Path, what: str, exc: BaseException | None = None) -> None:
+    # A cache is an optimisation: one line on stderr (once per file), and the run measures
+    # without it.
+    if path in _warned:
+        return
+    _warned.add(path)
+    why = f" ({exc.strerror or exc})" if isinstance(exc, OSError) else f" ({exc})" if exc else ""
+    print(f"normbench: warning: {what} {path}{why}; measuring without it", file=sys.stderr)
+
+
+_warned: set[Path] = set()
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries; {} (with a warning) when it cannot be read or is not an object."""
+    try:
+        cache = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        _cache_warning(path, "cannot read the cache", exc)
+        return {}
+    if not isinstance(cache, dict):
+        _cache_warning(path, f"the cache holds a JSON {type(cache).__name__}, not an object, at")
+        return {}
+    return cache
+
+
+def _write_cache(path: Path, cache: dict[str, Any]) -> None:
+    from normbench.results import atomic_write_text
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(cache, indent=2), overwrite=True)
+    except OSError as exc:  # read-only home, full disk, a file where the folder should be
+        _cache_warning(path, "cannot write the cache", exc)
 
 
 def copy_bandwidth(
@@ -232,19 +277,22 @@ def copy_bandwidth(
     # "cold": measured past the last-level cache (entries without it were not).
     key = f"{env['device_name']}|threads={threads}|torch={env['torch']}|cold"
     path = cache_dir() / "bandwidth.json"
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if not refresh and isinstance(cache.get(key), dict):
-        return float(cache[key]["gbps"])
+    cache = _read_cache(path)
+    entry = cache.get(key)
+    if not refresh and isinstance(entry, dict) and _finite_positive(entry.get("gbps")):
+        return float(entry["gbps"])
     gbps = measure_copy_bandwidth(device)
     cache[key] = {"gbps": gbps, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    from normbench.results import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(cache, indent=2), overwrite=True)
+    _write_cache(path, cache)
     return gbps
+
+
+def _finite_positive(v: Any) -> bool:
+    # A hand-edited entry ("fast", -1, NaN) is measured again, never divided by.
+    try:
+        return isinstance(v, (int, float)) and 0 < float(v) < float("inf")
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:

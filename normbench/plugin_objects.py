@@ -58,7 +58,15 @@ class UnavailableBackend(Backend):
 # Loading
 
 
+# What plugin code may raise that normbench turns into a sentence: every Exception, and SystemExit
+# (a plugin's sys.exit() would otherwise end the run with exit 0 and nothing written; see
+# docs/plugins.md "What a plugin cannot break"). KeyboardInterrupt stays the user's.
+PLUGIN_FAILURES = (Exception, SystemExit)
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
@@ -94,7 +102,7 @@ def _load_file(path: Path, label: str) -> ModuleType:
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except PLUGIN_FAILURES as exc:
         sys.modules.pop(modname, None)
         raise _import_failure(label, exc) from exc
     return module
@@ -107,7 +115,7 @@ def _import_module(name: str, label: str) -> ModuleType:
         sys.path.append(os.getcwd())
     try:
         return importlib.import_module(name)
-    except Exception as exc:
+    except PLUGIN_FAILURES as exc:
         raise _import_failure(label, exc, name) from exc
 
 
@@ -166,7 +174,7 @@ def to_backends(obj: Any, default_name: str, label: str, attr: str | None = None
     if isinstance(obj, type) and issubclass(obj, Backend):
         try:
             return [obj()]
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             raise PluginError(f"{label}: {obj.__name__}() raised {_describe(exc)}") from exc
     if isinstance(obj, Mapping):
         return [backend_from_functions(default_name, obj)]
@@ -185,7 +193,7 @@ def to_backends(obj: Any, default_name: str, label: str, attr: str | None = None
             )
         try:
             made = obj()
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             raise PluginError(f"{label}: the factory {fn_name}() raised {_describe(exc)}") from exc
         if callable(made) and not isinstance(made, (Backend, type)):
             raise PluginError(f"{label}: the factory {fn_name}() returned a function; {KINDS}")
@@ -317,7 +325,7 @@ def entry_point_backends(taken: Iterable[str] = ()) -> list[Backend]:
         try:
             obj = ep.load()
             found = [validate(b, label) for b in to_backends(obj, ep.name, label, ep.attr)]
-        except Exception as exc:  # an installed package's bug must not break normbench
+        except PLUGIN_FAILURES as exc:  # an installed package's bug must not break normbench
             plugin_error = isinstance(exc, PluginError)
             reason = str(exc) if plugin_error else f"failed to import: {_describe(exc)}"
             found = [UnavailableBackend(ep.name, origin, reason.replace(f"{label}: ", ""))]

@@ -493,3 +493,19 @@ def test_a_hot_baseline_and_a_cold_run_are_not_compared():
         compare_runs(hot, cold)
     forced = compare_runs(hot, cold, CompareConfig(force=True))
     assert "cache state hot vs cold" in forced.config["fingerprint_diffs"]
+
+
+def test_another_suite_as_the_new_run_is_a_usage_error(tmp_path):
+    """A memory run has no timings: as the new run it is bad input (exit 2), as the baseline an
+    unusable baseline (exit 3), each one sentence, before any cache-state check."""
+    speed = tmp_path / "speed.json"
+    speed.write_text(dumps(make_run([1.0] * 2, seed=3)))
+    memory = tmp_path / "memory.json"
+    memory.write_text(dumps(Run("memory", dict(ENV), {}, [])))
+    as_new = runner.invoke(app, ["compare", str(speed), str(memory), "--format", "none"])
+    assert as_new.exit_code == 2, as_new.output
+    assert "has no timing rows (suite 'memory')" in as_new.output
+    assert "Traceback" not in as_new.output
+    as_base = runner.invoke(app, ["compare", str(memory), str(speed), "--format", "none"])
+    assert as_base.exit_code == 3, as_base.output
+    assert "has no timing rows (suite 'memory')" in as_base.output

@@ -15,8 +15,10 @@ from normbench.verdicts import RANK as VERDICT_RANK
 if TYPE_CHECKING:
     from normbench.results import Run
 
-# ERROR: the harness itself failed on the case (no verdict).
-RANK = {**VERDICT_RANK, "ERROR": 3}
+# ERROR: the case could not run (no verdict: out of memory, the harness or a plugin's sys.exit
+# failed on it). Shown above PASS and WARN, below a FAIL, which says the numbers are wrong (as
+# normbench.suites.stability ranks it).
+RANK = {**VERDICT_RANK, "ERROR": 1.5}
 
 
 def verdict_of(r: StabilityResult) -> str:
@@ -99,11 +101,12 @@ def worst_table(cases: list[StabilityResult]) -> Table:
         if not judged:
             continue  # listed in the "not run" table
         counts = {v: sum(1 for r in judged if verdict_of(r) == v) for v in ("PASS", "WARN", "FAIL")}
-        counts["FAIL"] += sum(1 for r in judged if verdict_of(r) == "ERROR")
+        # A case that could not run (ERROR) counts as not run, never as a FAIL.
+        not_run = len(rows) - sum(counts.values())
         w = max(judged, key=lambda r: (RANK[verdict_of(r)], r.tol_ratio or 0.0))
         out.append([
             impl, verdict_of(w), str(counts["PASS"]), str(counts["WARN"]), str(counts["FAIL"]),
-            str(len(rows) - len(judged)), {True: "yes", False: "NO"}.get(det.get(impl), "-"),
+            str(not_run), {True: "yes", False: "NO"}.get(det.get(impl), "-"),
             f"{w.dtype} N={_dim(w)} {_dist(w)}", w.reason,
         ])  # fmt: skip
     cols = ["implementation", "worst", "PASS", "WARN", "FAIL", "not run", "bitwise repro",

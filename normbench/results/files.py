@@ -8,6 +8,11 @@ JSON schema version 2: {"tool": "normbench", "schema_version": 2, "suite", "crea
 "interrupted", "env", "config", "findings": [{"level", "text"}], "rows": [tidy rows with their
 samples]}. Version-1 files (one flat row per metric, the suite's own fields in "extra", the
 summary as lines) are read through normbench.results.v1.
+
+A partial file (`<suite>-<time>.partial.jsonl`, written by normbench.results.partial while a
+suite runs: `result_rows` per finished case, one per line) is read back by `load_run` as an
+interrupted run, so `normbench report` renders what a crashed run finished (docs/design.md
+"Data flow", step 7).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -48,16 +54,20 @@ TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "un
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
 
 
+def result_rows(suite: str, result: Result, samples: bool = True) -> list[dict[str, Any]]:
+    """One result as tidy rows, each led by its suite."""
+    out = []
+    for row in result.to_rows():
+        row = {"suite": suite, **row}
+        if not samples:
+            row.pop("samples", None)
+        out.append(row)
+    return out
+
+
 def tidy_rows(run: Run, samples: bool = True) -> list[dict[str, Any]]:
     """Every result of the run as tidy rows: one per case and metric (or per record)."""
-    out = []
-    for result in run.results:
-        for row in result.to_rows():
-            row = {"suite": run.suite, **row}
-            if not samples:
-                row.pop("samples", None)
-            out.append(row)
-    return out
+    return [row for result in run.results for row in result_rows(run.suite, result, samples)]
 
 
 def to_frame(run: Run, samples: bool = False) -> pd.DataFrame:
@@ -70,14 +80,14 @@ def to_frame(run: Run, samples: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
 
 
-def _clean(obj: Any) -> Any:
+def clean_json(obj: Any) -> Any:
     """JSON has no NaN/inf: write them as null so any parser can read the file."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: clean_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [clean_json(v) for v in obj]
     return obj
 
 
@@ -97,7 +107,7 @@ def to_dict(run: Run) -> dict[str, Any]:
 
 
 def dumps(run: Run) -> str:
-    return json.dumps(_clean(to_dict(run)), indent=1, default=str)
+    return json.dumps(clean_json(to_dict(run)), indent=1, default=str)
 
 
 def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
@@ -111,6 +121,22 @@ def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
     return [KINDS.get(kind, UnknownResult).from_rows(g) for (kind, _, _), g in groups.items()]
 
 
+def _is_number(v: Any) -> bool:
+    """A JSON number the reporters can use: not a bool, and an integer only as large as a
+    float can hold (a longer one is no measurement, and fails later in float() or str())."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return not isinstance(v, int) or abs(v) <= sys.float_info.max
+
+
+def _short(v: Any) -> str:
+    """A value for a message: a huge integer is named by its size, not printed."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > sys.float_info.max:
+        return f"an integer of {len(str(abs(v)))} digits"  # at most 4300: JSON read it
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_row(r: Any, where: str) -> None:
     """The types the reporters rely on: a hand-edited or foreign file fails here, in one
     sentence, not in a plot."""
@@ -122,15 +148,13 @@ def check_row(r: Any, where: str) -> None:
             raise TypeError(f"{where}: '{key}' must be text, got {r[key]!r}")
     for key in NUMBERS:
         v = r.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise TypeError(f"{where} ({name}): '{key}' must be a number or null, got {v!r}")
+        if v is not None and not _is_number(v):
+            raise TypeError(f"{where} ({name}): '{key}' must be a number or null, got {_short(v)}")
     n = r.get("n")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
-        raise TypeError(f"{where} ({name}): 'n' must be a whole number, got {n!r}")
+    if n is not None and (not _is_number(n) or not isinstance(n, int)):
+        raise TypeError(f"{where} ({name}): 'n' must be a whole number, got {_short(n)}")
     samples = r.get("samples") or []
-    if not isinstance(samples, (list, tuple)) or any(
-        isinstance(s, bool) or not isinstance(s, (int, float)) for s in samples
-    ):
+    if not isinstance(samples, (list, tuple)) or not all(_is_number(s) for s in samples):
         raise TypeError(f"{where} ({name}): 'samples' must be a list of numbers")
     if r.get("status", "ok") not in STATUSES:
         raise ValueError(f"{where}: status {r.get('status')!r}: choose from {', '.join(STATUSES)}")
@@ -173,13 +197,9 @@ def load_run(path: str | Path) -> Run:
         raise BaselineError(f"{path}: cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise BaselineError(f"{path}: not a text file (binary, or not UTF-8)") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"{path}: not valid JSON (corrupt or truncated at line {exc.lineno}, "
-            f"column {exc.colno})"
-        ) from None
+    if path.name.endswith(PARTIAL_SUFFIX):
+        return _load_partial(path, text)
+    data = _parse_json(path, text)
     if not isinstance(data, dict) or data.get("tool") != "normbench" or "rows" not in data:
         raise BaselineError(f"{path}: not a normbench run (no 'tool': 'normbench' and 'rows')")
     version = data.get("schema_version")
@@ -191,8 +211,70 @@ def load_run(path: str | Path) -> Run:
         raise BaselineError(f"{path}: malformed run ('suite' must be a name)")
     try:
         return from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. a row that is a list
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # e.g. a row that is a list, or a wall_s too large for a float
         raise BaselineError(f"{path}: malformed run ({exc})") from None
+
+
+def _parse_json(path: Path, text: str, line: int | None = None) -> Any:
+    """json.loads, its failures as one sentence naming the file (and the line of a JSON-lines
+    file)."""
+    at = f" line {line}" if line is not None else ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"{path}{at}: not valid JSON (corrupt or truncated at line {exc.lineno}, "
+            f"column {exc.colno})"
+        ) from None
+    except ValueError:
+        # Python refuses to read an integer of more than sys.get_int_max_str_digits() digits
+        # (a guard against quadratic-time parsing); no measurement is that long.
+        raise BaselineError(
+            f"{path}{at}: holds an integer of more than {sys.get_int_max_str_digits()} digits, "
+            "which no normbench run writes"
+        ) from None
+    except RecursionError:
+        raise BaselineError(f"{path}{at}: nested too deeply to be a normbench run") from None
+
+
+# --- reading a partial file (written by normbench.results.partial) --------------------------
+
+PARTIAL_SUFFIX = ".partial.jsonl"
+
+
+def _load_partial(path: Path, text: str) -> Run:
+    """A partial file as an interrupted run: its rows, no environment, one warning. A last
+    line cut short by the crash is left out and said so."""
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    rows: list[Any] = []
+    cut = False
+    for number, line in lines:
+        try:
+            rows.append(_parse_json(path, line, number))
+        except BaselineError:
+            if number != lines[-1][0]:
+                raise
+            cut = True
+    if not rows:
+        raise BaselineError(f"{path}: no finished case in this partial file")
+    try:
+        for number, r in enumerate(rows, 1):
+            check_row(r, f"line {number}")
+        suite = rows[0].get("suite")
+        if not isinstance(suite, str) or not suite:
+            raise ValueError("line 1 has no 'suite'")
+        results = results_from_rows(rows)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BaselineError(f"{path}: malformed partial file ({exc})") from None
+    note = "; its last line was cut short and is left out" if cut else ""
+    finding = Finding(
+        f"Partial results: the run stopped before its reports were written; these are the "
+        f"{len(results)} results that finished{note}",
+        Level.WARNING,
+    )
+    return Run(suite=suite, env={}, config={}, results=results, findings=[finding],
+               created="", interrupted=True)  # fmt: skip
 
 
 def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) -> Path:

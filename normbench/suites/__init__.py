@@ -54,10 +54,10 @@ SUITES: dict[str, Suite] = {
         Suite("speed", _in("speed:run_speed"), interrupted),
         Suite("memory", _in("memory:run_memory"), interrupted),
         Suite("stability", _in("stability:run_stability"), _in("stability:exit_code")),
-        Suite("calibrate", _in("calibrate:run_calibrate")),
+        Suite("calibrate", _in("calibrate:run_calibrate"), interrupted),
         Suite("ab", _in("ab_sides:run"), _in("ab_sides:exit_code")),
         Suite("audit", _in("audit_run:run"), _in("audit_run:exit_code")),
-        Suite("diagnose", _in("diagnose_run:run")),
+        Suite("diagnose", _in("diagnose_run:run"), interrupted),
     )
 }
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from normbench.errors import UsageError
 from normbench.results import Finding, Status
 from normbench.results.compare import SideResult
-from normbench.suites.ab_timing import LocalSide, RemoteSide, time_sides
+from normbench.suites.ab_timing import LocalSide, Ready, RemoteSide, time_sides
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, not_run
 from normbench.suites.speed import SpeedCase
 from normbench.worker import Install, Worker, WorkerError, split_spec
@@ -150,14 +150,14 @@ class ABCase(SpeedCase):
         # Every process of a side is gated and warmed up; the side's status is its first
         # failure, else the first process's.
         timing, cold_note = self.timing, None
-        each = [[p.setup(case, timing) for p in side] for side in self.sides]
+        each = [[_setup(p, case, timing) for p in side] for side in self.sides]
         if not timing.hot and any(r.status == "ok" and r.rotations is None
                                   for rs in each for r in rs):  # fmt: skip
             # A worker of an older install times back to back whatever it is asked: time every
             # side hot, so that A and B are timed alike, and say so in the rows.
             timing = replace(timing, hot=True)
             cold_note = "timed hot: an install of a side cannot rotate its inputs (cold)"
-            each = [[p.setup(case, timing) for p in side] for side in self.sides]
+            each = [[_setup(p, case, timing) for p in side] for side in self.sides]
         ready = [next((r for r in rs if r.status != "ok"), rs[0]) for rs in each]
         # A side with no name (`@PATH` alone) times the case's own backend.
         cases = [replace(case, backend=side[0].name or case.backend) for side in self.sides]
@@ -166,8 +166,8 @@ class ABCase(SpeedCase):
             out = []
             for i, (label, r, c) in enumerate(zip(SIDES, ready, cases)):
                 other = SIDES[1 - i]
-                if r.status == "ok":
-                    out.append(_untimed(c, label, "skipped", f"not timed: side {other} failed"))
+                if r.status == "ok":  # it passed its gate: ok, untimed (compare: B is broken)
+                    out.append(_untimed(c, label, "ok", f"not timed: side {other} failed"))
                 else:
                     out.append(_untimed(c, label, r.status, r.note))
             return out
@@ -184,6 +184,15 @@ class ABCase(SpeedCase):
             # Samples per process: compare's CI is then over processes.
             out.append(SideResult.of_speed(speed, label, n if len(n) > 1 else ()))
         return out
+
+
+def _setup(side: LocalSide | RemoteSide, case: Case, timing: Any) -> Ready:
+    """A side's gate and warm-up; a worker that died in it (a plugin's os._exit or crash) is an
+    error of that side alone, so the healthy side stays ok and compare calls the case broken."""
+    try:
+        return side.setup(case, timing)
+    except WorkerError as exc:
+        return Ready("error", f"the worker process died: {exc}")
 
 
 def _untimed(case: Case, side: str, status: str, note: str) -> SideResult:

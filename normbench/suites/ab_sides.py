@@ -70,21 +70,32 @@ def build_ab_config(
 
 
 def run(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:
-    """suites.ab.run_ab, and a note on the comparison when Ctrl-C cut it short."""
+    """suites.ab.run_ab; when a stop signal (Ctrl-C, TERM, HUP) cut it short, the comparison is
+    marked interrupted and its headline says so first: a PASS over the finished cases is not a
+    PASS of the selection."""
+    from normbench.results import Finding, Level
     from normbench.suites.ab import run_ab
 
     result = run_ab(config, progress, debug=debug)
-    if result.comparison.interrupted or result.a.interrupted:
-        result.comparison.add("Interrupted: the verdicts cover the finished cases.")
+    cmp = result.comparison
+    if cmp.interrupted or result.a.interrupted or result.b.interrupted:
+        cmp.interrupted = True
+        if cmp.findings:  # the headline (compare_summary.headline) is the first finding
+            head = cmp.findings[0]
+            cmp.findings[0] = Finding(f"INTERRUPTED, over the finished cases only: {head.text}",
+                                      head.level)  # fmt: skip
+        cmp.add("Interrupted: the verdicts cover the finished cases.", Level.WARNING)
     return result
 
 
 def exit_code(config: ABConfig, result: ABResult) -> int:
-    """compare's: 1 when B is confirmed slower than A (or broken where A ran), 4 when no case
-    could be compared (ab judges cases timed while the machine was busy, with a warning: both
-    sides shared it)."""
+    """130 when interrupted (the finished cases are reported); else compare's: 1 when B is
+    confirmed slower than A (or broken where A ran), 4 when no case could be compared (ab judges
+    cases timed while the machine was busy, with a warning: both sides shared it)."""
     from normbench.compare import exit_code as compare_exit_code
 
+    if result.comparison.interrupted:
+        return 130
     return compare_exit_code(result.comparison)
 
 

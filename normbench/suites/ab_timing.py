@@ -103,7 +103,7 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
         warm = warm_up(run, case.device, timing, "interleaved")
         compiles = bool(getattr(backend, "compiles", False))
         return Ready("ok", "", first, compiles, warm, rotations)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit() too: this side's error
         return Ready("error", describe_error(exc))
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from normbench.config import Strings, parse_ints, split
+from normbench.config import Strings, parse_ints
 from normbench.errors import UsageError
 from normbench.suites.audit import ARCHS, DTYPES
+from normbench.validate import given
 
 if TYPE_CHECKING:
     from normbench.results import Run
@@ -36,9 +37,10 @@ def build_audit_config(
     """The options as given (comma lists; no --dtype or --dim: every one) -> AuditConfig."""
     from normbench.dtypes import canonical
 
-    dtypes = [canonical(d) for d in split(dtype)] or list(DTYPES)
+    dtypes = [canonical(d) for d in given(dtype, "--dtype")] or list(DTYPES)
     dims = parse_ints(dim, "--dim") or None
-    return AuditConfig(tuple(split(arch)), tuple(dtypes), dims and tuple(dims), fail_on_spill)
+    archs = tuple(given(arch, "--arch"))  # `--arch ,` is refused, repeats dropped
+    return AuditConfig(archs, tuple(dtypes), dims and tuple(dims), fail_on_spill)
 
 
 def run(config: AuditConfig, progress: Progress | None = None, debug: bool = False) -> Run:
@@ -46,7 +48,7 @@ def run(config: AuditConfig, progress: Progress | None = None, debug: bool = Fal
     from normbench.env import fingerprint
     from normbench.results import Run
     from normbench.results.audit import summary
-    from normbench.suites.audit import SUITE, run_audit
+    from normbench.suites.audit import DEFAULT_DIMS, SUITE, _validate, run_audit
 
     count = 0
 
@@ -56,16 +58,30 @@ def run(config: AuditConfig, progress: Progress | None = None, debug: bool = Fal
         if progress is not None:
             progress(count, 0, message[:80])
 
+    dims = list(config.dims) if config.dims else None
     try:
-        rows = run_audit(list(config.archs), list(config.dtypes),
-                         list(config.dims) if config.dims else None, progress=say)  # fmt: skip
+        _validate(config.archs, config.dtypes, dims or DEFAULT_DIMS)  # all of it, before any
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return Run(SUITE, fingerprint("cpu"), config.to_dict(), list(rows), [summary(rows)])
+    # One arch at a time (its configurations still compile in parallel): a stop signal (Ctrl-C,
+    # TERM, HUP) keeps the archs that finished and marks the run interrupted (exit 130).
+    rows: list = []
+    interrupted = False
+    for arch in config.archs:
+        try:
+            rows += run_audit([arch], list(config.dtypes), dims, progress=say)
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+    return Run(SUITE, fingerprint("cpu"), config.to_dict(), rows, [summary(rows)],
+               interrupted=interrupted)  # fmt: skip
 
 
 def exit_code(config: AuditConfig, run: Run) -> int:
-    """1 with --fail-on-spill when any configuration spills."""
+    """130 when interrupted (the finished archs are reported); else 1 with --fail-on-spill when
+    any configuration spills."""
     from normbench.results.audit import AuditRow, spilled
 
+    if run.interrupted:
+        return 130
     return 1 if config.fail_on_spill and spilled(run.of(AuditRow)) else 0

@@ -60,10 +60,10 @@ class CalibrateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.repeats < 2:
-            raise UsageError(
-                f"--repeats must be at least 2 (A/A needs two runs), got {self.repeats}"
-            )
+        from normbench.validate import REPEATS_MAX, REPEATS_MIN, check_range
+
+        check_range(self.repeats, "--repeats", REPEATS_MIN, REPEATS_MAX,
+                    "A/A needs two runs; every pair is compared")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,10 +86,23 @@ def _scaled(progress: Progress | None, k: int, of: int) -> Progress | None:
     return update
 
 
-def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple[list[Run], dict]:
-    """The A/A comparison runs (each one `compare` family) and the environment."""
+@dataclass
+class Measured:
+    """How many repeats `aa_comparisons` measured, and whether a stop signal (Ctrl-C, TERM,
+    HUP) cut the calibration short: then no further repeat is started (normbench.signals)."""
+
+    repeats: int = 0
+    interrupted: bool = False
+
+
+def aa_comparisons(
+    config: CalibrateConfig, progress=None, debug=False, measured: Measured | None = None
+) -> tuple[list[Run], dict]:
+    """The A/A comparison runs (each one `compare` family) and the environment. A repeat that
+    was interrupted keeps its finished cases and ends the calibration."""
     from normbench.compare import CompareConfig, compare_runs
 
+    measured = measured if measured is not None else Measured()
     # No between-run floor: the calibration measures that noise, it must not assume it.
     cmp = CompareConfig(alpha=config.alpha, resamples=config.resamples, seed=config.seed,
                         between_run_floor=False)  # fmt: skip
@@ -105,19 +118,47 @@ def aa_comparisons(config: CalibrateConfig, progress=None, debug=False) -> tuple
                 speed = replace(config.speed, selection=replace(sel, backends=(b,)))
                 step = k * len(sel.backends) + j
                 res = run_ab(ABConfig(speed, b, b, cmp), _scaled(progress, step, steps), debug)
+                res.comparison.interrupted = res.a.interrupted
                 out.append(res.comparison)
                 env = res.a.env
+                if _stopped(res.a, measured):
+                    measured.repeats = k + 1
+                    return out, env
+            measured.repeats = k + 1
         return out, env
     from itertools import combinations
 
     from normbench.suites.speed import run_speed
 
-    runs = [
-        run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
-        for k in range(config.repeats)
-    ]
+    runs = []
+    for k in range(config.repeats):
+        try:
+            runs.append(run_speed(config.speed, _scaled(progress, k, config.repeats), debug))
+        except KeyboardInterrupt:
+            # Outside a case (a repeat setting up): the repeats before it stand, if any.
+            if not runs:
+                raise
+            measured.interrupted = True
+            break
+        measured.repeats = k + 1
+        if _stopped(runs[-1], measured):
+            break
     pairs = combinations(range(len(runs)), 2)
-    return [compare_runs(runs[i], runs[j], cmp) for i, j in pairs], runs[-1].env
+    comparisons = []
+    for i, j in pairs:
+        c = compare_runs(runs[i], runs[j], cmp)
+        c.interrupted = runs[i].interrupted or runs[j].interrupted
+        comparisons.append(c)
+    return comparisons, runs[-1].env
+
+
+def _stopped(run: Run, measured: Measured) -> bool:
+    """The run was cut short by a stop signal: no further repeat (before, a Ctrl-C cut one
+    repeat short and the calibration went on as if nothing had happened)."""
+    from normbench.signals import stop_requested
+
+    measured.interrupted = measured.interrupted or run.interrupted or stop_requested()
+    return measured.interrupted
 
 
 def _judged(run: Run) -> list[CaseComparison]:
@@ -181,7 +222,8 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     import time
 
     start = time.perf_counter()
-    comparisons, env = aa_comparisons(config, progress, debug)
+    measured = Measured()
+    comparisons, env = aa_comparisons(config, progress, debug, measured)
     per_case: dict[str, list[CaseComparison]] = {}
     unreliable = 0  # A/A case comparisons with a side timed while the machine was unreliable
     for c in comparisons:
@@ -205,6 +247,8 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
             ratios=tuple(ratios), ci=tuple(cis),
             worst_ratio_change_pct=100 * max(abs(x - 1) for x in ratios),
         ))  # fmt: skip
+    if not results and measured.interrupted:
+        return _cut_short(config, env, measured, unreliable, time.perf_counter() - start)
     if not results and unreliable:
         raise UsageError(
             f"all {unreliable} A/A case comparisons had a side timed while the machine was "
@@ -229,8 +273,13 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     if tau is not None:
         results.append(BetweenRunNoise(BETWEEN_ID, value=100 * math.expm1(tau[0]), n=tau[1],
                                        tau=tau[0]))  # fmt: skip
-    run = Run(SUITE, env, config.to_dict(), results, wall_s=time.perf_counter() - start)
-    run.findings += _findings(config, len(comparisons), total, floor, len(edges), margin, at_margin)
+    run = Run(SUITE, env, config.to_dict(), results, interrupted=measured.interrupted,
+              wall_s=time.perf_counter() - start)  # fmt: skip
+    repeats = measured.repeats if measured.interrupted else config.repeats
+    run.findings += _findings(config, repeats, len(comparisons), total, floor, len(edges), margin,
+                              at_margin)  # fmt: skip
+    if measured.interrupted:
+        run.add(_interrupted_note(config, measured), Level.WARNING)
     if tau is not None:
         run.add(
             f"Between-run noise of separate runs: +-{math.expm1(tau[0]):.1%} (1 sd, tau "
@@ -246,12 +295,34 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     return run
 
 
-def _findings(config: CalibrateConfig, comparisons: int, total: int, floor: float, edges: int,
-              margin: float, at_margin: tuple[float, int, int, int]) -> list[Finding]:  # fmt: skip
+def _interrupted_note(config: CalibrateConfig, measured: Measured) -> str:
+    return (
+        f"Interrupted during repeat {measured.repeats} of {config.repeats}: the calibration "
+        "covers the cases that finished, the last repeat's only in part."
+    )
+
+
+def _cut_short(
+    config: CalibrateConfig, env: dict, measured: Measured, unreliable: int, wall: float
+) -> Run:
+    """An interrupted calibration with no A/A case comparison to use: nothing to calibrate, and
+    the run says so (exit 130, not a usage error)."""
+    why = "no case was timed in two repeats"
+    if unreliable:
+        why = (f"the {unreliable} A/A case comparisons had a side timed while the machine was "
+               "unreliable")  # fmt: skip
+    run = Run(SUITE, env, config.to_dict(), [], interrupted=True, wall_s=wall)
+    run.add(f"{_interrupted_note(config, measured)} Nothing to calibrate: {why}.", Level.WARNING)
+    return run
+
+
+def _findings(config: CalibrateConfig, repeats: int, comparisons: int, total: int, floor: float,
+              edges: int, margin: float,
+              at_margin: tuple[float, int, int, int]) -> list[Finding]:  # fmt: skip
     mode = "interleaved A/A (ab)" if config.interleaved else "separate runs"
     out = [
         Finding(
-            f"A/A calibration over {config.repeats} repeats ({mode}): {comparisons} "
+            f"A/A calibration over {repeats} repeats ({mode}): {comparisons} "
             f"comparisons, {total} case comparisons."
         ),
         Finding(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from normbench.fmt import fmt_bytes
 from normbench.plugins import label_plugin_result
 from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
+from normbench.results.partial import record_finished
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -39,8 +40,10 @@ def case_counts(results: list[CaseResult], verb: str) -> Finding:
 def describe_error(exc: BaseException) -> str:
     """One line a person can act on, for an exception raised inside a case."""
     name = type(exc).__name__
+    if isinstance(exc, SystemExit):  # a plugin may not end the run (docs/plugins.md)
+        return f"called sys.exit({exc.code!r}), which would have ended the run"
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "out of memory" in msg.lower() or name == "OutOfMemoryError":
+    if "out of memory" in msg.lower() or name in ("OutOfMemoryError", "MemoryError"):
         return f"out of memory: {msg[:160]}"
     return f"{name}: {msg[:200]}" if msg else name
 
@@ -92,13 +95,15 @@ class CaseLoop:
             except KeyboardInterrupt:
                 self.interrupted = True
                 break
-            except Exception as exc:  # one failing case must not lose the run
+            # SystemExit too: a plugin's sys.exit() in a case must not end the run unreported.
+            except (Exception, SystemExit) as exc:  # one failing case must not lose the run
                 if self.debug:
                     traceback.print_exc()
                 done = self.not_run(case, Status.ERROR, describe_error(exc))
             # A plugin's failure names the plugin and where it came from.
             for result in done if isinstance(done, list) else [done]:
                 self.results.append(label_plugin_result(result))
+                record_finished(self.suite, self.results[-1])  # on disk now: a crash keeps it
         if self.progress:
             self.progress(total if not self.interrupted else i, total, "done")
         return self.results

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from normbench.config import parse_ints, split
+from normbench.config import parse_ints, split, unique
 from normbench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -46,37 +46,54 @@ def build_diagnose_config(
     from normbench.env import resolve_device
 
     dev = resolve_device(device)
+    check_sizes(seed, depths, norms)  # before any model is built
     return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
                           depths, norms, plot_dir)  # fmt: skip
 
 
+def check_sizes(seed: int, depths: str | None, norms: str | None) -> None:
+    """Refuse a seed out of range, a depth over DEPTH_MAX (the model's memory grows with it)
+    and a --depths or --norms that names nothing."""
+    from normbench.validate import DEPTH_MAX, check_range, check_seed, given
+
+    check_seed(seed)
+    for depth in parse_ints(depths, "--depths"):
+        check_range(depth, "--depths", 1, DEPTH_MAX, "each block's weights and state grow it")
+    given(norms, "--norms")
+
+
 def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = False) -> Run:
-    """Run the probes (an unknown probe, norm or depth: UsageError, exit 2)."""
+    """Run the probes (an unknown probe, norm or depth: UsageError, exit 2, before any runs),
+    one at a time: a stop signal (Ctrl-C, TERM, HUP) keeps the probes that finished and marks
+    the run interrupted (exit 130, docs/design.md "Exit codes")."""
     from normbench.env import fingerprint
     from normbench.results import Run
-    from normbench.suites.diagnose import SUITE, figure_findings, run_diagnose
+    from normbench.suites.diagnose import SUITE, _validate, figure_findings, run_diagnose
 
+    depths = parse_ints(config.depths, "--depths") or None
+    norms = unique(split(config.norms)) or None  # a repeated norm is compared once
+    try:
+        selected, _, _ = _validate(split(config.probes) or None, depths, norms, config.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     plot_dir = config.plot_dir
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
         plot_dir = Path(tempfile.mkdtemp(prefix="diagnose-", dir=plot_dir))
+    results, interrupted = [], False
+    for i, probe in enumerate(selected):
 
-    def report(label: str, fraction: float) -> None:
-        if progress is not None:
-            progress(int(fraction * 1000), 1000, label[:80])
+        def report(label: str, fraction: float, i: int = i) -> None:
+            if progress is not None:
+                progress(int((i + fraction) / len(selected) * 1000), 1000, label[:80])
 
-    try:
-        results = run_diagnose(
-            [p for p in split(config.probes)] or None,
-            quick=config.quick,
-            seed=config.seed,
-            device=config.device,
-            depths=parse_ints(config.depths, "--depths") or None,
-            norms=split(config.norms) or None,
-            plot_dir=plot_dir,
-            progress=report,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        try:
+            results += run_diagnose([probe.name], quick=config.quick, seed=config.seed,
+                                    device=config.device, depths=depths, norms=norms,
+                                    plot_dir=plot_dir, progress=report)  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+            break
     env = fingerprint(config.device)
-    return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results))
+    return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results),
+               interrupted=interrupted)  # fmt: skip

@@ -154,6 +154,10 @@ def _validate(
         raise _usage_error(f"no probe selected: choose from {', '.join(PROBES)}")
     if depths is not None and (not depths or any(int(d) != d or d < 1 for d in depths)):
         raise _usage_error(f"depths must be positive integers, got {list(depths)}")
+    from normbench.validate import DEPTH_MAX
+
+    if depths and max(depths) > DEPTH_MAX:  # memory grows with depth: refuse before building
+        raise _usage_error(f"depths must be at most {DEPTH_MAX}, got {max(depths)}")
     if norms is not None:
         from normbench.suites.diagnose.norms import parse_variant
 

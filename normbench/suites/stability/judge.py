@@ -27,7 +27,16 @@ CPU_ROWS = 4
 
 
 class ImplementationError(Exception):
-    """The implementation under test raised (not the harness): a FAIL with its message."""
+    """The implementation under test raised (not the harness): a FAIL with its message, except
+    out of memory (`oom`): the machine could not run the case, which says nothing about the
+    implementation's numbers (an error row with the reason, never a FAIL)."""
+
+    @property
+    def oom(self) -> bool:
+        return str(self).startswith(OOM_PREFIX)
+
+
+OOM_PREFIX = "out of memory"  # how describe_error words an out-of-memory exception
 
 
 def arm_interpreter() -> None:

@@ -79,6 +79,9 @@ class StabilityCase:
         try:
             v = evaluate(backend, variant, p, trap=trap, determinism=case.dist == self.det_dist)
         except ImplementationError as exc:
+            if exc.oom:  # could not run: an error row with the reason, not a numerical verdict
+                err = Measurement("verdict", None, "", status=Status.ERROR, note=str(exc))
+                return StabilityResult.of_case(case, [err])
             return case_result(case, CaseVerdict(FAIL, f"raised {exc}"), status=Status.ERROR)
         return case_result(case, v)
 
@@ -86,9 +89,14 @@ class StabilityCase:
 # --- the findings --------------------------------------------------------------------------
 
 
+# A case that could not run (out of memory, the harness or a plugin's sys.exit failed on it):
+# no verdict. It is kept apart from FAIL, which says the implementation's numbers are wrong.
+ERROR = "error"
+
+
 def _verdict(r: StabilityResult) -> str:
-    """The verdict a judged case counts as: a harness failure (no verdict) counts as FAIL."""
-    return (r.verdict or Verdict.FAIL).value
+    """The verdict a case counts as: PASS, WARN, FAIL, or ERROR where it has none."""
+    return r.verdict.value if r.verdict else ERROR
 
 
 def worst_per_implementation(results: list[StabilityResult]) -> list[dict[str, Any]]:
@@ -98,7 +106,7 @@ def worst_per_implementation(results: list[StabilityResult]) -> list[dict[str, A
         entry = out.setdefault(
             (r.variant, r.backend),
             {"implementation": f"{r.variant}/{r.backend}", PASS: 0, WARN: 0, FAIL: 0,
-             "skipped": 0, "worst": None, "nondeterministic": 0},
+             ERROR: 0, "skipped": 0, "worst": None, "nondeterministic": 0},
         )  # fmt: skip
         if r.status is Status.SKIPPED:
             entry["skipped"] += 1
@@ -107,7 +115,8 @@ def worst_per_implementation(results: list[StabilityResult]) -> list[dict[str, A
         entry[verdict] += 1
         if r.deterministic is False:
             entry["nondeterministic"] += 1
-        score = (RANK[verdict], r.tol_ratio or 0.0)
+        # An error ranks below a judged FAIL and above PASS/WARN, so it is shown, never hidden.
+        score = (RANK.get(verdict, 1.5), r.tol_ratio or 0.0)
         if entry["worst"] is None or score > entry["worst"][0]:
             entry["worst"] = (score, r)
     return list(out.values())
@@ -121,7 +130,7 @@ def findings(run: Run) -> list[Finding]:
     """The run's summary: case counts, the worst case per implementation, determinism, and the
     safe range of each sweep."""
     cases = run.of(StabilityResult)
-    counts = {s: 0 for s in (PASS, WARN, FAIL, "skipped")}
+    counts = {s: 0 for s in (PASS, WARN, FAIL, ERROR, "skipped")}
     for r in cases:
         counts["skipped" if r.status is Status.SKIPPED else _verdict(r)] += 1
     out = [Finding("Cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")]
@@ -155,15 +164,19 @@ def findings(run: Run) -> list[Finding]:
 
 
 def run_verdict(run: Run) -> str:
-    """The worst verdict of a run; a case (or sweep) that raised counts as FAIL."""
+    """The worst verdict of a run's judged cases: an implementation that raised is a FAIL (it
+    carries that verdict); a case that could not run (no verdict) is not judged (`unjudged`)."""
     judged: list[str] = []
     for r in (*run.of(StabilityResult), *run.of(SweepPointResult)):
-        if r.status is Status.ERROR:
-            judged.append(FAIL)
-        elif r.status is not Status.SKIPPED:
-            judged.append((r.verdict or Verdict.PASS).value)
-    judged += [FAIL for r in run.of(SweepRangeResult) if r.status is Status.ERROR]
+        if r.status is not Status.SKIPPED and r.verdict is not None:
+            judged.append(r.verdict.value)
     return worst(judged)
+
+
+def unjudged(run: Run) -> int:
+    """Cases, sweep points and sweeps that could not run (an error without a verdict)."""
+    rows = (*run.of(StabilityResult), *run.of(SweepPointResult), *run.of(SweepRangeResult))
+    return sum(1 for r in rows if r.status is Status.ERROR and getattr(r, "verdict", None) is None)
 
 
 def failed(run: Run, level: str) -> bool:
@@ -172,10 +185,15 @@ def failed(run: Run, level: str) -> bool:
 
 
 def exit_code(config: StabilityConfig, run: Run) -> int:
-    """130 when Ctrl-C stopped the run, 1 when --fail-on's level was reached, else 0."""
+    """130 when Ctrl-C stopped the run, 1 when --fail-on's level was reached, 4 under --fail-on
+    when no case reached it but some could not run (the gate could not judge them), else 0."""
     if run.interrupted:
         return 130
-    return 1 if config.fail_on and failed(run, config.fail_on) else 0
+    if not config.fail_on:
+        return 0
+    if failed(run, config.fail_on):
+        return 1
+    return 4 if unjudged(run) else 0
 
 
 def run_stability(

@@ -1,0 +1,103 @@
+"""How a command runs: errors as one sentence and their exit code (`guarded`, with the signal
+policy), a suite under a progress bar, its reports written and its exit code (`run_suite`), and
+the regression gate's ending (`gate_finish`). normbench.cli's commands are thin shells over
+these."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from normbench.cli_render import finish, keep_finished, progress_bar
+
+STATE = {"debug": False}
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"normbench: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn normbench's errors into one sentence and their exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from normbench.errors import NormbenchError
+        from normbench.signals import stop_on_signals
+
+        try:
+            # TERM and HUP (CI cancellation, `timeout`) stop a run as Ctrl-C does, and a second
+            # signal cannot cut the writing of the finished cases' reports short.
+            with stop_on_signals(exiting=True):
+                return fn(*args, **kwargs)
+        except NormbenchError as exc:
+            if STATE["debug"]:  # the traceback, and still the error's own exit code
+                import traceback
+
+                traceback.print_exc()
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper
+
+
+def measure(suite: str, config: Any, label: str | None = None) -> Any:
+    """Run `suite` on `config` under a progress bar."""
+    from normbench.suites import get_suite
+
+    bar, update = progress_bar(label or suite)
+    with bar:
+        return get_suite(suite).run(config, update, debug=STATE["debug"])
+
+
+def run_suite(
+    suite: str, config: Any, out: Path, formats: tuple[str, ...], plot: bool = False
+) -> Any:
+    """Run `suite`, print and write its reports, then exit with the code its results call for
+    (0 returns the run)."""
+    from normbench.outdir import prepare_out
+
+    if formats or plot:  # a bad --out is one sentence before anything is measured, not after
+        prepare_out(out)
+    with keep_finished(out, suite, formats) as partial:  # each case on disk as it finishes
+        run = measure(suite, config)
+        finish(run, out, formats, plot, partial=partial)
+    exit_for(suite, config, run)
+    return run
+
+
+def exit_for(suite: str, config: Any, run: Any) -> None:
+    """Exit with the code `suite` gives `run` (once its reports are written)."""
+    from normbench.suites import get_suite
+
+    code = get_suite(suite).exit_code(config, run)
+    if code:
+        raise typer.Exit(code)
+
+
+# --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------
+
+
+def gate_finish(
+    cmp, out: Path, formats: tuple[str, ...], md: Path | None, stem=None, plot: bool = False
+) -> None:
+    """Print and write the comparison, append the Markdown summary, exit 1 on a regression
+    (4 when it could not judge)."""
+    from normbench.compare import exit_code
+    from normbench.report.compare_view import append_markdown
+
+    finish(cmp, out, formats, plot, stem=stem)
+    if md is not None:
+        try:
+            append_markdown(cmp, md)
+        except OSError as exc:
+            fail(f"--md {md}: cannot write ({exc.strerror})")
+    code = 130 if cmp.interrupted else exit_code(cmp)  # ab cut short: its finished cases
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,49 @@
+"""The output folder, made ready before anything is measured: created if missing, and proved to
+be a folder this process can write in (a probe file is created and removed), so that a bad
+`--out` is one sentence and exit 2 at the start, never a traceback after the measuring, with the
+results lost (docs/design.md "Data flow", step 7)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from normbench.errors import UsageError
+
+# What each OSError means for a folder the user named, in words a person can act on.
+_REASONS = {
+    errno.EEXIST: "a file of that name exists (give a folder)",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "a name in the path is too long for the file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.ENOENT: "the file system there does not take new files",
+}
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+
+
+def prepare_out(out: str | Path, option: str = "--out") -> Path:
+    """Create `out` if needed and check that reports can be written in it; refuse in one
+    sentence (UsageError, exit 2) otherwise. Returns the folder."""
+    path = Path(out)
+    where = f"{option} {str(path)[:120]}{'...' if len(str(path)) > 120 else ''}"
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{where}: is a file, not a folder: give a folder for the reports")
+        path.mkdir(parents=True, exist_ok=True)
+        # mkdir succeeds on folders that refuse files (/proc, a read-only mount seen as root):
+        # only writing one proves the reports can be written.
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".normbench-probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot write reports there ({_reason(exc)})") from None
+    return path

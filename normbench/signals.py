@@ -1,0 +1,85 @@
+"""One signal policy for every command: SIGTERM and SIGHUP (what CI cancellation and `timeout`
+send) stop a run exactly as Ctrl-C does, and the first of them is the only one that counts.
+
+The first INT, TERM or HUP raises KeyboardInterrupt in the main thread, the path the case loop
+(normbench.suites.common.CaseLoop) already takes: stop at the case boundary, keep the finished
+cases. From that moment until the command returns, further signals are ignored, so that a
+second Ctrl-C cannot abort the writing of the reports of the finished cases: exit 130, the
+reports written (docs/design.md "Exit codes"). SIGKILL still ends a run that must die.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+# Where a platform lacks one (Windows has no SIGHUP), it is left out.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@dataclass
+class StopRequest:
+    """The first stop signal received under `stop_on_signals`, or None."""
+
+    signum: int | None = None
+    active: bool = False  # its handlers are installed
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+
+_current = StopRequest()
+
+
+def stop_requested() -> bool:
+    """True once a stop signal arrived under the standing `stop_on_signals`: a loop that runs
+    several measuring passes (calibrate's repeats) must not start another one."""
+    return _current.requested
+
+
+@contextmanager
+def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
+    """Within it, INT, TERM and HUP all raise one KeyboardInterrupt (the first), the later ones
+    are ignored; the previous handlers are restored on the way out. A signal the process
+    inherited as ignored (`nohup`, a background job's INT) stays ignored. `exiting`: the
+    process ends right after (the command line), so after a stop the signals stay ignored
+    while it exits: a late Ctrl-C must not turn exit 130 into a traceback. Outside the main
+    thread (where Python cannot install handlers) it changes nothing."""
+    global _current
+    if threading.current_thread() is not threading.main_thread() or _current.active:
+        yield _current  # a policy already stands (nested commands): it keeps its handlers
+        return
+    state = StopRequest(active=True)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if state.requested:
+            return  # already stopping: the reports of the finished cases are being written
+        state.signum = signum
+        raise KeyboardInterrupt
+
+    outer = _current
+    previous = {}
+    for s in STOP_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            previous[s] = signal.signal(s, handler)
+    _current = state
+    try:
+        yield state
+    finally:
+        for s, old in previous.items():
+            # None: a handler not set from Python; the default is the closest we can restore.
+            restore = old if old is not None else signal.SIG_DFL
+            signal.signal(s, signal.SIG_IGN if exiting and state.requested else restore)
+        state.active = False
+        _current = outer
