@@ -238,16 +238,20 @@ def ab(
     """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
     lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
     confirmed slower, 4 when no case could be compared."""
-    from normbench.cli_render import write_sides
+    from normbench.cli_render import keep_finished, write_sides
     from normbench.outdir import prepare_out
     from normbench.suites.ab_sides import build_ab_config, report_stem
 
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     prepare_out(output.out)  # before measuring: a bad --out must not lose the run
-    result = measure("ab", config, f"ab {a} vs {b}")
+    # Both sides of each finished case on disk as it finishes (ab's cases are speed cases).
+    with keep_finished(output.out, "speed", formats) as partial:
+        result = measure("ab", config, f"ab {a} vs {b}")
     stem = report_stem()
     write_sides(result, output.out, formats, stem)
+    if partial is not None:
+        partial.discard()  # the sides' reports hold it all now
     gate_finish(result.comparison, output.out, formats, md, stem=stem, plot=output.plot)
 
 

@@ -509,3 +509,11 @@ def test_another_suite_as_the_new_run_is_a_usage_error(tmp_path):
     as_base = runner.invoke(app, ["compare", str(memory), str(speed), "--format", "none"])
     assert as_base.exit_code == 3, as_base.output
     assert "has no timing rows (suite 'memory')" in as_base.output
+
+
+def test_an_interrupted_comparison_never_reads_pass_in_markdown():
+    cmp = compare_runs(make_run([1.0] * 8, seed=1), make_run([1.0] * 8, seed=2))
+    assert "PASS" in markdown_summary(cmp).splitlines()[0]
+    cmp.interrupted = True
+    first = markdown_summary(cmp).splitlines()[0]
+    assert first.startswith("### :warning: normbench compare: INTERRUPTED, over the finished")

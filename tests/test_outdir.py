@@ -281,3 +281,45 @@ def test_an_integer_no_float_can_hold_is_refused(tmp_path):
             load_run(huge(tmp_path, 400, where))
     ok = load_run(huge(tmp_path, 300, "value"))  # 1e300 fits a float: a number, if absurd
     assert ok.results[0].measurements[0].value == pytest.approx(float("9" * 300))
+
+
+def test_a_hard_crash_in_ab_keeps_both_sides_of_every_finished_case(tmp_path):
+    (tmp_path / "crash.py").write_text(CRASHING_PLUGIN)
+    out = tmp_path / "r"
+    args = ["ab", "--a", "eager", "--b", "crash", "--plugin", "crash.py", "--variant", "rmsnorm",
+            "--dtype", "fp32", "--dim", "64,128", "--batch", "2", "--seq", "8",
+            "--time-budget", "0.05", "--quick"]  # fmt: skip
+    normbench(*args, "--out", str(out), cwd=tmp_path)
+    [partial] = out.iterdir()  # the crash at N = 128 left no report, only the partial file
+    assert partial.name.startswith("speed-") and partial.name.endswith(".partial.jsonl")
+    times = pd.read_json(partial, lines=True).query("metric == 'time'")
+    assert sorted(times.side) == ["A", "B"] and set(times.dim) == {64}
+    assert (times.status == "ok").all() and (times.value > 0).all()
+
+
+def test_a_finished_ab_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "r"
+    args = [
+        "ab",
+        "--a",
+        "eager",
+        "--b",
+        "composite",
+        "--variant",
+        "rmsnorm",
+        "--dtype",
+        "fp32",
+        "--dim",
+        "64",
+        "--batch",
+        "2",
+        "--seq",
+        "8",
+        "--time-budget",
+        "0.05",
+        "--quick",
+    ]
+    done = normbench(*args, "--out", str(out), "--format", "json", cwd=tmp_path)
+    assert done.returncode in (0, 1, 4), done.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names and not any(n.endswith(".partial.jsonl") for n in names), names

@@ -76,7 +76,10 @@ def markdown_summary(run: Run) -> str:
     """A verdict line, the cases that need a look, and every case folded under <details>."""
     cfg = run.config
     icon = ICONS.get(exit_code(run), ":x:")
-    out = [f"### {icon} normbench compare: {headline(run)}", ""]
+    head = headline(run)
+    if run.interrupted:  # cut short (ab, Ctrl-C): the verdicts hold the finished cases only
+        icon, head = ":warning:", f"INTERRUPTED, over the finished cases only: {head}"
+    out = [f"### {icon} normbench compare: {head}", ""]
     base, new = cfg.get("base", {}), cfg.get("new", {})
     if base or new:
         out.append(
