@@ -43,6 +43,12 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except SystemExit as exc:
+            # normbench exits through typer.Exit (not a SystemExit), and a case's own code is
+            # caught by the case loop: this is plugin code (a backend's available() or
+            # supports() while the cases are set up) ending the process. Never a silent 0.
+            fail(f"plugin code called sys.exit({exc.code!r}) while the run was set up; nothing "
+                 "was measured", 2)  # fmt: skip
 
     return wrapper
 

@@ -296,3 +296,42 @@ def test_a_supports_refusal_is_skipped_with_its_reason_in_every_suite(tmp_path):
         rows = frame(out, suite)
         assert len(rows) > 0 and set(rows.status) == {"skipped"}, suite
         assert set(rows.note) == {why}, suite
+
+
+QUIT_IN_AVAILABLE = """
+import sys
+from normbench.backends.base import Backend
+
+class Quitter(Backend):
+    name = "quitter"
+    description = "calls sys.exit in available()"
+
+    def available(self):
+        sys.exit(0)
+
+    def build(self, variant, case):
+        raise AssertionError("never built")
+
+BACKEND = Quitter()
+"""
+
+
+def test_sys_exit_outside_a_case_is_never_a_silent_zero(tmp_path):
+    """Plugin code run while a command is set up (available(), listing the backends) that
+    calls sys.exit(0): one sentence and exit 2, not a silent 0. Inside a case the same call is
+    an error row and the other backends run."""
+    plugin(tmp_path, "quit_available", QUIT_IN_AVAILABLE)
+    p = normbench(["list", "--plugin", "quit_available.py"], tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.strip().endswith(
+        "normbench: plugin code called sys.exit(0) while the run was set up; nothing was measured"
+    )
+    assert "Traceback" not in p.stderr
+    out = tmp_path / "out"
+    p = normbench(["speed", "--plugin", "quit_available.py", "--backend", "quitter,eager",
+                   *TIMED, "--out", str(out), "--format", "json"], tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = frame(out, "speed")
+    times = rows[rows.metric == "time"]
+    assert set(times[times.backend == "eager"].status) == {"ok"}
+    assert set(times[times.backend == "quitter"].status) == {"error"}
