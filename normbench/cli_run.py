@@ -62,6 +62,10 @@ def measure(suite: str, config: Any, label: str | None = None) -> Any:
         return get_suite(suite).run(config, update, debug=STATE["debug"])
 
 
+# The suite whose case loop a command's finished cases come from, where it is not its own.
+CASE_LOOP = {"calibrate": "speed"}
+
+
 def run_suite(
     suite: str, config: Any, out: Path, formats: tuple[str, ...], plot: bool = False
 ) -> Any:
@@ -71,7 +75,9 @@ def run_suite(
 
     if formats or plot:  # a bad --out is one sentence before anything is measured, not after
         prepare_out(out)
-    with keep_finished(out, suite, formats) as partial:  # each case on disk as it finishes
+    # Each case on disk as it finishes; calibrate's repeats are speed runs, so their cases are.
+    loop = CASE_LOOP.get(suite, suite)
+    with keep_finished(out, loop, formats) as partial:
         run = measure(suite, config)
         finish(run, out, formats, plot, partial=partial)
     exit_for(suite, config, run)

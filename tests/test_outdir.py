@@ -3,6 +3,7 @@ does not cost the reports, finished cases survive a hard crash in a partial file
 parsed strictly, and a run file with an absurd integer is one sentence."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -133,6 +134,24 @@ import torch
 def rmsnorm(x, weight, eps):
     if x.shape[-1] == 128:
         os._exit(0)  # a hard crash: no Python clean-up, no reports
+    r = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+    return (x.float() * r).to(x.dtype) * weight
+"""
+
+
+# Dies (os._exit) as soon as a finished case is on disk in the partial file of the folder
+# NORMBENCH_TEST_OUT names: in calibrate, during the second repeat.
+CRASH_ON_SECOND_CALL = """
+import os
+from pathlib import Path
+
+import torch
+
+
+def rmsnorm(x, weight, eps):
+    out = Path(os.environ["NORMBENCH_TEST_OUT"])
+    if any(p.stat().st_size for p in out.glob("*.partial.jsonl")):
+        os._exit(0)
     r = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
     return (x.float() * r).to(x.dtype) * weight
 """
@@ -323,3 +342,20 @@ def test_a_finished_ab_leaves_no_partial_file(tmp_path):
     assert done.returncode in (0, 1, 4), done.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names and not any(n.endswith(".partial.jsonl") for n in names), names
+
+
+def test_a_hard_crash_in_calibrate_keeps_the_finished_repeats(tmp_path):
+    """calibrate's repeats are speed runs: their finished cases are flushed to the partial file
+    too, so a plugin that kills the process in the second repeat leaves the first on disk."""
+    (tmp_path / "crash_later.py").write_text(CRASH_ON_SECOND_CALL)
+    out = tmp_path / "r"
+    tiny = [a for a in TINY if a != "eager"]  # TINY's --backend eager, without its value
+    tiny.remove("--backend")
+    args = ["calibrate", "--plugin", "crash_later.py", *tiny, "--backend", "crash_later",
+            "--repeats", "2"]  # fmt: skip
+    env = {**os.environ, "NORMBENCH_TEST_OUT": str(out)}
+    normbench(*args, "--out", str(out), cwd=tmp_path, env=env)
+    [partial] = out.iterdir()  # no calibrate report: only the partial file
+    times = pd.read_json(partial, lines=True).query("metric == 'time'")
+    assert list(times.case_id) == ["rmsnorm/crash_later/fp32/2x8x64/fwd"]  # repeat 1
+    assert (times.status == "ok").all() and (times.value > 0).all()
