@@ -12,6 +12,7 @@ also flushed before each sample (normbench.timing_cuda).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ MAX_MEMORY_SHARE = 0.25
 MAX_ROTATIONS = 1024
 
 
+@functools.cache  # read once per device: every timed case asks
 def last_level_cache(device: str = "cpu") -> tuple[int, str]:
     """(bytes, where the figure came from) of the cache a cold timing must defeat: the CPU's
     largest cache (sysfs), or the GPU's L2."""

@@ -14,7 +14,7 @@ import typer
 
 from normbench import cli_options as o
 from normbench.cli_options import Without, grouped
-from normbench.cli_run import STATE, gate_finish, guarded, measure, run_suite
+from normbench.cli_run import CASE_LOOP, STATE, gate_finish, guarded, measure, run_suite
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
 from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
@@ -245,8 +245,7 @@ def ab(
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     prepare_out(output.out)  # before measuring: a bad --out must not lose the run
-    # Both sides of each finished case on disk as it finishes (ab's cases are speed cases).
-    with keep_finished(output.out, "speed", formats) as partial:
+    with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
         result = measure("ab", config, f"ab {a} vs {b}")
     stem = report_stem()
     write_sides(result, output.out, formats, stem)

@@ -62,8 +62,9 @@ def measure(suite: str, config: Any, label: str | None = None) -> Any:
         return get_suite(suite).run(config, update, debug=STATE["debug"])
 
 
-# The suite whose case loop a command's finished cases come from, where it is not its own.
-CASE_LOOP = {"calibrate": "speed"}
+# The suite whose case loop a command's finished cases come from, where it is not its own:
+# calibrate's repeats are speed runs, and ab's sides are speed cases.
+CASE_LOOP = {"calibrate": "speed", "ab": "speed"}
 
 
 def run_suite(
@@ -75,9 +76,7 @@ def run_suite(
 
     if formats or plot:  # a bad --out is one sentence before anything is measured, not after
         prepare_out(out)
-    # Each case on disk as it finishes; calibrate's repeats are speed runs, so their cases are.
-    loop = CASE_LOOP.get(suite, suite)
-    with keep_finished(out, loop, formats) as partial:
+    with keep_finished(out, CASE_LOOP.get(suite, suite), formats) as partial:  # each on disk
         run = measure(suite, config)
         finish(run, out, formats, plot, partial=partial)
     exit_for(suite, config, run)

@@ -280,9 +280,9 @@ def _geomean(reps: list, cis: list[RatioCI], tau: float | None) -> GeomeanRatio:
     """The geometric mean of the ratios, its CI from the mean of the cases' replicates."""
     import numpy as np
 
-    mean_rep = np.mean(np.vstack(reps), axis=0)
-    mean_rep = mean_rep[np.isfinite(mean_rep)]
-    lo, hi = np.quantile(mean_rep, [0.025, 0.975])
+    from normbench.stats import mean_log_interval
+
+    lo, hi = mean_log_interval(reps) or (math.nan, math.nan)
     point = float(np.exp(np.mean([math.log(c.ratio) for c in cis])))
     if tau:  # independent between-run noise per case: tau^2 / m on the mean
         from scipy.stats import norm

@@ -194,7 +194,7 @@ class SpeedConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["out"] = str(self.out)
-        d["hot"] = self.hot  # version-1 readers (and compare's set-up notes) know this key
+        d["hot"] = self.hot  # what runs before the cache states recorded (and older readers know)
         return d
 
 

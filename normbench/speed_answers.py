@@ -42,6 +42,7 @@ def time_ratio(
     (blocks resampled as the timer took them), seeded by `key` so the same results give the same
     CI whatever else is in the run. None when either case has no raw samples (a version-1 file)
     or the CI cannot be formed."""
+    from normbench.compare_pairs import block_of
     from normbench.stats import log_ratio_replicates, ratio_ci
 
     tn, tb = new.time, base.time
@@ -49,19 +50,12 @@ def time_ratio(
         return None
     seed = [SEED, zlib.crc32(key.encode())]
     rep = log_ratio_replicates(
-        tb.samples, _block(base), tn.samples, _block(new), RESAMPLES, seed, workspace
+        tb.samples, block_of(base), tn.samples, block_of(new), RESAMPLES, seed, workspace
     )
     ci = ratio_ci(tb.samples, tn.samples, rep)
     if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
         return None
     return TimeRatio(ci.ratio, ci.low, ci.high, rep)
-
-
-def _block(r: SpeedResult) -> int:
-    try:
-        return max(1, int(r.block_size or 1))
-    except (TypeError, ValueError):
-        return 1
 
 
 def _workspace() -> np.ndarray:
@@ -145,19 +139,15 @@ def _figures(low: float, high: float, *more: float) -> tuple[str, ...]:
 def geomean_ratio(ratios: list[float], cis: list[TimeRatio | None]) -> tuple[float, float, float]:
     """Geometric mean of the ratios, with a 95% CI from the mean of the cases' log replicates
     (as compare's geometric mean); the CI is NaN unless every ratio has its replicates."""
-    import numpy as np
-
-    from normbench.stats import geomean
+    from normbench.stats import geomean, mean_log_interval
 
     point = geomean(ratios)
     if not cis or any(c is None for c in cis):
         return point, math.nan, math.nan
-    mean_rep = np.mean(np.vstack([c.log_replicates for c in cis if c is not None]), axis=0)
-    mean_rep = mean_rep[np.isfinite(mean_rep)]
-    if mean_rep.size == 0:
+    interval = mean_log_interval([c.log_replicates for c in cis if c is not None])
+    if interval is None:
         return point, math.nan, math.nan
-    lo, hi = np.quantile(mean_rep, [0.025, 0.975])
-    return point, float(np.exp(lo)), float(np.exp(hi))
+    return point, math.exp(interval[0]), math.exp(interval[1])
 
 
 def rms_ln_ratios(results: list[SpeedResult]) -> dict[str, tuple[float, float, float]]:

@@ -8,7 +8,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,6 +93,21 @@ def geomean(values: Sequence[float]) -> float:
 
 
 # --- Comparison statistics (docs/numerics.md section 7): bootstrap of the ratio of medians ---
+
+
+def mean_log_interval(replicates: Sequence[Any]) -> tuple[float, float] | None:
+    """The 95% percentile interval (on the log scale) of the mean of several cases' log-ratio
+    bootstrap replicates: the CI of their geometric mean (compare's, and a speed run's
+    headline). None when no replicate is finite."""
+    import numpy as np
+
+    mean_rep = np.mean(np.vstack(replicates), axis=0)
+    mean_rep = mean_rep[np.isfinite(mean_rep)]
+    if mean_rep.size == 0:
+        return None
+    lo, hi = np.quantile(mean_rep, [0.025, 0.975])
+    return float(lo), float(hi)
+
 
 # Fewer blocks than this make a block bootstrap too coarse (3 blocks have only 10 distinct
 # resamples): below it the blocks are split into shorter runs of consecutive samples.
