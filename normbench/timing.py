@@ -35,7 +35,7 @@ class TimingConfig:
     block_size: int = 5
     target_rel_ci: float = 0.01
     warmup_s: float = 0.2
-    hot: bool = False  # CUDA: skip the L2 flush (back-to-back numbers)
+    hot: bool = False  # back to back: no L2 flush on CUDA (the caller rotates no inputs either)
     max_samples: int = 5000
     # CUDA: replay short calls from a CUDA graph: "auto" (short or launch-bound calls), "on"
     # (every call), "off" (never); see normbench.timing_cuda.

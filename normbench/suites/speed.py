@@ -101,7 +101,8 @@ def fresh_copy(p: Prepared, mode: str) -> Prepared:
 
 
 class SpeedCase:
-    """Gate, then time one case. Holds what is shared across cases (timing config, bandwidth)."""
+    """Gate, then time one case. Holds what is shared across cases (the timing config, the SOL
+    reference, the prepared inputs)."""
 
     def __init__(self, config: SpeedConfig) -> None:
         from normbench.cache_state import last_level_cache
