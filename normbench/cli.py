@@ -14,7 +14,7 @@ import typer
 
 from normbench import cli_options as o
 from normbench.cli_options import Without, grouped
-from normbench.cli_run import CASE_LOOP, STATE, gate_finish, guarded, measure, run_suite
+from normbench.cli_run import CASE_LOOP, STATE, fail, gate_finish, guarded, measure, run_suite
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
 from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
@@ -51,19 +51,26 @@ def speed(
     threshold: o.ThresholdOpt = DEFAULT_THRESHOLD,
     md: o.MdOpt = None,
     force: o.ForceOpt = False,
+    shapes_from: o.ShapesFromOpt = None,
 ) -> None:
     """Time each implementation (gated first against fp64): median, CI, GB/s, % of copy bandwidth.
 
     With no options, a sweep that takes about a minute on 2 CPU cores and answers whether
-    RMSNorm is faster than LayerNorm here, per backend.
+    RMSNorm is faster than LayerNorm here, per backend. `--shapes-from FILE` times a captured
+    model's own shapes (docs/capture.md).
     """
     from normbench.baseline import against_baseline, read_baseline
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
 
     formats = output.formats()
-    config = build_speed_config(build_selection(sel), timing, output.out, formats, memory=memory,
-                                plot=output.plot, extra=sel.run_extra())  # fmt: skip
+    kw = {"memory": memory, "plot": output.plot, "extra": sel.run_extra()}
+    if shapes_from is not None:
+        from normbench.capture.selection import shapes_config
+
+        config = shapes_config(sel, shapes_from, timing, output.out, formats, **kw)
+    else:
+        config = build_speed_config(build_selection(sel), timing, output.out, formats, **kw)
     # The baseline is read and its fingerprint checked before anything is measured.
     base = read_baseline(baseline, config.selection.device, config.threads, force)
     margin = parse_threshold(threshold)
@@ -106,6 +113,7 @@ def stability(
     sweep_range: o.SweepRangeOpt = None,
     fail_on: o.FailOnOpt = None,
     no_determinism: o.NoDeterminismOpt = False,
+    inputs: o.InputsOpt = None,
 ) -> None:
     """Numerics against an fp64 oracle on adversarial inputs: PASS / WARN / FAIL with a reason.
 
@@ -113,15 +121,56 @@ def stability(
     it declares, on inputs real models produce (normbench list shows them). With no options:
     fp16, bf16 and fp32, N = 1000, 4096, 8192, eager, composite, triton and its Llama- and
     Gemma-style siblings, gemma; `--fp16` alone took 11 s on 2 CPU cores. Layer options (no
-    weight, weight and residual dtypes, RMSNorm bias, QK-norm heads) as in speed.
+    weight, weight and residual dtypes, RMSNorm bias, QK-norm heads) as in speed. `--inputs
+    FILE` judges them on a captured model's layers instead (docs/capture.md).
     """
     from normbench.config_args import build_stability_config, build_stability_selection
 
     formats = output.formats()
-    selection = build_stability_selection(sel, fp16, bf16, fp32)
-    config = build_stability_config(selection, dist, sweep_range, not no_determinism, fail_on,
-                                    output.out, formats)  # fmt: skip
+    if inputs is not None:
+        from normbench.capture.selection import replay_config
+
+        config = replay_config(sel, inputs, fp16, bf16, fp32, dist, sweep_range,
+                               not no_determinism, fail_on, output.out, formats)  # fmt: skip
+    else:
+        selection = build_stability_selection(sel, fp16, bf16, fp32)
+        config = build_stability_config(selection, dist, sweep_range, not no_determinism,
+                                        fail_on, output.out, formats)  # fmt: skip
     run_suite("stability", config, output.out, formats, output.plot)
+
+
+@app.command()
+@guarded
+def capture(
+    model: o.ModelArg,
+    out: o.CaptureOutOpt,
+    text: o.TextOpt = None,
+    grads: o.GradsOpt = False,
+    dtype: o.CaptureDtypeOpt = None,
+    device: o.DeviceOpt = "auto",
+    seed: o.SeedOpt = 0,
+    fmt: o.CaptureFormatOpt = "csv,md,json",
+) -> None:
+    """Record every normalization layer of a model on a batch: its input, weight, bias, eps,
+    the semantics it implies and, with --grads, the gradient at its output, to a safetensors
+    file; print each layer's summary (largest |x|, top channels, nearest synthetic input).
+
+    Replay the file with `stability --inputs FILE` and `speed --shapes-from FILE`
+    (docs/capture.md).
+    """
+    from normbench.capture.command import capture_to_file
+    from normbench.cli_render import finish
+    from normbench.env import resolve_device
+    from normbench.report import parse_formats
+
+    formats = parse_formats(fmt)
+    done = capture_to_file(model, out, texts=tuple(text or ()), grads=grads, dtype=dtype,
+                           device=resolve_device(device), seed=seed)  # fmt: skip
+    if done.capture.layers:
+        finish(done.run, out.parent, formats, stem=f"{out.stem}-summary")
+    failure = done.failure()
+    if failure:
+        fail(failure)
 
 
 @app.command("env")

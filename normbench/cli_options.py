@@ -180,6 +180,46 @@ FailOnOpt = Annotated[
 NoDeterminismOpt = Annotated[
     bool, Opt("--no-determinism", help="Skip the two-run bitwise check."), After("seq")
 ]
+InputsOpt = Annotated[
+    Path | None,
+    Opt("--inputs", help="A `normbench capture` file: judge the implementations on its layers' "
+        "tensors (in its dtype, fp16 and bf16) instead of the synthetic inputs."),
+    After("dtype"),
+]  # fmt: skip
+# speed
+ShapesFromOpt = Annotated[
+    Path | None,
+    Opt("--shapes-from", help="A `normbench capture` file: time the norms at its layers' shapes "
+        "(rows x N, deduplicated; the layer names in the note)."),
+    After("seq"),
+]  # fmt: skip
+# capture
+ModelArg = Annotated[
+    str,
+    typer.Argument(help="pkg.module:factory or file.py:factory (returns the module and its "
+                   "batch), a Hugging Face model folder, or an installed package that ships one."),
+]  # fmt: skip
+CaptureOutOpt = Annotated[
+    Path, Opt("--out", help="The capture file to write (.safetensors); never overwritten.")
+]
+TextOpt = Annotated[
+    list[str] | None,
+    Opt("--text", help="A sentence of the batch (repeatable), for a Hugging Face model; default: "
+        "four built-in sentences."),
+]  # fmt: skip
+GradsOpt = Annotated[
+    bool,
+    Opt("--grads", help="Also record the gradient at each norm's output, from the loss "
+        "0.5 * sum(out^2) of the model's first output."),
+]  # fmt: skip
+CaptureDtypeOpt = Annotated[
+    str | None, Opt("--dtype", help="Run the model in fp32, fp16 or bf16 (default: as loaded).")
+]
+CaptureFormatOpt = Annotated[
+    str,
+    Opt("--format", help="Formats of the summary reports written beside the file: csv,md,json,"
+        "html or none."),
+]  # fmt: skip
 # env
 RefreshOpt = Annotated[bool, Opt("--refresh", help="Measure the copy bandwidth again.")]
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON.")]

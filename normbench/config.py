@@ -174,6 +174,10 @@ class SpeedConfig:
     memory: bool = False
     plot: bool = False
     extra: dict = field(default_factory=dict)
+    # --shapes-from: a capture file whose layers' shapes are the cases (docs/capture.md "The
+    # model's shapes"), each as its own variant unless --variant was given (own_variants False).
+    shapes_from: str | None = None
+    own_variants: bool = True
 
     def __post_init__(self) -> None:
         check_seconds(self.time_budget, "--time-budget")
@@ -227,6 +231,10 @@ class StabilityConfig:
     fail_on: str | None = None
     out: Path = DEFAULT_OUT
     formats: tuple[str, ...] = DEFAULT_FORMATS
+    # --inputs: a capture file whose layers are replayed instead of the synthetic inputs
+    # (docs/capture.md "Replay"), each as its own variant unless --variant was given.
+    inputs: str | None = None
+    own_variants: bool = True
 
     def __post_init__(self) -> None:
         from normbench.inputs import get_distribution

@@ -176,8 +176,10 @@ def sweep_table(ranges: list[SweepRangeResult]) -> Table | None:
 
 
 def view(run: Run) -> list[Table]:
+    from normbench.report.capture_view import view as captured  # stability --inputs
+
     cases = run.of(StabilityResult)
-    out = [matrix(cases), findings(cases), worst_table(cases)]
+    out = [*captured(run), matrix(cases), findings(cases), worst_table(cases)]
     for extra in (semantics_table(cases), sweep_table(run.of(SweepRangeResult)),
                   not_run_table(cases)):  # fmt: skip
         if extra is not None:

@@ -26,6 +26,7 @@ VIEWS: dict[str, str] = {
     "calibrate": "normbench.report.calibrate_view",
     "audit": "normbench.report.audit_view",
     "diagnose": "normbench.report.diagnose_view",
+    "capture": "normbench.report.capture_view",
 }
 
 

@@ -2,7 +2,7 @@
 (normbench.results.files). Importing the package registers every result kind, so a saved run
 of any suite reads back as its types."""
 
-from normbench.results import audit, compare, diagnose, memory, speed, stability  # noqa: F401
+from normbench.results import audit, capture, compare, diagnose, memory, speed, stability  # noqa: F401
 from normbench.results.files import (
     atomic_write_text,
     dumps,

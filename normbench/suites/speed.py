@@ -297,9 +297,21 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     torch.set_num_threads(config.threads)
     device = config.selection.device
     env = timing_env(device, config.threads)
-    cases = config.selection.cases()
+    layers: dict[str, list[str]] = {}
+    if config.shapes_from:  # the model's own shapes (docs/capture.md "The model's shapes")
+        from normbench.capture.cases import shape_cases
+        from normbench.capture.store import read_meta
+
+        meta = read_meta(config.shapes_from, "--shapes-from")
+        cases, layers = shape_cases(meta.layers, config.selection, config.own_variants)
+    else:
+        cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
     results = add_speedups(loop.run(cases, SpeedCase(config)))
+    if layers:
+        from normbench.capture.cases import with_layers
+
+        results = with_layers(results, layers)
     run = Run(SUITE, env, config.to_dict(), results, interrupted=loop.interrupted)
     answer = rms_vs_ln(results)
     if answer:

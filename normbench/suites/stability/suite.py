@@ -22,36 +22,13 @@ from normbench.suites.stability.judge import (
     evaluate,
     not_applicable,
 )
+from normbench.suites.stability.result import case_result
 from normbench.suites.stability.sweep import run_sweeps
 from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict, worst
 
 if TYPE_CHECKING:
     from normbench.cases import Case
     from normbench.config import StabilityConfig
-
-# The unit of each tensor measure (TensorCheck.measures); the rest are counts.
-UNITS = {"max_ulp": "ulp", "rel": "", "max_abs": "", "tol_ratio": "x"}
-
-
-def case_result(case: Case, v: CaseVerdict, status: Status | None = None) -> StabilityResult:
-    """The case's verdict (value 0/1/2 = PASS/WARN/FAIL, the reason as its note), then every
-    tensor's measures and, where checked, whether two runs were bitwise identical."""
-    status = status or (Status.MISMATCH if v.verdict == FAIL else Status.OK)
-    out = [Measurement("verdict", RANK[v.verdict], "", status=status, note=v.reason)]
-    for c in v.checks:
-        for measure, value in c.measures().items():
-            out.append(
-                Measurement(f"{c.name}_{measure}", float(value), UNITS.get(measure, "count"))
-            )
-    if v.deterministic is not None:
-        out.append(Measurement("deterministic", float(v.deterministic), "bool"))
-    w = v.worst_check
-    return StabilityResult.of_case(
-        case, out, verdict=v.verdict, tensor=w.name if w else None,
-        max_ulp=w.max_ulp if w else None, rel=w.error.rel if w else None,
-        tol_ratio=w.error.worst_ratio if w else None, semantics=v.semantics_note or None,
-        semantic_ratio=v.semantic_ratio, deterministic=v.deterministic,
-    )  # fmt: skip
 
 
 class StabilityCase:
@@ -204,6 +181,12 @@ def run_stability(
 
     from normbench.env import fingerprint
 
+    if config.inputs:  # a capture's layers instead of the synthetic inputs
+        from normbench.suites.stability.replay import layer_findings, run_replay
+
+        run = run_replay(config, progress, debug)  # its findings: what was captured
+        run.findings.extend([*findings(run), *layer_findings(run.of(StabilityResult))])
+        return run
     start = time.perf_counter()
     arm_interpreter()
     sel = config.selection
