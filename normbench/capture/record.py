@@ -168,8 +168,7 @@ def capture_model(model: Any, batch: Any, *, label: str, batch_note: str = "",
     if not norms:
         raise UsageError(
             f"{label} has no normalization layer normbench recognizes (torch.nn.LayerNorm, "
-            "torch.nn.RMSNorm, or a class named *RMSNorm or *LayerNorm: docs/capture.md "
-            '"Which layers are captured")'
+            "torch.nn.RMSNorm, or a class named *RMSNorm or *LayerNorm; see docs/capture.md)"
         )
     model.eval()
     params = [p for p in model.parameters() if p.is_floating_point()]
