@@ -95,6 +95,21 @@ def test_replay_of_a_model_capture(tmp_path):
     assert len(gemma) == 5 and all(r.verdict.value == "PASS" for r in gemma)
     assert all(r.mode == "fwd+bwd" and r.shape.rows == 12 for r in gemma)
     assert any("Every judged implementation PASSes" in f.text for f in run.findings)
+    # The reports carry the layers' summary and read back as the same results.
+    from normbench.report import write_reports
+    from normbench.report.tables import tables
+    from normbench.results import load_run
+    from normbench.results.capture import CapturedLayerResult
+
+    back = load_run(write_reports(run, tmp_path, ("json",))["json"])
+    layers = back.of(CapturedLayerResult)
+    assert [r.layer for r in layers] == [m.name for m in cap.metas]
+    assert layers[0].cast == "gemma" and layers[-1].residual == "final"
+    assert layers[0].value("max_abs") == float(cap.layers[0].x.abs().max())
+    titles = [t for t, _, _ in tables(back)]
+    assert (
+        titles[0] == "captured layers: what each norm saw" and len(back.of(StabilityResult)) == 10
+    )
 
 
 def test_shapes_from_runs_each_shape_once_with_its_layers(tmp_path):
@@ -151,5 +166,12 @@ def test_cli_capture_and_bad_input(tmp_path):
     for cmd in (["stability", "--inputs", str(text)], ["speed", "--shapes-from", str(text)]):
         r = runner.invoke(app, [*cmd, "--format", "none"])
         assert r.exit_code == 2 and "not a safetensors file" in r.output, r.output
-    r = runner.invoke(app, ["stability", "--inputs", str(out), "--dist", "large"])
-    assert r.exit_code == 2 and "--dist cannot be combined with --inputs" in r.output
+    refused = {
+        ("--dist", "large"): "--dist cannot be combined with --inputs",
+        ("--variant", "dyt"): "--variant dyt: a captured layer is replayed as layernorm or",
+        ("--filter", "("): "is not a valid regular expression",
+        ("--dim", "64"): "--dim cannot be combined with --inputs",
+    }
+    for extra, words in refused.items():
+        r = runner.invoke(app, ["stability", "--inputs", str(out), *extra, "--format", "none"])
+        assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output

@@ -41,7 +41,12 @@ def layer_case(m: LayerMeta, variant: str, backend: str, dtype: str, mode: str, 
 def _matches(cases: list[Case], pattern: str | None) -> list[Case]:
     if not pattern:
         return cases
-    regex = re.compile(pattern)  # Selection's own check already refused a bad one
+    from normbench.errors import UsageError
+
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--filter {pattern!r} is not a valid regular expression: {exc}") from None
     return [c for c in cases if regex.search(c.id)]
 
 

@@ -44,8 +44,9 @@ def findings(capture: Capture, rows: list[tuple[CapturedLayer, LayerSummary]]) -
             kinds[key] = kinds.get(key, 0) + 1
         what = ", ".join(f"{n} {k}" for k, n in kinds.items())
         grads = " with the gradients at their outputs" if layers[0].grad else ""
-        out.append(Finding(f"Captured {len(layers)} norm layers of {capture.model} on "
-                           f"{capture.batch}{grads}: {what}."))  # fmt: skip
+        on = f" on {capture.batch}" if capture.batch else ""
+        out.append(Finding(f"Captured {len(layers)} norm layers of {capture.model}{on}{grads}: "
+                           f"{what}."))  # fmt: skip
         _, top = max(rows, key=lambda r: r[1].max_abs)
         chan = f" (channel {top.top[0][0]} holds {100 * top.top[0][1]:.0f}% of its energy)" if (
             top.top) else ""  # fmt: skip

@@ -25,6 +25,7 @@ from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
 from normbench.inputs import default_dists
 from normbench.validate import given
 
+REPLAYED = ("layernorm", "rmsnorm")  # the variants a captured layer's tensors make sense for
 SHAPE_OPTIONS = (("dim", "--dim"), ("batch", "--batch"), ("seq", "--seq"), ("heads", "--heads"))
 
 
@@ -80,6 +81,10 @@ def replay_config(
     if sweep_range is not None:
         raise UsageError("--sweep-range scales synthetic unit-max inputs; it cannot be combined "
                          "with --inputs")  # fmt: skip
+    other = [v for v in given(args.variant, "--variant") if v not in REPLAYED]
+    if other:
+        raise UsageError(f"--variant {other[0]}: a captured layer is replayed as "
+                         f"{' or '.join(REPLAYED)} (docs/capture.md \"Replay\")")  # fmt: skip
     flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
     dtypes = unique(given(args.dtype, "--dtype") + flags)
     sel, own, _ = captured_selection(replace(args, dtype=dtypes or None), Path(inputs), "--inputs",

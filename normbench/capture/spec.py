@@ -75,7 +75,8 @@ def _factory(spec: str) -> LoadedModel:
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{label}: the factory {attr}() returned a {type(model).__name__} "
                          "where a torch.nn.Module belongs")  # fmt: skip
-    return LoadedModel(model, batch, f"{spec} ({type(model).__name__})", _describe_batch(batch))
+    note = f"its batch ({_describe_batch(batch)})"
+    return LoadedModel(model, batch, f"{spec} ({type(model).__name__})", note)
 
 
 def _describe_batch(batch: Any) -> str:

@@ -206,7 +206,12 @@ def read_capture(path: str | Path, option: str = "--inputs") -> Capture:
             got: dict[str, torch.Tensor] = {}
             for name, (_, dtype) in _expected(m).items():
                 t = handle.get_tensor(key(m.index, name))
-                if t.dtype != torch_dtype(dtype):
+                try:
+                    want = torch_dtype(dtype)
+                except AttributeError:
+                    raise UsageError(f"{option} {path}: layer {m.index} ({m.name}) has dtype "
+                                     f"{dtype!r}, which torch does not know") from None  # fmt: skip
+                if t.dtype != want:
                     raise UsageError(f"{option} {path}: {key(m.index, name)} is {t.dtype}, its "
                                      f"header says {dtype}")  # fmt: skip
                 got[name] = t
