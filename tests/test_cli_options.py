@@ -63,9 +63,9 @@ def test_grouped_places_the_options_and_hands_over_dataclasses():
 def test_stability_lists_its_own_options_among_the_shared_ones():
     command = typer.main.get_command(app).commands["stability"]
     names = [p.name for p in command.params]
-    assert names[:10] == ["variant", "backend", "dtype", "fp16", "bf16", "fp32", "dist", "dim",
-                          "batch", "seq"]  # fmt: skip
-    assert names[10:14] == ["sweep_range", "fail_on", "no_determinism", "device"]
+    assert names[:11] == ["variant", "backend", "dtype", "fp16", "bf16", "fp32", "dist",
+                          "inputs", "dim", "batch", "seq"]  # fmt: skip
+    assert names[11:15] == ["sweep_range", "fail_on", "no_determinism", "device"]
     assert "mode" not in names and names[-1] == "heads"
 
 
