@@ -74,6 +74,7 @@ class MemoryConfig:
     formats: tuple[str, ...] = DEFAULT_FORMATS
     plot: bool = False
     extra: dict = field(default_factory=dict)
+    quick: bool = False  # recorded only: --quick chose the smaller selection's defaults
 
     def to_dict(self) -> dict:
         d = asdict(self)
