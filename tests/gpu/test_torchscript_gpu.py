@@ -35,8 +35,8 @@ def test_every_case_of_a_sweep_is_fused_alike():
         warnings.simplefilter("ignore")
         for rows, n in SHAPES:
             fn = backend.build(variant, None)  # what the suites do per case
-            x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
-            w = torch.ones(n, device="cuda", dtype=torch.bfloat16)
+            x = torch.randn(rows, n, device="cuda")
+            w = torch.ones(n, device="cuda")
             seen.append(fused_after_profiling(fn, x, w))
     assert seen[0], "the first case is not fused"
     assert all(seen), [n for (_, n), f in zip(SHAPES, seen) if not f]
