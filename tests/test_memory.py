@@ -291,25 +291,6 @@ def test_memory_bad_input_is_one_sentence_and_exit_2(args, message, tmp_path):
     assert message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_peak_by_hand():
-    # The same sequence as the CPU test above, on the caching allocator's statistics.
-    with PeakMemory("cuda", "first") as mem:
-        a = torch.empty(4000, dtype=torch.uint8, device="cuda")
-        b = torch.empty(8000, dtype=torch.uint8, device="cuda")
-        del a
-        mem.mark("second")
-        c = torch.empty(12000, dtype=torch.uint8, device="cuda")
-        del b, c
-        d = torch.empty(1000, dtype=torch.uint8, device="cuda")
-    # The caching allocator rounds each block up to a multiple of 512 bytes.
-    r = lambda n: -(-n // 512) * 512  # noqa: E731
-    assert mem.phases["first"].peak == r(4000) + r(8000)
-    assert mem.total.peak == r(8000) + r(12000)
-    assert mem.total.net == r(1000)
-    del d
-
-
 def test_extrapolated_saved_bytes_equal_the_direct_measure():
     # What an interpreted backend gets beyond DIRECT_ROWS rows, checked on eager and composite,
     # which can run the whole case: a row-wise norm's saved state is linear in the rows.
