@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint format bench audit clean
+.PHONY: setup test gpu-collect gpu-check gpu-check-plan lint format bench audit clean
 
 $(BIN)/normbench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,19 @@ setup: $(BIN)/normbench
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# CI: every GPU test must still be collected (imported, marked) where there is no GPU.
+gpu-collect: setup
+	$(BIN)/python -m pytest -m gpu --collect-only -q tests/gpu
+
+# On a CUDA machine, with the Python that has its CUDA torch (not .venv): the whole GPU
+# verification in one command, inside 8 minutes (docs/performance.md "The GPU check").
+# WHEELS=DIR installs peer wheels (and missing deps) from a local folder, never the network.
+gpu-check:
+	$(PY) benchmarks/gpu_check.py $(if $(WHEELS),--wheels $(WHEELS))
+
+gpu-check-plan:
+	$(PY) benchmarks/gpu_check.py --dry-run $(if $(WHEELS),--wheels $(WHEELS))
 
 lint: setup
 	$(BIN)/ruff check normbench tests benchmarks examples

@@ -10,10 +10,11 @@ import os
 import sys
 from typing import Annotated
 
-import typer
-
+from normbench import cli_capture_options as co
 from normbench import cli_options as o
+from normbench.cli_help import App
 from normbench.cli_options import Without, grouped
+from normbench.cli_render import chosen_columns
 from normbench.cli_run import CASE_LOOP, STATE, fail, gate_finish, guarded, measure, run_suite
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
@@ -21,11 +22,12 @@ from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
 from normbench.suites.audit import ARCHS
 from normbench.suites.calibrate import REPEATS as CALIBRATE_REPEATS
 
-app = typer.Typer(
+# App: typer.Typer whose --help shows a flag without a `<bool>` type (normbench.cli_help).
+# Completion: typer's --install-completion / --show-completion for bash, zsh, fish, PowerShell.
+app = App(
     name="normbench",
     help="Speed, memory and numerical-stability benchmarks for normalization layers.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
@@ -63,6 +65,7 @@ def speed(
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
 
+    columns = chosen_columns(output.columns, "speed", *(["compare"] if baseline else []))
     formats = output.formats()
     kw = {"memory": memory, "plot": output.plot, "extra": sel.run_extra()}
     if shapes_from is not None:
@@ -74,30 +77,36 @@ def speed(
     # The baseline is read and its fingerprint checked before anything is measured.
     base = read_baseline(baseline, config.selection.device, config.threads, force)
     margin = parse_threshold(threshold)
-    run = run_suite("speed", config, output.out, formats, output.plot)
+    run = run_suite("speed", config, output.out, formats, output.plot, columns)
     if base is not None:
         cmp = against_baseline(base, baseline, run, margin, force)
-        gate_finish(cmp, output.out, formats, md, plot=output.plot)
+        gate_finish(cmp, output.out, formats, md, plot=output.plot, columns=columns)
 
 
 @app.command()
 @guarded
 @grouped
-def memory(sel: SelectionArgs, output: OutputArgs, mode: o.MemoryModeOpt = None) -> None:
+def memory(
+    sel: SelectionArgs,
+    output: OutputArgs,
+    mode: o.MemoryModeOpt = None,
+    quick: o.MemoryQuickOpt = False,
+) -> None:
     """What each implementation saves for backward and its peak extra memory, against the ideal
     (x plus fp32 statistics per row), after the same fp64 correctness gate as speed.
 
     Saved bytes come from autograd's saved-tensor hooks (exact on any device); peaks from the
     CUDA caching allocator or, on CPU, the profiler's allocation events.
     """
-    from normbench.config_args import MEMORY_DEFAULTS, build_selection
+    from normbench.config_args import build_selection, memory_defaults
     from normbench.suites.memory import MemoryConfig
 
     formats = output.formats()
-    selection = build_selection(sel, MEMORY_DEFAULTS)
+    selection = build_selection(sel, memory_defaults(quick))
     config = MemoryConfig(selection=selection, out=output.out, formats=formats, plot=output.plot,
-                          extra=sel.run_extra())  # fmt: skip
-    run_suite("memory", config, output.out, formats, output.plot)
+                          extra=sel.run_extra(), quick=quick)  # fmt: skip
+    run_suite("memory", config, output.out, formats, output.plot,
+              chosen_columns(output.columns, "memory"))  # fmt: skip
 
 
 @app.command()
@@ -113,6 +122,7 @@ def stability(
     sweep_range: o.SweepRangeOpt = None,
     fail_on: o.FailOnOpt = None,
     no_determinism: o.NoDeterminismOpt = False,
+    quick: o.StabilityQuickOpt = False,
     inputs: o.InputsOpt = None,
 ) -> None:
     """Numerics against an fp64 oracle on adversarial inputs: PASS / WARN / FAIL with a reason.
@@ -120,9 +130,10 @@ def stability(
     Each implementation is compared, forward and backward, with the reference of the semantics
     it declares, on inputs real models produce (normbench list shows them). With no options:
     fp16, bf16 and fp32, N = 1000, 4096, 8192, eager, composite, triton and its Llama- and
-    Gemma-style siblings, gemma; `--fp16` alone took 11 s on 2 CPU cores. Layer options (no
-    weight, weight and residual dtypes, RMSNorm bias, QK-norm heads) as in speed. `--inputs
-    FILE` judges them on a captured model's layers instead (docs/capture.md).
+    Gemma-style siblings, gemma (`--quick`: without N = 8192); `--fp16` alone took 11 s on 2
+    CPU cores. Layer options (no weight, weight and residual dtypes, RMSNorm bias, QK-norm
+    heads) as in speed. `--inputs FILE` judges them on a captured model's layers instead
+    (docs/capture.md).
     """
     from normbench.config_args import build_stability_config, build_stability_selection
 
@@ -133,23 +144,24 @@ def stability(
         config = replay_config(sel, inputs, fp16, bf16, fp32, dist, sweep_range,
                                not no_determinism, fail_on, output.out, formats)  # fmt: skip
     else:
-        selection = build_stability_selection(sel, fp16, bf16, fp32)
+        selection = build_stability_selection(sel, fp16, bf16, fp32, quick)
         config = build_stability_config(selection, dist, sweep_range, not no_determinism,
                                         fail_on, output.out, formats)  # fmt: skip
-    run_suite("stability", config, output.out, formats, output.plot)
+    columns = chosen_columns(output.columns, "stability", config=config)
+    run_suite("stability", config, output.out, formats, output.plot, columns)
 
 
 @app.command()
 @guarded
 def capture(
-    model: o.ModelArg,
-    out: o.CaptureOutOpt,
-    text: o.TextOpt = None,
-    grads: o.GradsOpt = False,
-    dtype: o.CaptureDtypeOpt = None,
+    model: co.ModelArg,
+    out: co.CaptureOutOpt,
+    text: co.TextOpt = None,
+    grads: co.GradsOpt = False,
+    dtype: co.CaptureDtypeOpt = None,
     device: o.DeviceOpt = "auto",
     seed: o.SeedOpt = 0,
-    fmt: o.CaptureFormatOpt = "csv,md,json",
+    fmt: co.CaptureFormatOpt = "csv,md,json",
 ) -> None:
     """Record every normalization layer of a model on a batch: its input, weight, bias, eps,
     the semantics it implies and, with --grads, the gradient at its output, to a safetensors
@@ -205,6 +217,7 @@ def report_cmd(
     plot: o.PlotOpt = False,
     out: o.ReportOutOpt = None,
     fmt: o.ReportFormatOpt = RERENDER_FORMATS,
+    columns: o.ColumnsOpt = None,
 ) -> None:
     """Re-render saved runs without measuring again: the console table, Markdown, CSV, an HTML
     page to read top to bottom and, with --plot, the plots.
@@ -216,7 +229,8 @@ def report_cmd(
     from normbench.cli_render import rerender
     from normbench.report import parse_formats
 
-    rerender(files, out if out is not None else files[0].parent, parse_formats(fmt), plot)
+    folder = out if out is not None else files[0].parent
+    rerender(files, folder, parse_formats(fmt), plot, columns)
 
 
 # --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------
@@ -265,7 +279,9 @@ def compare(
         calibrated_noise=load_calibrated_noise(calibration) if calibration else None,
         between_runs=between_runs,
     )
-    gate_finish(compare_files(base, new, config), output.out, formats, md, plot=output.plot)
+    columns = chosen_columns(output.columns, "compare")
+    gate_finish(compare_files(base, new, config), output.out, formats, md, plot=output.plot,
+                columns=columns)  # fmt: skip
 
 
 @app.command()
@@ -293,6 +309,7 @@ def ab(
 
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
+    columns = chosen_columns(output.columns, "compare")
     prepare_out(output.out)  # before measuring: a bad --out must not lose the run
     with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
         result = measure("ab", config, f"ab {a} vs {b}")
@@ -300,7 +317,8 @@ def ab(
     write_sides(result, output.out, formats, stem)
     if partial is not None:
         partial.discard()  # the sides' reports hold it all now
-    gate_finish(result.comparison, output.out, formats, md, stem=stem, plot=output.plot)
+    gate_finish(result.comparison, output.out, formats, md, stem=stem, plot=output.plot,
+                columns=columns)  # fmt: skip
 
 
 @app.command()
@@ -323,7 +341,8 @@ def calibrate(
     formats = output.formats()
     speed_config = build_speed_config(build_selection(sel), timing, output.out, formats)
     config = CalibrateConfig(speed_config, repeats=repeats, interleaved=interleaved)
-    run_suite("calibrate", config, output.out, formats)
+    run_suite("calibrate", config, output.out, formats,
+              columns=chosen_columns(output.columns, "calibrate"))  # fmt: skip
 
 
 @app.command()
@@ -343,7 +362,8 @@ def audit(
 
     formats = output.formats()
     config = build_audit_config(arch, dtype, dim, fail_on_spill)
-    run_suite("audit", config, output.out, formats)
+    run_suite("audit", config, output.out, formats,
+              columns=chosen_columns(output.columns, "audit"))  # fmt: skip
 
 
 @app.command()
@@ -366,7 +386,8 @@ def diagnose(
     formats = output.formats()
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
-    run_suite("diagnose", config, output.out, formats)
+    run_suite("diagnose", config, output.out, formats,
+              columns=chosen_columns(output.columns, "diagnose"))  # fmt: skip
 
 
 def main() -> None:

@@ -21,7 +21,9 @@ import typer
 
 from normbench.config_args import (
     DEFAULT_BUDGET,
+    MEMORY_QUICK,
     QUICK_BUDGET,
+    STABILITY_QUICK,
     OutputArgs,
     SelectionArgs,
     TimingArgs,
@@ -91,8 +93,44 @@ CudaGraphOpt = Annotated[
 FilterOpt = Annotated[
     str | None, Opt("--filter", help="Regex on case ids, e.g. 'rmsnorm/.*/bf16'.")
 ]
-OutOpt = Annotated[Path, Opt("--out", help="Folder for the reports.")]
-FormatOpt = Annotated[str, Opt("--format", help="Report formats: csv,md,json,html or none.")]
+OutOpt = Annotated[
+    Path, Opt("--out", help="Folder for the reports; - streams the one --format to stdout.")
+]
+FormatOpt = Annotated[
+    str,
+    Opt("--format", help="Report formats: csv,md,json,html, gab and gab-bigger "
+        "(github-action-benchmark), liger (Liger-Kernel's CSV) or none."),
+]  # fmt: skip
+
+
+def _check_metrics(ctx: typer.Context, value: str | None) -> str | None:
+    """--metrics, checked against the command's suite while the options are read, so a typo is
+    one sentence (exit 2) before anything is measured."""
+    if value is not None:
+        from normbench.errors import UsageError
+        from normbench.results.metrics import check_metrics, parse_metrics
+
+        try:
+            check_metrics(ctx.info_name or "", parse_metrics(value))
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--metrics: ")) from None
+    return value
+
+
+MetricsOpt = Annotated[
+    str | None,
+    Opt("--metrics", callback=_check_metrics,
+        help="Metrics the csv, gab and liger files keep (the tidy rows' `metric`, comma list, "
+        "patterns such as '*_max_ulp'), e.g. time,bandwidth. Default: all (gab: the suite's "
+        "headline ones)."),
+]  # fmt: skip
+ColumnsOpt = Annotated[
+    list[str] | None,
+    Opt("--columns", help="Table columns to show in the console, Markdown and HTML, by header "
+        "(case-insensitive, comma list), e.g. 'median,GB/s,note'. The columns that name a case "
+        "(variant, dtype, shape, mode, backend, case, implementation, N, input, ...) are always "
+        "kept; a table without any chosen column is left out. CSV and JSON keep every column."),
+]  # fmt: skip
 PlotOpt = Annotated[
     bool, Opt("--plot", help="Also write PNG plots beside the reports (the Markdown links them).")
 ]
@@ -158,6 +196,14 @@ BaselineOpt = Annotated[
 MemoryModeOpt = Annotated[
     list[str] | None, Opt("--mode", help="fwd, bwd, fwd+bwd (comma list; default fwd+bwd).")
 ]
+_MQ = MEMORY_QUICK  # what memory --quick selects, said from the defaults themselves
+MemoryQuickOpt = Annotated[
+    bool,
+    Opt("--quick", help=f"The smaller sweep: N = {_MQ.cpu.dim}, {_MQ.cpu.batch} x "
+        f"{_MQ.cpu.seq} rows on a CPU (N = {_MQ.gpu.dim}, {_MQ.gpu.batch} x {_MQ.gpu.seq} on a "
+        "GPU) unless --dim, --batch or --seq is given."),
+    After("device"),
+]  # fmt: skip
 # stability: its dtype shortcuts and inputs follow --dtype, its checks --seq.
 Fp16Opt = Annotated[bool, Opt("--fp16", help="Shortcut for --dtype fp16 (combinable)."),
                     After("dtype")]  # fmt: skip
@@ -180,6 +226,12 @@ FailOnOpt = Annotated[
 NoDeterminismOpt = Annotated[
     bool, Opt("--no-determinism", help="Skip the two-run bitwise check."), After("seq")
 ]
+StabilityQuickOpt = Annotated[
+    bool,
+    Opt("--quick", help=f"The smaller sweep: N = {STABILITY_QUICK.cpu.dim.replace(',', ', ')} "
+        "(not 8192) unless --dim is given; every dtype, input and backend as without it."),
+    After("device"),
+]  # fmt: skip
 InputsOpt = Annotated[
     Path | None,
     Opt("--inputs", help="A `normbench capture` file: judge the implementations on its layers' "
@@ -192,33 +244,6 @@ ShapesFromOpt = Annotated[
     Opt("--shapes-from", help="A `normbench capture` file: time the norms at its layers' shapes "
         "(rows x N, deduplicated; the layer names in the note)."),
     After("seq"),
-]  # fmt: skip
-# capture
-ModelArg = Annotated[
-    str,
-    typer.Argument(help="pkg.module:factory or file.py:factory (returns the module and its "
-                   "batch), a Hugging Face model folder, or an installed package that ships one."),
-]  # fmt: skip
-CaptureOutOpt = Annotated[
-    Path, Opt("--out", help="The capture file to write (.safetensors); never overwritten.")
-]
-TextOpt = Annotated[
-    list[str] | None,
-    Opt("--text", help="A sentence of the batch (repeatable), for a Hugging Face model; default: "
-        "four built-in sentences."),
-]  # fmt: skip
-GradsOpt = Annotated[
-    bool,
-    Opt("--grads", help="Also record the gradient at each norm's output, from the loss "
-        "0.5 * sum(out^2) of the model's first output."),
-]  # fmt: skip
-CaptureDtypeOpt = Annotated[
-    str | None, Opt("--dtype", help="Run the model in fp32, fp16 or bf16 (default: as loaded).")
-]
-CaptureFormatOpt = Annotated[
-    str,
-    Opt("--format", help="Formats of the summary reports written beside the file: csv,md,json,"
-        "html or none."),
 ]  # fmt: skip
 # env
 RefreshOpt = Annotated[bool, Opt("--refresh", help="Measure the copy bandwidth again.")]
@@ -298,7 +323,9 @@ OPTIONS: dict[str, Any] = {
     "batch": BatchOpt, "seq": SeqOpt, "mode": ModeOpt, "device": DeviceOpt,
     "threads": ThreadsOpt, "time_budget": BudgetOpt, "quick": QuickOpt,
     "cache": CacheOpt, "hot": HotOpt, "cuda_graph": CudaGraphOpt,
-    "pattern": FilterOpt, "out": OutOpt, "fmt": FormatOpt, "plot": PlotOpt, "seed": SeedOpt,
+    "pattern": FilterOpt, "out": OutOpt, "fmt": FormatOpt, "columns": ColumnsOpt,
+    "metrics": MetricsOpt,
+    "plot": PlotOpt, "seed": SeedOpt,
     "plugin": PluginOpt, "no_weight": NoWeightOpt, "weight_dtype": WeightDtypeOpt,
     "rms_bias": RmsBiasOpt, "residual_dtype": ResidualDtypeOpt, "heads": HeadsOpt,
 }  # fmt: skip
@@ -366,7 +393,8 @@ def grouped(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(**kwargs: Any) -> Any:
         values = dict(kwargs)
         for group, (cls, names) in groups.items():
-            kwargs[group] = cls(**{n: values[n] for n in names})
+            # An option left out of a direct call (typer passes them all) keeps its default.
+            kwargs[group] = cls(**{n: values[n] for n in names if n in values})
         # A command's own option that replaces a shared one reaches both the group and the
         # command's own parameter; the other shared options reach only their group.
         for name in shared - set(replaced):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,37 +17,72 @@ if TYPE_CHECKING:
 
 
 def progress_bar(description: str) -> tuple[Any, Callable[[int, int, str], None]]:
-    """A rich progress bar and the callback the library calls: (done, total, label). It is
+    """The progress display and the callback the library calls: (done, total, label). It is
     drawn on stderr: stdout holds only the results, so a reader of the pipe that leaves early
-    (`| head -1`) cannot break the run while it measures."""
+    (`| head -1`) cannot break the run while it measures. On an interactive terminal a rich bar
+    with an ETA; otherwise (a pipe, a CI log, TERM=dumb: rich's own test) plain lines, a few per
+    run (normbench.cli_progress)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_interactive:
+        from normbench.cli_progress import PlainProgress, unit_of
+
+        plain = PlainProgress(description, unit=unit_of(description))
+        return plain, plain.update
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     bar = Progress(
         TextColumn("[bold]" + description),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        _eta_column(),
         TextColumn("{task.fields[label]}"),
         transient=True,
-        console=Console(stderr=True),
+        console=console,
+        # The ETA from the whole run's pace, as the plain lines give it: rich's default
+        # 30 s window forgets every case when one case takes longer than that.
+        speed_estimate_period=24 * 3600,
     )
     task = bar.add_task(description, total=None, label="")
 
     def update(done: int, total: int, label: str) -> None:
-        bar.update(task, completed=done, total=total, label=label)
+        bar.update(task, completed=done, total=total or None, label=label)  # 0: not known
 
     return bar, update
+
+
+def _eta_column() -> Any:
+    """rich's TimeRemainingColumn, shown as "ETA 0:45" once a case has finished and the total
+    is known, and as nothing before (never a bare -:--:--)."""
+    from rich.progress import TimeRemainingColumn
+    from rich.text import Text
+
+    class EtaColumn(TimeRemainingColumn):
+        def render(self, task: Any) -> Text:
+            if task.total is None or task.time_remaining is None or task.finished:
+                return Text("")
+            return Text("ETA ", style="progress.remaining") + super().render(task)
+
+    return EtaColumn()
 
 
 @contextmanager
 def keep_finished(out: Path, suite: str, formats: tuple[str, ...]) -> Iterator[PartialFile | None]:
     """While a suite measures, its finished cases go to out/<suite>-<time>.partial.jsonl as
     they finish (none when no reports are asked for), so a crash keeps them; `finish` removes
-    the file once the reports are written."""
+    the file once the reports are written. `--out -` writes no file, this one neither."""
+    from normbench.formats import is_stdout
     from normbench.results.partial import partial_results
 
-    if not formats:
+    if not formats or is_stdout(out):
         yield None
         return
     with partial_results(out, suite) as partial:
@@ -60,16 +96,23 @@ def finish(
     plot: bool = False,
     stem: str | None = None,
     partial: PartialFile | None = None,
+    columns: tuple[str, ...] = (),
 ) -> None:
     """Write the reports (and with `plot` the PNGs, written first so the Markdown and HTML can
     link and embed them), then print the tables and say where the reports are. The reports come
     first: a console that is gone (`| head`) or a Ctrl-C while printing cannot lose them. The
-    partial file of the run, if any, is removed once they are written."""
+    partial file of the run, if any, is removed once they are written. `columns` (--columns)
+    chooses the columns of the console, Markdown and HTML tables. With `--out -` the one format
+    goes to stdout instead and the tables to stderr (`stream`)."""
     from normbench.errors import NormbenchError
+    from normbench.formats import is_stdout
     from normbench.report import console, write_reports
 
+    if is_stdout(out):
+        stream(run, formats, columns)
+        return
     try:
-        paths = write_reports(run, out, formats, stem=stem, plots=plot)
+        paths = write_reports(run, out, formats, stem=stem, plots=plot, columns=columns)
     except OSError as exc:
         kept = f"; the finished cases are in {partial.path}" if partial is not None else ""
         raise NormbenchError(
@@ -81,13 +124,53 @@ def finish(
     def show() -> None:
         con = console.make_console()
         con.on_broken_pipe = _pipe_closed  # rich's default exits 1: the run's code is due
-        console.render(run, con)
+        console.render(run, con, columns)
         if partial is not None and partial.failed:
             con.print(f"Warning: the partial file stopped early ({partial.failed}).")
         if paths:
             con.print("Reports: " + ", ".join(str(p) for p in paths.values()))
 
     to_stdout(show)
+
+
+def stream(run: Any, formats: tuple[str, ...], columns: tuple[str, ...] = ()) -> None:
+    """`--out -`: the run in its one format on stdout, nothing else there (a pipe reads a file's
+    worth of CSV or JSON), then the tables on stderr for the person watching; no file is
+    written. One document per stdout: `speed --baseline` streams the run, and its comparison
+    shows only its tables (the exit code carries the verdict)."""
+    from normbench.formats import metrics_of
+    from normbench.report import console, render_one
+
+    # One document per stdout stream, not per process: a test runner that invokes several
+    # commands in one process gives each its own stdout.
+    out = sys.stdout
+    first = out not in _streamed
+    if first:
+        text = render_one(run, formats[0], metrics_of(formats), columns)
+        _streamed[out] = run.suite
+        to_stdout(lambda: out.write(text))
+    con = _stderr_console()
+    console.render(run, con, columns)
+    if not first:
+        con.print(f"Note: stdout holds the {_streamed[out]} run; this {run.suite} run is shown "
+                  "here only.")  # fmt: skip
+
+
+# The stdout streams a run was streamed to, with its suite (weakly: a closed runner's stream
+# is forgotten).
+_streamed: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _stderr_console() -> Any:
+    """A console on stderr, as wide as make_console's rule gives a console on stdout."""
+    from rich.console import Console
+
+    from normbench.report.console import WIDE
+
+    con = Console(stderr=True)
+    if not con.is_terminal and not os.environ.get("COLUMNS", "").strip():
+        con = Console(stderr=True, width=WIDE)
+    return con
 
 
 def _pipe_closed() -> None:
@@ -107,17 +190,36 @@ def to_stdout(show: Callable[[], None]) -> None:
         os.close(devnull)
 
 
-def rerender(files: list[Path], folder: Path, formats: tuple[str, ...], plot: bool) -> None:
+def rerender(
+    files: list[Path],
+    folder: Path,
+    formats: tuple[str, ...],
+    plot: bool,
+    columns: list[str] | None = None,
+) -> None:
     """`normbench report`: the saved runs merged (one run per suite), each finished as a new
     run would be, named after the file or, merged from several, the suite and the time. The
-    files are read first (a bad one leaves nothing behind), then the folder is made ready
-    before anything is written there."""
+    files are read first (a bad one leaves nothing behind), and --columns checked against their
+    tables, then the folder is made ready before anything is written there."""
     import time
 
+    from normbench.errors import UsageError
+    from normbench.formats import is_stdout, parse_formats
     from normbench.outdir import prepare_out
+    from normbench.report.columns import check_columns, parse_columns
     from normbench.report.merge import merge, read_runs
+    from normbench.report.tables import tables
 
     runs = merge(read_runs(files), [str(f) for f in files])
+    names = parse_columns(columns)
+    if names:
+        headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
+        check_columns(names, headers, "the saved runs' tables")
+    if is_stdout(folder):
+        parse_formats(",".join(formats) or "none", folder, plot)  # one format, no plot
+        if len(runs) > 1:
+            raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
+                             f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip
     if formats or plot:
         prepare_out(folder)
     for run in runs:
@@ -125,7 +227,17 @@ def rerender(files: list[Path], folder: Path, formats: tuple[str, ...], plot: bo
             stem = f"{files[0].stem}-report"
         else:
             stem = f"{run.suite}-merged-{time.strftime('%Y%m%d-%H%M%S')}"
-        finish(run, folder, formats, plot, stem=stem)
+        finish(run, folder, formats, plot, stem=stem, columns=names)
+
+
+def chosen_columns(given: list[str] | None, *suites: str, config: Any = None) -> tuple[str, ...]:
+    """--columns as given, each name checked against the suites' headers before anything is
+    measured (normbench.report.columns): an unknown one is one sentence listing them, exit 2."""
+    from normbench.report.columns import check_for_suites, parse_columns
+
+    names = parse_columns(given)
+    check_for_suites(names, suites, config)
+    return names
 
 
 def print_env(info: dict[str, Any], as_json: bool = False) -> None:
@@ -202,10 +314,11 @@ def write_sides(
     result: ABResult, out: Path, formats: tuple[str, ...], stem: str
 ) -> dict[str, Path]:
     """With json among the formats, both sides of an ab run as <stem>-A.json and <stem>-B.json:
-    speed runs, re-comparable later with `normbench compare`."""
+    speed runs, re-comparable later with `normbench compare` (none with `--out -`)."""
+    from normbench.formats import is_stdout
     from normbench.report import write_reports
 
-    if "json" not in formats:
+    if "json" not in formats or is_stdout(out):
         return {}
     written = {}
     for side, side_run in (("A", result.a), ("B", result.b)):

@@ -68,17 +68,22 @@ CASE_LOOP = {"calibrate": "speed", "ab": "speed"}
 
 
 def run_suite(
-    suite: str, config: Any, out: Path, formats: tuple[str, ...], plot: bool = False
+    suite: str,
+    config: Any,
+    out: Path,
+    formats: tuple[str, ...],
+    plot: bool = False,
+    columns: tuple[str, ...] = (),
 ) -> Any:
-    """Run `suite`, print and write its reports, then exit with the code its results call for
-    (0 returns the run)."""
+    """Run `suite`, print and write its reports (`columns`: the tables' columns shown, checked
+    by the caller before), then exit with the code its results call for (0 returns the run)."""
     from normbench.outdir import prepare_out
 
     if formats or plot:  # a bad --out is one sentence before anything is measured, not after
         prepare_out(out)
     with keep_finished(out, CASE_LOOP.get(suite, suite), formats) as partial:  # each on disk
         run = measure(suite, config)
-        finish(run, out, formats, plot, partial=partial)
+        finish(run, out, formats, plot, partial=partial, columns=columns)
     exit_for(suite, config, run)
     return run
 
@@ -96,14 +101,20 @@ def exit_for(suite: str, config: Any, run: Any) -> None:
 
 
 def gate_finish(
-    cmp, out: Path, formats: tuple[str, ...], md: Path | None, stem=None, plot: bool = False
+    cmp,
+    out: Path,
+    formats: tuple[str, ...],
+    md: Path | None,
+    stem=None,
+    plot: bool = False,
+    columns: tuple[str, ...] = (),
 ) -> None:
     """Print and write the comparison, append the Markdown summary, exit 1 on a regression
     (4 when it could not judge)."""
     from normbench.compare import exit_code
     from normbench.report.compare_view import append_markdown
 
-    finish(cmp, out, formats, plot, stem=stem)
+    finish(cmp, out, formats, plot, stem=stem, columns=columns)
     if md is not None:
         try:
             append_markdown(cmp, md)

@@ -119,14 +119,37 @@ class Selection:
 
 
 def check_device_dtypes(device: str, dtypes: Iterable[str]) -> None:
-    """Refuse a dtype the device cannot compute in."""
-    if not device.startswith("cuda"):
+    """Refuse a dtype the device cannot compute in natively."""
+    if not device.startswith("cuda") or "bf16" not in dtypes:
         return
     import torch
 
-    if "bf16" in dtypes and not torch.cuda.is_bf16_supported():
-        name = torch.cuda.get_device_name(device)
-        raise UsageError(f"--dtype bf16: {name} has no bfloat16 support (needs sm_80 or newer)")
+    from normbench.machine_cuda import cuda_index
+
+    index = cuda_index(device)
+    if not native_bf16(index):
+        major, minor = torch.cuda.get_device_capability(index)
+        name = torch.cuda.get_device_name(index)
+        raise UsageError(
+            f"--dtype bf16: {name} ({device}, sm_{major}{minor}) has no native bfloat16 "
+            "(needs sm_80 or newer)"
+        )
+
+
+def native_bf16(index: int) -> bool:
+    """Whether CUDA device `index` computes in bf16 natively. Not torch.cuda.is_bf16_supported()
+    alone: by default it counts emulation (true on any GPU) and asks about the current device,
+    not the selected one (issue 21). NVIDIA: compute capability 8.0 or newer; ROCm: torch's
+    answer for that device."""
+    import torch
+
+    if getattr(torch.version, "hip", None):
+        with torch.cuda.device(index):
+            try:
+                return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+            except TypeError:  # a torch before the including_emulation argument
+                return bool(torch.cuda.is_bf16_supported())
+    return torch.cuda.get_device_capability(index) >= (8, 0)
 
 
 def case_bytes(shape: Shape, dtype: str, per_element_bytes: int = 96) -> int:

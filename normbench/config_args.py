@@ -61,7 +61,21 @@ CPU_DEFAULTS = SelectionDefaults(dtype="fp32", dim="1024,4096", batch="4", seq="
 GPU_DEFAULTS = SelectionDefaults(dtype="bf16", dim="1024,2048,4096,8192", batch="8", seq="2048")
 SPEED_DEFAULTS = DeviceDefaults(CPU_DEFAULTS, GPU_DEFAULTS)  # speed, ab and calibrate
 MEMORY_DEFAULTS = SPEED_DEFAULTS.but(mode="fwd+bwd")  # inference and training peaks
+# memory --quick: memory has no time budget to shorten, so its quick form is the smaller sweep,
+# one N and fewer rows (on a CPU half the cases in about half the time, on a GPU a quarter of
+# the cases). What a row-wise norm saves grows with the rows and N: its ratio to the ideal, the
+# suite's summary, is the same at fewer rows and, to the summary's two digits, at another N.
+MEMORY_QUICK = DeviceDefaults(
+    replace(MEMORY_DEFAULTS.cpu, dim="1024", batch="1"),
+    replace(MEMORY_DEFAULTS.gpu, dim="4096", batch="4"),
+)
 LAYER_OPTIONS = ("no_weight", "weight_dtype", "rms_bias", "residual_dtype", "heads")
+
+
+def memory_defaults(quick: bool = False) -> DeviceDefaults:
+    """The memory suite's selection defaults: its full sweep, or with --quick the smaller one
+    (options given explicitly win over either, as for every suite)."""
+    return MEMORY_QUICK if quick else MEMORY_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -189,9 +203,12 @@ class OutputArgs:
     out: Path = DEFAULT_OUT
     fmt: str = "csv,md,json"
     plot: bool = False
+    columns: list[str] | None = None  # the tables' columns shown (normbench.report.columns)
+    metrics: str | None = None  # the metrics the CSV, gab and liger exports keep (None: all)
 
     def formats(self) -> tuple[str, ...]:
-        return parse_formats(self.fmt)
+        # The formats carry --metrics to the writer; `--out -` takes exactly one format.
+        return parse_formats(self.fmt, self.out, self.plot, self.metrics)
 
 
 STABILITY_BACKENDS = "eager,composite,triton,triton-llama,gemma,triton-gemma"
@@ -199,18 +216,29 @@ STABILITY_CPU = SelectionDefaults(dtype="fp16,bf16,fp32", dim="1000,4096,8192", 
                                   seq="4", backend=STABILITY_BACKENDS, mode="fwd+bwd")  # fmt: skip
 STABILITY_GPU = replace(STABILITY_CPU, batch="4", seq="1024")
 STABILITY_DEFAULTS = DeviceDefaults(STABILITY_CPU, STABILITY_GPU)
+# stability --quick: the same dtypes, inputs and backends at N = 1000 (docs/numerics.md trap 5:
+# N not a power of two) and 4096, without the widest in-register row, 8192: two thirds of the
+# cases; on 2 CPU cores the same worst case per implementation in 59% of the CPU time (1 min
+# 50 s against 3 min 7 s, 2026-12-02, other jobs sharing the machine).
+STABILITY_QUICK = STABILITY_DEFAULTS.but(dim="1000,4096")
 
 
 def build_stability_selection(
-    args: SelectionArgs, fp16: bool = False, bf16: bool = False, fp32: bool = False
+    args: SelectionArgs,
+    fp16: bool = False,
+    bf16: bool = False,
+    fp32: bool = False,
+    quick: bool = False,
 ) -> Selection:
-    """stability's selection, with its defaults; its --fp16, --bf16 and --fp32 join --dtype."""
+    """stability's selection, with its defaults (with `quick` the smaller sweep's); its --fp16,
+    --bf16 and --fp32 join --dtype."""
     from normbench.env import resolve_device
 
     flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
     dtypes = unique(given(args.dtype, "--dtype") + flags)
     resolve_device(args.device)  # a missing device is refused before the layer options
-    return build_selection(replace(args, dtype=dtypes or None), STABILITY_DEFAULTS)
+    defaults = STABILITY_QUICK if quick else STABILITY_DEFAULTS
+    return build_selection(replace(args, dtype=dtypes or None), defaults)
 
 
 def build_stability_config(

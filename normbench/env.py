@@ -5,6 +5,7 @@ Every saved run carries it; `compare` refuses runs whose fingerprints differ in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -95,6 +96,18 @@ def resolve_device(device: str) -> str:
     raise UsageError(f"unknown device {device!r}: choose auto, cpu, cuda or cuda:N")
 
 
+def device_scope(device: str):
+    """The context a case runs in: "cuda:N" made the current CUDA device. CUDA events and
+    streams, Triton's launches and torch.compile's kernels follow the current device, not the
+    tensors', so a case on cuda:1 under a current cuda:0 would time device 0's stream while
+    the work runs on 1 (issue 21). Nothing for the CPU or plain "cuda" (the current one)."""
+    if not device.startswith("cuda:"):
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.cuda.device(torch.device(device))
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -106,12 +119,17 @@ def cpu_model() -> str:
 
 
 def available_memory(device: str) -> int:
-    """Bytes that a run may allocate on `device` right now."""
+    """Bytes that a run may allocate on `device` right now. CUDA: the device's free memory
+    plus what this process's caching allocator holds but no tensor uses (reserved minus
+    allocated: the copy-bandwidth buffers, the previous case), which it hands out again before
+    asking the driver; `mem_get_info` alone counts that as taken (issue 21)."""
     if device.startswith("cuda"):
         import torch
 
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
+        dev = torch.device(device)
+        free, _ = torch.cuda.mem_get_info(dev)
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        return int(free) + max(0, int(cached))
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -164,7 +182,9 @@ def sm_clock_mhz(device: str) -> int | None:
     """The current SM clock, to warn when it drops during a run (throttling)."""
     if not device.startswith("cuda"):
         return None
-    info = _nvml(int(device.split(":")[1]) if ":" in device else 0)
+    from normbench.machine_cuda import cuda_index
+
+    info = _nvml(cuda_index(device))
     return info.get("sm_clock_mhz")
 
 
@@ -197,7 +217,9 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "cpu_steady_heap": bool(_steady),
     }
     if device.startswith("cuda"):
-        index = int(device.split(":")[1]) if ":" in device else 0
+        from normbench.machine_cuda import cuda_index
+
+        index = cuda_index(device)  # "cuda" is the current device, not always 0
         props = torch.cuda.get_device_properties(index)
         env.update(
             device_name=props.name,
@@ -306,7 +328,23 @@ def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:
     if device.startswith("cuda"):
         nbytes = 1 << 30
     nbytes = max(nbytes, SPAN * last_level_cache(device)[0])
+    median = _time_copy(torch, device, nbytes, measure, TimingConfig(budget_s=0.5, min_blocks=3))
+    release_cached(device)  # 2 GiB on a GPU: the cases' memory, not the allocator's cache
+    return 2 * nbytes / median / 1e9
+
+
+def _time_copy(torch, device: str, nbytes: int, measure, config) -> float:
+    # Its buffers are freed when it returns (the timing keeps no reference to them).
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
     dst = torch.empty_like(src)
-    t = measure(lambda: dst.copy_(src), device, TimingConfig(budget_s=0.5, min_blocks=3))
-    return 2 * nbytes / t.summary.median / 1e9
+    return measure(lambda: dst.copy_(src), device, config).summary.median
+
+
+def release_cached(device: str) -> None:
+    """Give the caching allocator's unused blocks back to the driver (CUDA only), so that they
+    are free for the cases and for other processes."""
+    if device.startswith("cuda"):
+        import torch
+
+        with device_scope(device):
+            torch.cuda.empty_cache()

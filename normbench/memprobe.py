@@ -104,9 +104,12 @@ class PeakMemory:
     `mark(name)` opens the next. After the block, `phases[name]` is each phase's Peak relative to
     the level where it began, and `total` the whole block's.
 
-    CUDA: the caching allocator's allocated-bytes statistics (`reset_peak_memory_stats` at each
-    phase). CPU: the profiler's memory events, replayed in order and split at a marker event per
-    phase. The CPU profiler cannot size a block allocated before it started, so freeing one
+    CUDA: the caching allocator's requested-bytes statistics (`reset_peak_memory_stats` at each
+    phase): the bytes the tensors asked for, not the blocks that hold them. Blocks are rounded
+    up to 512 B, and a cached block is handed out whole when the rest would be under 1 MB, so
+    counting blocks adds up to ~1 MB per tensor to the ratio against the ideal (issue 21).
+    CPU: the profiler's memory events, replayed in order and split at a marker event per phase.
+    The CPU profiler cannot size a block allocated before it started, so freeing one
     inside the block is not seen (CUDA sees it; PyTorch warns "Memory block of unknown size");
     the calls measured here never free memory allocated before their block."""
 
@@ -124,7 +127,7 @@ class PeakMemory:
 
         if self.cuda:
             torch.cuda.synchronize(self.device)
-            self._level = torch.cuda.memory_allocated(self.device)
+            self._level = cuda_requested(self.device)[0]
             torch.cuda.reset_peak_memory_stats(self.device)
             return self
         from torch.autograd import profiler
@@ -149,9 +152,8 @@ class PeakMemory:
         import torch
 
         torch.cuda.synchronize(self.device)
-        now = torch.cuda.memory_allocated(self.device)
-        peak = torch.cuda.max_memory_allocated(self.device) - self._level
-        self.phases[self.names[-1]] = Peak(peak, now - self._level)
+        now, peak = cuda_requested(self.device)
+        self.phases[self.names[-1]] = Peak(peak - self._level, now - self._level)
         self._level = now
         torch.cuda.reset_peak_memory_stats(self.device)
 
@@ -171,6 +173,20 @@ class PeakMemory:
             self.total.peak = max(self.total.peak, level + ph.peak)
             level += ph.net
         self.total.net = level
+
+
+def cuda_requested(device: str) -> tuple[int, int]:
+    """(current, peak since the last reset) bytes the tensors on `device` requested from the
+    caching allocator; a torch without requested-bytes statistics (before 2.1) gives the
+    allocated blocks' instead."""
+    import torch
+
+    stats = torch.cuda.memory_stats(device)
+    for kind in ("requested_bytes", "allocated_bytes"):
+        cur, peak = stats.get(f"{kind}.all.current"), stats.get(f"{kind}.all.peak")
+        if cur is not None and peak is not None:
+            return int(cur), int(peak)
+    return int(torch.cuda.memory_allocated(device)), int(torch.cuda.max_memory_allocated(device))
 
 
 def _cpu_allocations(prof: Any, marks: list[str]) -> list[list[int]]:

@@ -33,7 +33,11 @@ def _reason(exc: OSError) -> str:
 def prepare_out(out: str | Path, option: str = "--out") -> Path:
     """Create `out` if needed and check that reports can be written in it; refuse in one
     sentence (UsageError, exit 2) otherwise. Returns the folder."""
+    from normbench.formats import is_stdout
+
     path = Path(out)
+    if is_stdout(path):  # `--out -`: the report goes to stdout, no folder is made or needed
+        return path
     where = f"{option} {str(path)[:120]}{'...' if len(str(path)) > 120 else ''}"
     try:
         if path.exists() and not path.is_dir():

@@ -12,6 +12,7 @@ from normbench.backends.base import backend_from_functions
 from normbench.backends.eager import FUNCTIONS as EAGER
 from normbench.cli import app
 from normbench.config import Selection
+from normbench.config_args import SelectionArgs, build_selection, memory_defaults
 from normbench.memprobe import PeakMemory, replay
 from normbench.registry import get_backend, register_backend, unregister_backend
 from normbench.results import Measurement, load_run
@@ -290,25 +291,6 @@ def test_memory_bad_input_is_one_sentence_and_exit_2(args, message, tmp_path):
     assert message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_peak_by_hand():
-    # The same sequence as the CPU test above, on the caching allocator's statistics.
-    with PeakMemory("cuda", "first") as mem:
-        a = torch.empty(4000, dtype=torch.uint8, device="cuda")
-        b = torch.empty(8000, dtype=torch.uint8, device="cuda")
-        del a
-        mem.mark("second")
-        c = torch.empty(12000, dtype=torch.uint8, device="cuda")
-        del b, c
-        d = torch.empty(1000, dtype=torch.uint8, device="cuda")
-    # The caching allocator rounds each block up to a multiple of 512 bytes.
-    r = lambda n: -(-n // 512) * 512  # noqa: E731
-    assert mem.phases["first"].peak == r(4000) + r(8000)
-    assert mem.total.peak == r(8000) + r(12000)
-    assert mem.total.net == r(1000)
-    del d
-
-
 def test_extrapolated_saved_bytes_equal_the_direct_measure():
     # What an interpreted backend gets beyond DIRECT_ROWS rows, checked on eager and composite,
     # which can run the whole case: a row-wise norm's saved state is linear in the rows.
@@ -330,3 +312,27 @@ def test_extrapolated_saved_bytes_equal_the_direct_measure():
             assert saved.nbytes == want.value, (backend, variant)
             assert saved.param_bytes == want.result.value("saved_param_bytes")
             assert saved.input_bytes == want.result.saved_input_bytes
+
+
+def test_memory_quick_is_the_smaller_sweep(tmp_path):
+    # memory has no time budget: its --quick is the smaller selection (one N, fewer rows,
+    # normbench.config_args.MEMORY_QUICK), and what is given explicitly still wins.
+    def cases(*args: str) -> dict:
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        result = runner.invoke(app, ["memory", "-v", "rmsnorm", "-b", "eager", "--device", "cpu",
+                                     *args, "--out", str(out), "--format", "json"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        run = load_run(next(out.glob("*.json")))
+        return {str(r.shape): r for r in run.cases()}, run.config
+
+    full, config = cases()
+    assert sorted(full) == ["4x512x1024", "4x512x4096"] and config["quick"] is False
+    quick, config = cases("--quick")
+    assert sorted(quick) == ["1x512x1024"] and config["quick"] is True
+    rows, n = 512, 1024  # eager RMSNorm in fp32 saves x and its output, and fp32 rstd per row
+    assert quick["1x512x1024"].value("saved_bytes") == 8 * rows * n + 4 * rows
+    ratio = {shape: r.ratio("saved_bytes") for shape, r in {**full, **quick}.items()}
+    assert ratio["1x512x1024"] == ratio["4x512x1024"]  # the same at fewer rows, and to the
+    assert len({f"{x:.2f}" for x in ratio.values()}) == 1  # summary's 2 digits at another N
+    given = build_selection(SelectionArgs(device="cpu", dim=[str(N)]), memory_defaults(True))
+    assert (given.dims, given.batches, given.seqs) == ((N,), (1,), (512,))

@@ -1,7 +1,12 @@
 """Figures drawn from small runs: every drawn point, read back from the Figure's artists, is a row
-of the run's tidy frame (to_frame); the PNG is written and not blank."""
+of the run's tidy frame (to_frame); the PNG is written and not blank. And the figures read: every
+title, label and legend inside the canvas, every series visible where they share one N, a log
+GB/s axis, CIs on the speedups, verdicts in words and hatches as well as colours
+(docs/benchmarks.md "2026-12-02: plots")."""
 
 import gzip
+import itertools
+import math
 import struct
 
 import pytest
@@ -47,6 +52,8 @@ def lines(ax):
 
     out = {}
     for c in ax.containers:
+        if c.get_label().startswith("_"):  # a speedup's CI whiskers: see ci_bars
+            continue
         if isinstance(c, ErrorbarContainer):
             out[c.get_label()] = [tuple(p) for p in c.lines[0].get_xydata()]
         elif isinstance(c, BarContainer):  # bars grow from 1: the top is the value
@@ -67,6 +74,8 @@ def rules(ax):
     """{label: position} of the reference lines across a panel (axhline/axvline)."""
     out = {}
     for ln in ax.lines:
+        if ln.get_label().startswith("_"):  # a series' own line, not a labelled rule
+            continue
         if list(ln.get_xdata()) == [0, 1]:
             out[ln.get_label()] = ln.get_ydata()[0]
         elif list(ln.get_ydata()) == [0, 1]:
@@ -82,6 +91,18 @@ def error_bars(ax, label):
     return [(s[0][1], s[1][1]) if vertical else (s[0][0], s[1][0]) for s in segs]
 
 
+def ci_bars(ax, label):
+    """[low, high, low, high, ...] of the whiskers drawn on a series' bars, bar by bar."""
+    c = next(c for c in ax.containers if c.get_label() == f"_ci {label}")
+    return [v for s in c.lines[2][0].get_segments() for v in (s[0][1], s[1][1])]
+
+
+def snapped(ax, pts):
+    """A dodged series' points with each x moved back to the nearest tick (its N)."""
+    ticks = list(ax.get_xticks())
+    return [(min(ticks, key=lambda t: abs(math.log2(x / t))), y) for x, y in pts]
+
+
 def cells(ax):
     """{(row, column): verdict} of a verdict grid, from each cell's colour."""
     out = {}
@@ -91,8 +112,73 @@ def cells(ax):
     return out
 
 
+def hatches(ax):
+    """{(row, column): hatch} of a verdict grid."""
+    return {(round(p.get_y() + 0.45), round(p.get_x() + 0.48)): p.get_hatch() or ""
+            for p in ax.patches}  # fmt: skip
+
+
 def notes(fig):
-    return fig.legends[0].get_title().get_text() if fig.legends else ""
+    return " ".join(fig.legends[0].get_title().get_text().split()) if fig.legends else ""
+
+
+def assert_inside(fig):
+    """After a draw, every text of the figure (titles, tick labels, axis labels, the legend and
+    its notes) lies inside the canvas, and each panel's title within its panel's width."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [fig._suptitle, *[t for lg in fig.legends for t in (lg.get_title(), *lg.texts)]]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for i, axis in enumerate((ax.xaxis, ax.yaxis)):  # the labels of the ticks in view
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-9
+            texts += [t for t in axis.get_ticklabels()
+                      if lo - span <= t.get_position()[i] <= hi + span]  # fmt: skip
+        t = ax.title.get_window_extent(renderer)
+        assert t.width <= ax.bbox.width + 1, ax.title.get_text()
+    for t in texts:
+        if t is None or not t.get_text() or not t.get_visible():
+            continue
+        e = t.get_window_extent(renderer)
+        assert box.x0 - 0.5 <= e.x0 and e.x1 <= box.x1 + 0.5, t.get_text()
+        assert box.y0 - 0.5 <= e.y0 and e.y1 <= box.y1 + 0.5, t.get_text()
+    for lg in fig.legends:
+        e = lg.get_window_extent(renderer)
+        assert box.x0 - 0.5 <= e.x0 and e.x1 <= box.x1 + 0.5
+
+
+def markers_apart(ax, fig):
+    """The marker positions of each series in pixels; asserts no two series' markers overlap
+    (centres at least a marker apart) and every one is inside its panel."""
+    from matplotlib.container import ErrorbarContainer
+
+    fig.draw_without_rendering()
+    where = {}
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer) and not c.get_label().startswith("_"):
+            line = c.lines[0]
+            size = line.get_markersize() * fig.dpi / 72
+            where[c.get_label()] = [tuple(ax.transData.transform(p)) for p in line.get_xydata()]
+            for x, y in where[c.get_label()]:
+                assert ax.bbox.x0 < x < ax.bbox.x1 and ax.bbox.y0 < y < ax.bbox.y1
+    for (a, pa), (b, pb) in itertools.combinations(where.items(), 2):
+        for p, q in itertools.product(pa, pb):
+            assert math.dist(p, q) >= size, (a, b)
+    return where
+
+
+def looks(ax):
+    """{label: (colour, line style, marker)} of the plotted series."""
+    from matplotlib.container import ErrorbarContainer
+
+    return {c.get_label(): (to_hex(c.lines[0].get_color()), c.lines[0].get_linestyle(),
+                            c.lines[0].get_marker())
+            for c in ax.containers
+            if isinstance(c, ErrorbarContainer) and not c.get_label().startswith("_")}  # fmt: skip
 
 
 def draw(fn, run):
@@ -105,14 +191,15 @@ SH = {n: Shape(4, 512, n) for n in (1024, 2048, 4096)}
 
 
 def speed_case(
-    backend, n, gbps, variant="rmsnorm", dtype="bf16", mode="fwd", shape=None, speedup=1.0
-):
+    backend, n, gbps, variant="rmsnorm", dtype="bf16", mode="fwd", shape=None, speedup=1.0,
+    ci=(0.9, 1.2),
+):  # fmt: skip
     shape = shape or SH[n]
     ms = (
         Measurement("time", 1.0 / gbps, "ms", p20=0.9 / gbps, p80=1.1 / gbps, n=5),
         Measurement("bandwidth", gbps, "GB/s", p20=gbps * 0.9, p80=gbps * 1.1),
         Measurement("pct_copy_bw", 100 * gbps / 40.0, "%"),
-        Measurement("speedup", speedup, "x"),
+        Measurement("speedup", speedup, "x", ci_low=speedup * ci[0], ci_high=speedup * ci[1]),
     )
     cid = f"{variant}/{backend}/{dtype}/{shape}/{mode}"
     return SpeedResult(cid, variant=variant, backend=backend, dtype=dtype, shape=shape,
@@ -161,7 +248,7 @@ def test_speed_figure_points_are_the_frame_rows(tmp_path):
     assert "1 skipped" in notes(fig)
 
 
-def test_speedup_bars_exclude_eager():
+def test_speedup_bars_exclude_eager_and_carry_their_ci():
     fig = draw(speed.speedup, speed_run())
     ax = panels(fig)["bf16 fwd"]
     bars = lines(ax)
@@ -169,6 +256,75 @@ def test_speedup_bars_exclude_eager():
     assert [y for _, y in bars["composite"]] == pytest.approx([0.6, 0.6])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1K", "4K"]
     assert rules(ax) == {"eager (1x)": 1.0}
+    # The whiskers are the speedup Measurement's ci_low..ci_high (0.54..0.72 at either N).
+    rows = frame_points(speed_run(), "speedup")
+    want = [v for n in (1024, 4096) for v in (rows[("composite", n)].ci_low,
+                                              rows[("composite", n)].ci_high)]  # fmt: skip
+    assert ci_bars(ax, "composite") == pytest.approx(want)
+    assert ci_bars(ax, "composite") == pytest.approx([0.54, 0.72] * 2)
+    # Labels read as the table does: no "~" where the CI excludes 1x, "~" where it includes it.
+    assert [t.get_text() for t in ax.texts] == ["0.6x", "0.6x"]
+    run = speed_run()
+    run.results = [speed_case("eager", 1024, 10.0), speed_case("apex", 1024, 9.0, speedup=0.95)]
+    ax = panels(draw(speed.speedup, run))["bf16 fwd"]
+    assert ci_bars(ax, "apex") == pytest.approx([0.855, 1.14])
+    assert [t.get_text() for t in ax.texts] == ["~0.95x"]
+    assert "95% CI" in notes(ax.figure)
+
+
+def test_speed_bandwidth_axis_is_log_so_an_outlier_does_not_flatten_the_rest():
+    run = speed_run()
+    run.results.append(speed_case("compile", 1024, 400.0))  # 40x the others, 10x copy bw
+    fig = draw(speed.bandwidth, run)
+    ax = panels(fig)["bf16 fwd"]
+    assert ax.get_yscale() == "log"
+    fig.draw_without_rendering()
+    # On the log axis the eager line (10 and 20 GB/s, a factor of 2) spans a visible share of
+    # the panel's height; on a linear 0..440 axis it was under 3%.
+    (y0, y1), (lo, hi) = [ax.transData.transform((x, y))[1] for x, y in lines(ax)["eager"]], (
+        ax.bbox.y0, ax.bbox.y1)  # fmt: skip
+    assert (y1 - y0) / (hi - lo) > 0.12
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(float(v.replace(",", "")) > 0 for v in labels)  # plain numbers
+    assert "log" in ax.get_ylabel()
+
+
+def test_one_n_dodges_every_series_into_view(tmp_path):
+    backends = ("eager", "composite", "torchscript", "compile", "triton")
+    results = [speed_case(b, 4096, 5.0, variant=v) for v in ("rmsnorm", "layernorm")
+               for b in backends[:5 if v == "rmsnorm" else 4]]  # fmt: skip
+    run = Run("speed", {"device_name": "cpu: test", "copy_bandwidth_gbps": 40.0}, {}, results)
+    fig = draw(speed.bandwidth, run)  # nine series, the same N, the same GB/s
+    save_png(fig, tmp_path / "one-n.png")
+    assert_png(tmp_path / "one-n.png")
+    ax = panels(fig)["bf16 fwd"]
+    where = markers_apart(ax, fig)
+    assert len(where) == 9
+    # Each series has a marker of its own, and a variant its line style: not colour alone.
+    styles = looks(ax)
+    assert len({m for _, _, m in styles.values()}) == 9
+    assert styles["rmsnorm / eager"][0] == styles["layernorm / eager"][0]
+    assert styles["rmsnorm / eager"][1:] != styles["layernorm / eager"][1:]
+    # Every point is still at N once the dodge is undone, with its frame value.
+    assert {p for pts in lines(ax).values() for p in snapped(ax, pts)} == {(4096, 5.0)}
+    assert "side by side" in notes(fig)
+    assert "side by side" not in notes(draw(speed.bandwidth, speed_run()))  # two Ns: lines
+
+
+def test_titles_and_labels_fit_inside_the_figure():
+    long = "NVIDIA H100 80GB HBM3 (SXM5, 700 W, driver 570.86.15, MIG off)"
+    fig = draw(speed.bandwidth, speed_run(long))  # one panel: the title once ran off both sides
+    title = fig._suptitle
+    assert long.split()[-1] in " ".join(title.get_text().split())
+    assert "\n" in title.get_text()  # wrapped, not shrunk off the canvas
+    assert_inside(fig)
+    assert_inside(draw(speed.speedup, speed_run(long)))
+    # Merged runs name each panel after its device: a long name wraps within its panel.
+    (run,) = merge([speed_run(long, copy=3000.0, scale=100), speed_run()], ["a.json", "b.json"])
+    fig = draw(speed.bandwidth, run)
+    wrapped = [t for t in panels(fig) if "\n" in t]
+    assert len(wrapped) == 1 and " ".join(wrapped[0].split()) == f"{long} | bf16 fwd"
+    assert_inside(fig)
 
 
 def test_speed_panels_per_dtype_mode_and_rows():
@@ -280,6 +436,7 @@ def test_stability_sweep_verdicts_come_from_the_frame(tmp_path):
     save_png(fig, tmp_path / "stability.png")
     assert_png(tmp_path / "stability.png")
     ax = panels(fig)["fp16 | N=1000"]
+    assert_inside(fig)  # the two-line row labels on the left are not clipped
     grid = cells(ax)
     df = to_frame(run)
     for row, tick in enumerate(ax.get_yticklabels()):
@@ -288,6 +445,11 @@ def test_stability_sweep_verdicts_come_from_the_frame(tmp_path):
         pts = df[(df.metric == "sweep_verdict") & (df.backend == backend)].sort_values("k")
         assert [grid[(row, col)] for col in range(5)] == list(pts.verdict)
     assert ax.get_yticklabels()[1].get_text() == "rmsnorm / composite\nPASS 2^-4..2^0"
+    # Without colour: a letter per cell that ran, and WARN and FAIL hatched.
+    letters = [t.get_text() for t in ax.texts]
+    assert letters == ["P", "P", "P", "P", "", "W", "P", "P", "F", ""]
+    assert hatches(ax)[(1, 0)] == "//" and hatches(ax)[(1, 3)] == "xx"
+    assert hatches(ax)[(0, 0)] == "" and "hatched" in notes(fig)
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == [f"$2^{{{k}}}$" for k in (-8, -4, 0, 4, 8)]
 
@@ -301,6 +463,24 @@ def test_stability_sweep_draws_the_error_when_points_carry_it():
     assert [y for _, y in drawn][:4] == [2.0, 0.5, 0.5, 9.0]
     # The verdict boundaries of normbench.verdicts: PASS <= 1x the tolerance, WARN <= 4x.
     assert sorted(rules(ax).values()) == [1.0, 4.0]
+    # Each point's marker shape is its verdict's, not only its colour.
+    from matplotlib.markers import MarkerStyle
+
+    def shape(marker):
+        m = MarkerStyle(marker)
+        return m.get_path().transformed(m.get_transform()).vertices.round(6).tolist()
+
+    shapes = {}
+    for c in ax.collections:
+        verdict = c.get_label().lstrip("_")
+        shapes.setdefault(verdict, c.get_paths()[0].vertices.round(6).tolist())
+        if verdict == "FAIL":
+            assert c.get_offsets().tolist() == [[2.0**4, 9.0]]  # composite at 2^4
+    assert {v: shapes[v] == shape(stability.VERDICT_MARKERS[v]) for v in shapes} == {
+        "PASS": True, "WARN": True, "FAIL": True, "skipped": True,
+    }  # fmt: skip
+    assert len({str(shapes[v]) for v in ("PASS", "WARN", "FAIL")}) == 3
+    assert_inside(ax.figure)
 
 
 def test_stability_matrix_cells():
@@ -310,7 +490,10 @@ def test_stability_matrix_cells():
     assert rows == ["rmsnorm / eager", "rmsnorm / composite"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["normal", "large"]
     assert cells(ax) == {(0, 0): "PASS", (0, 1): "FAIL", (1, 0): "WARN", (1, 1): "skipped"}
-    assert [t.get_text() for t in ax.texts] == ["0.5", "20k", "33", "n/a"]
+    # Each cell says its verdict in words over its worst error in ulps; WARN and FAIL hatched.
+    assert [t.get_text() for t in ax.texts] == ["PASS\n0.5", "FAIL\n20k", "WARN\n33", "n/a"]
+    assert hatches(ax) == {(0, 0): "", (0, 1): "xx", (1, 0): "//", (1, 1): ""}
+    assert_inside(ax.figure)
 
 
 # ---------------------------------------------------------------- compare
@@ -341,6 +524,8 @@ def test_compare_ratio_with_ci_per_case(tmp_path):
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks == ["b", "c", "a", "geometric mean"]
     assert drawn["regression"] == [(1.30, 0)] and error_bars(ax, "regression") == [(1.20, 1.41)]
+    markers = {c.get_label(): c.lines[0].get_marker() for c in ax.containers}
+    assert len(set(markers.values())) == 4  # a shape per verdict, not colour alone
     assert drawn["geometric mean"] == [(1.01, 3)]
     assert rules(ax) == {"no change (1x)": 1.0}
     band = next(p for p in ax.patches if p.get_label() == "margin +-5%")
@@ -376,15 +561,44 @@ def test_memory_saved_bytes_against_the_ideal(tmp_path):
     axes = panels(fig)
     assert list(axes) == ["saved for backward | bf16", "peak | bf16 fwd+bwd"]
     assert axes["peak | bf16 fwd+bwd"].get_ylabel() == "measured / ideal bytes"
-    saved = lines(axes["saved for backward | bf16"])
+    ax = axes["saved for backward | bf16"]
+    saved = {k: snapped(ax, v) for k, v in lines(ax).items()}
     assert saved == {"eager": [(1024, 3.0), (4096, 3.0)], "composite": [(1024, 5.0), (4096, 5.0)]}
-    assert lines(axes["peak | bf16 fwd+bwd"]) == {"eager": [(1024, 2.0), (4096, 2.0)]}
-    assert rules(axes["peak | bf16 fwd+bwd"]) == {"ideal (1x)": 1.0}
+    ax = axes["peak | bf16 fwd+bwd"]
+    assert {k: snapped(ax, v) for k, v in lines(ax).items()} == {
+        "eager": [(1024, 2.0), (4096, 2.0)]
+    }
+    assert rules(ax) == {"ideal (1x)": 1.0}
     # Without an ideal for every point, the figure shows MiB instead of a ratio.
     run.results = [mem_case("eager", 1024, 3 * mib, mib), mem_case("eager", 4096, 12 * mib)]
     ax = panels(draw(memory.memory, run))["saved for backward | bf16"]
     assert ax.get_ylabel() == "MiB"
-    assert lines(ax) == {"eager": [(1024, 3.0), (4096, 12.0)]}
+    assert lines(ax) == {"eager": [(1024, 3.0), (4096, 12.0)]}  # one series: not dodged
+
+
+def test_memory_ten_series_of_equal_values_all_show(tmp_path):
+    # As `normbench memory` on CPU: ten implementations, most saving exactly 1x or 2x the ideal.
+    mib = 2**20
+    impls = [(v, b) for v in ("layernorm", "rmsnorm")
+             for b in ("eager", "composite", "torchscript", "compile", "triton")]  # fmt: skip
+    results = [
+        MemoryResult(f"{v}/{b}/fp32/{SH[n]}/fwd+bwd", variant=v, backend=b, dtype="fp32",
+                     shape=SH[n], mode="fwd+bwd", measurements=(
+                         Measurement("saved_bytes", (2 if b == "torchscript" else 1) * mib, "B"),
+                         Measurement("ideal_saved_bytes", mib, "B")))
+        for v, b in impls for n in (1024, 4096)
+    ]  # fmt: skip
+    run = Run("memory", {"device_name": "cpu: test"}, {}, results)
+    fig = draw(memory.memory, run)
+    save_png(fig, tmp_path / "memory.png")
+    assert_png(tmp_path / "memory.png")
+    ax = panels(fig)["saved for backward | fp32"]
+    assert len(markers_apart(ax, fig)) == 10  # before: 10 series, 3 distinct markers in view
+    assert len({m for _, _, m in looks(ax).values()}) == 10
+    drawn = {k: snapped(ax, v) for k, v in lines(ax).items()}
+    assert drawn["rmsnorm / torchscript"] == [(1024, 2.0), (4096, 2.0)]
+    assert drawn["layernorm / triton"] == [(1024, 1.0), (4096, 1.0)]
+    assert_inside(fig)
 
 
 # ---------------------------------------------------------------- real version-1 runs
@@ -425,7 +639,8 @@ def test_every_point_of_a_version_1_run_is_a_frame_row(v1):
         for m, ideal in IDEAL_OF.items()
     }
     ((_, fig),) = plots.figures(run)
-    drawn = [p for ax in panels(fig).values() for pts in lines(ax).values() for p in pts]
+    drawn = [p for ax in panels(fig).values() for pts in lines(ax).values()
+             for p in snapped(ax, pts)]  # fmt: skip
     assert drawn and {(x, round(y, 12)) for x, y in drawn} <= ratios
 
 

@@ -66,7 +66,7 @@ def test_report_reproduces_the_speed_table(speed_out, tmp_path):
     saved = next(out.glob("*.json"))
     again = runner.invoke(app, ["report", str(saved), "--format", "none"])
     assert again.exit_code == 0, again.output
-    assert table_part(again.output) == table_part(result.output)
+    assert table_part(again.stdout) == table_part(result.stdout)  # progress lines: on stderr
     assert "RMSNorm vs LayerNorm" in again.output
     # And the library: the loaded run renders to the same string on a fixed-width console.
     buf = io.StringIO()
@@ -86,7 +86,7 @@ def test_report_writes_markdown_html_and_plots_and_never_overwrites(speed_out, t
         assert {f"{s}.md", f"{s}.html", f"{s}.speed.png", f"{s}.speedup.png"} <= names
     html = (tmp_path / f"{stem}.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "RMSNorm vs LayerNorm" in html
-    assert "<th>GB/s</th>" in html
+    assert '<th class="num">GB/s</th>' in html  # a column of numbers: aligned right
     md = (tmp_path / f"{stem}-2.md").read_text()
     assert f"({stem}-2.speed.png)" in md  # each report links its own plots
 

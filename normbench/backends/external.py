@@ -68,6 +68,11 @@ class QuackBackend(PeerBackend):
     module = "quack"
     description = "Dao-AILab QuACK CuTe-DSL RMSNorm (Hopper/Blackwell)"
     variants = ("rmsnorm",)
+    min_arch = (9, 0)  # its CuTe-DSL kernels target sm_90 and newer
+
+    def supports(self, case):
+        # On an older GPU its kernels fail to compile inside the case: an error row per case.
+        return super().supports(case) or arch_blocker(self.name, case.device, self.min_arch)
 
     def build(self, variant, case):
         from quack.rmsnorm import rmsnorm
@@ -75,4 +80,38 @@ class QuackBackend(PeerBackend):
         return lambda x, weight, eps: rmsnorm(x, weight, eps=eps)
 
 
-PEERS = [LigerBackend(), ApexBackend(), QuackBackend()]
+class FlashInferBackend(PeerBackend):
+    name = "flashinfer"
+    module = "flashinfer"
+    description = "FlashInfer's fused RMSNorm CUDA kernel (forward only; flashinfer-python)"
+    variants = ("rmsnorm",)
+    modes = ("fwd",)  # an inference kernel: no autograd
+    # fp32 statistics, eps inside the square root, x * rstd * w in fp32, one rounding at the end.
+    default_semantics = Semantics(eps="inside", cast="fp32")
+
+    def build(self, variant, case):
+        from flashinfer.norm import rmsnorm
+
+        # It takes (rows, hidden) (and in newer releases (rows, heads, hidden)): rows flattened.
+        return lambda x, weight, eps: rmsnorm(x.reshape(-1, x.shape[-1]), weight, eps).view(x.shape)
+
+
+def arch_blocker(name: str, device: str, need: tuple[int, int]) -> str | None:
+    """'unavailable: needs sm_90 or newer (...)' when CUDA `device` is older than `need`."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    from normbench.machine_cuda import cuda_index
+
+    index = cuda_index(device)
+    have = tuple(torch.cuda.get_device_capability(index))
+    if have >= need:
+        return None
+    gpu = torch.cuda.get_device_name(index)
+    return (
+        f"{name} unavailable: needs sm_{need[0]}{need[1]} or newer ({gpu} is sm_{have[0]}{have[1]})"
+    )
+
+
+PEERS = [LigerBackend(), ApexBackend(), QuackBackend(), FlashInferBackend()]

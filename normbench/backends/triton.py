@@ -29,10 +29,32 @@ class TritonBackend(Backend):
         ok, reason = kernels.available()
         return None if ok else reason
 
+    def supports(self, case):
+        reason = super().supports(case)
+        if reason:
+            return reason
+        from normbench import kernels
+
+        # Interpreter or compiler is chosen once per process (normbench.kernels): with a GPU
+        # present they are compiled, and compiled kernels refuse CPU tensors.
+        if case.device_type != "cuda" and not kernels.interpreted():
+            return (
+                "the Triton kernels are compiled for CUDA in this process (a GPU is present): "
+                "set TRITON_INTERPRET=1 to run them on CPU in Triton's interpreter"
+            )
+        return None
+
     def timing_blocker(self, device: str) -> str | None:
-        if device.startswith("cuda"):
-            return None
-        return "runs in Triton's interpreter on CPU: numerics only, never timed"
+        from normbench import kernels
+
+        if not device.startswith("cuda"):
+            return "runs in Triton's interpreter on CPU: numerics only, never timed"
+        if kernels.interpreted():
+            return (
+                "runs in Triton's interpreter (TRITON_INTERPRET is set): numerics only, never "
+                "timed; unset TRITON_INTERPRET to time the compiled kernels"
+            )
+        return None
 
     def build(self, variant, case):
         from normbench import kernels

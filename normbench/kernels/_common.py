@@ -8,6 +8,7 @@ rounded once from fp32.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -148,6 +149,15 @@ def check_residual(
 def check_cast(cast: str) -> None:
     if cast not in ("fp32", "llama"):
         raise ValueError(f"cast={cast!r}: choose from fp32, llama")
+
+
+def on_device(device: torch.device):
+    """The context every launch runs in: `device` made current for a CUDA tensor. Triton
+    launches on the current device and its current stream, whatever device the pointers are
+    on, so cuda:1 tensors under a current cuda:0 would run on the wrong GPU (issue 21)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
 
 
 def sm_count(device: torch.device) -> int:

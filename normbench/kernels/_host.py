@@ -46,7 +46,13 @@ def forward(
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The autograd forward of either norm: launch the forward kernel on (M, H, N) views of x and
     the residual, save for backward what it needs (with the `n_stats` fp32 statistics of M * H
-    rows), and return y, or (y, the residual output), in x's shape."""
+    rows), and return y, or (y, the residual output), in x's shape. Launched on x's device."""
+    with C.on_device(x.device):
+        return _forward(ctx, kernel, x, weight, bias, residual, res_dtype, heads, n_stats,
+                        scalars, **flags)  # fmt: skip
+
+
+def _forward(ctx, kernel, x, weight, bias, residual, res_dtype, heads, n_stats, scalars, **flags):
     n = x.shape[-1]
     x3 = C.as_heads(x, heads, n)
     r3 = None if residual is None else C.as_heads(residual, heads, n)
@@ -114,9 +120,15 @@ def backward(
 ) -> tuple:
     """The matching autograd backward: the fused backward kernel and the partial-sum reduction
     on (M, H, N) views (a missing dy is zeros). dx comes back in x's dtype, the residual's
-    gradient in its own, dW and dB each in its parameter's dtype."""
+    gradient in its own, dW and dB each in its parameter's dtype. Launched on x's device."""
     C.no_double_backward(ctx)
-    s3, weight, *stats = ctx.saved_tensors
+    saved = ctx.saved_tensors
+    with C.on_device(saved[0].device):
+        return _backward(ctx, saved, kernel, dy, dres_out, scalars, **flags)
+
+
+def _backward(ctx, saved_tensors, kernel, dy, dres_out, scalars, **flags) -> tuple:
+    s3, weight, *stats = saved_tensors
     saved: C.Saved = ctx.saved
     m, heads, n = s3.shape
     dy3 = C.grad_heads(dy, s3, heads, n)

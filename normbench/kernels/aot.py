@@ -154,12 +154,17 @@ def ptr_dtypes(spec: KernelSpec, dtype: str) -> dict[str, str]:
     return out
 
 
-def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, dict, int]:
-    """(runtime argument values, constexprs, num_warps) the wrappers would use for an M x N input.
+def launch_for(
+    spec: KernelSpec, dtype: str, n: int, arch: str, sm_count: int | None = None
+) -> tuple[dict, dict, int]:
+    """(runtime argument values, constexprs, num_warps) the wrappers would use for an M x N input
+    on a GPU of `arch` with `sm_count` SMs (default SM_COUNT[arch]; the backward grid's rows per
+    program and the reduction's partial rows follow it).
 
     Pointer arguments are given as their element type name; the runtime allocates them with
     torch's caching allocator, so they are 16-byte aligned.
     """
+    sms = SM_COUNT[arch] if sm_count is None else sm_count
     eb = ELEM_BYTES[dtype]
     heads = AUDIT_HEADS if spec.per_head else 1
     m = AUDIT_ROWS // heads
@@ -172,12 +177,12 @@ def launch_for(spec: KernelSpec, dtype: str, n: int, arch: str) -> tuple[dict, d
         warps = cfg.num_warps
     elif spec.stage == "bwd":
         cfg = bwd_config(n, eb, spec.split(dtype))
-        programs, rows_per_program = bwd_grid(m, n, eb, SM_COUNT[arch], heads, spec.split(dtype))
+        programs, rows_per_program = bwd_grid(m, n, eb, sms, heads, spec.split(dtype))
         values.update(rows_per_program=rows_per_program, stride_p=partial_stride(n))
         const = {"BLOCK": cfg.block, "ROWS": cfg.rows}
         warps = cfg.num_warps
     else:
-        programs, _ = bwd_grid(AUDIT_ROWS, n, eb, SM_COUNT[arch])
+        programs, _ = bwd_grid(AUDIT_ROWS, n, eb, sms)
         pd = ptr_dtypes(spec, dtype)
         outs = ["OUT0", "OUT1"][: spec.n_out]
         eb = min(ELEM_BYTES[pd[o]] for o in outs)  # as reduce_partials: its outputs only
@@ -361,7 +366,7 @@ def _compile(job: dict) -> dict:
     kernel = getattr(module, spec.fn)
     fn = kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
     names = list(fn.arg_names)
-    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
+    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"], job.get("sms"))
     const = {k: (tl.float32 if k == "ACC" else v) for k, v in const.items()}
     signature, constexprs, attrs = specialize(names, values, const, ptr_dtypes(spec, job["dtype"]))
     cc = int(job["arch"].removeprefix("sm_"))

@@ -15,6 +15,7 @@ COLUMNS = [
     "kernel", "arch", "dtype", "N", "block", "warps", "regs", "spill B", "smem B", "load B",
     "store B", "16-byte", "occupancy", "status", "note",
 ]  # fmt: skip
+HEADERS = COLUMNS  # every header the table can have (--columns checks names against it)
 
 
 def audit_line(a: AuditRow) -> list[str]:

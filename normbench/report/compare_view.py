@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from normbench.compare import CANT_JUDGE, counts, exit_code, geomean, headline
 from normbench.fmt import fmt_time_ms
-from normbench.report.markdown import md_table
+from normbench.report.footnotes import footnoted
+from normbench.report.markdown import md_shown
 from normbench.report.tables import Table
 from normbench.results import Level
 from normbench.results.compare import CaseComparison, Verdict
@@ -22,6 +23,10 @@ ORDER = (
     Verdict.REGRESSION, Verdict.BROKEN, Verdict.IMPROVEMENT, Verdict.UNRELIABLE,
     Verdict.INCONCLUSIVE, Verdict.MISSING, Verdict.NEW, Verdict.NOT_COMPARED, Verdict.SAME,
 )  # fmt: skip
+# Every header the tables can have with compare's own labels (--columns checks names against
+# it; ab's sides are named after their specs).
+HEADERS = ["case", "base", "new", "change", "ratio", "95% CI", "verdict", "note",
+           "geometric-mean ratio", "cases"]  # fmt: skip
 # The summary's icon by exit code: pass, fail, could not judge.
 ICONS = {0: ":white_check_mark:", 1: ":x:", CANT_JUDGE: ":warning:"}
 # Findings quoted in the Markdown summary: what may make the verdict wrong, and how to read it.
@@ -96,9 +101,9 @@ def markdown_summary(run: Run) -> str:
     flagged = [r for r in cases if r.verdict is not Verdict.SAME]
     c = counts(run)
     if flagged:
-        out += ["", md_table(*case_table(run, flagged)[1:])]
+        out += ["", md_shown(footnoted(case_table(run, flagged)))]
     out += ["", f"<details><summary>All {len(cases)} cases ({c[Verdict.SAME]} same)</summary>", ""]
-    out += [md_table(*case_table(run, cases)[1:]), "", "</details>", ""]
+    out += [md_shown(footnoted(case_table(run, cases))), "", "</details>", ""]
     out.append(
         f"<sub>Ratio of medians with a block-bootstrap 95% CI; a regression needs the whole CI "
         f"above +{cfg.get('margin', 0.05):.0%} and Holm-corrected significance at alpha "

@@ -1,18 +1,23 @@
-"""Tidy CSV: one row per case and metric (the run's `to_frame`), readable with pandas.read_csv."""
+"""Tidy CSV: one row per case and metric, readable with pandas.read_csv (docs/formats.md "The
+CSV file"): the shape as whole numbers (batch, seq, heads, dim and rows), `n` and byte counts
+written without a decimal point, a category (a verdict) as text in `value_text`, and each
+kind's own fields (stability's `verdict` and `dist`) as columns."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from normbench.report.merge import row_devices
-from normbench.results import to_frame
+from normbench.results.files import export_frame
 
 if TYPE_CHECKING:
     from normbench.results import Run
 
 
-def render(run: Run) -> str:
-    df = to_frame(run)
+def render(run: Run, metrics: Sequence[str] = ()) -> str:
+    """The run's tidy rows (only those of `metrics` when given) as CSV text."""
+    df = export_frame(run, metrics)
     # Per row: a merged run holds several devices.
     df.insert(0, "device_name", row_devices(run, df.to_dict("records")))
     df.insert(1, "created", run.created)

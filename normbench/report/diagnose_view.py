@@ -12,12 +12,16 @@ if TYPE_CHECKING:
     from normbench.results import Run
 
 
+VERDICT_COLUMNS = ["probe", "verdict", "claim", "numbers", "threshold"]
+SOURCE_COLUMNS = ["probe", "source", "caveat"]
+HEADERS = [*VERDICT_COLUMNS, *SOURCE_COLUMNS[1:]]  # what --columns may name
+
+
 def view(run: Run) -> list[Table]:
     results = run.of(ProbeResult)
     verdicts = [[r.probe, r.verdict.value, r.claim, r.summary, r.threshold] for r in results]
     sources = [[r.probe, r.source, r.caveat] for r in results]
     return [
-        ("the claims about normalization, measured",
-         ["probe", "verdict", "claim", "numbers", "threshold"], verdicts),
-        ("sources and caveats", ["probe", "source", "caveat"], sources),
+        ("the claims about normalization, measured", list(VERDICT_COLUMNS), verdicts),
+        ("sources and caveats", list(SOURCE_COLUMNS), sources),
     ]  # fmt: skip

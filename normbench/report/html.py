@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
+from normbench.report.footnotes import plain, shown
 from normbench.report.markdown import ENV_KEYS
-from normbench.report.tables import tables
 
 if TYPE_CHECKING:
     import jinja2
 
+    from normbench.report.footnotes import Shown
     from normbench.results import Run
 
 # One paragraph per suite on how to read the page (docs/numerics.md sections 3, 2 and 7).
@@ -41,6 +42,7 @@ READING = {
 class Cell:
     text: str
     numeric: bool  # right-aligned
+    ref: int | None = None  # a footnote's number: the cell links to it
 
 
 @dataclass(frozen=True)
@@ -52,31 +54,28 @@ class Line:
 @dataclass(frozen=True)
 class HtmlTable:
     title: str
-    columns: tuple[str, ...]
+    columns: tuple[Cell, ...]  # the headers, aligned as their columns
     rows: tuple[Line, ...]
+    anchor: str = ""  # the id of the table's heading; its footnotes are <anchor>-note-<k>
+    notes: tuple[str, ...] = ()
 
 
-def _numeric(text: str) -> bool:
-    t = text.replace(",", "").replace("x", "").replace("%", "").split(" ")[0]
-    try:
-        float(t)
-    except ValueError:
-        return False
-    return True
+def html_table(t: Shown, anchor: str = "") -> HtmlTable:
+    """A table as shown (normbench.report.footnotes): text left, numbers right (decided per
+    column from its cells), note references linked to the footnotes under it."""
+    numeric = t.numeric or (False,) * len(t.columns)
 
+    def cell(i: int, text: str) -> Cell:
+        ref = text[1:-1] if i in t.note_at and text.startswith("[") else ""
+        return Cell(text, numeric[i], int(ref) if ref.isdigit() else None)
 
-def html_table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]]) -> HtmlTable:
-    status_at = list(cols).index("status") if "status" in cols else None
+    status = t.status or (None,) * len(t.rows)
     return HtmlTable(
-        title,
-        tuple(cols),
-        tuple(
-            Line(
-                tuple(Cell(v, _numeric(v)) for v in r),
-                r[status_at] if status_at is not None else None,
-            )
-            for r in rows
-        ),
+        t.title,
+        tuple(Cell(c, numeric[i]) for i, c in enumerate(t.columns)),
+        tuple(Line(tuple(cell(i, v) for i, v in enumerate(r)), s) for r, s in zip(t.rows, status)),
+        anchor,
+        t.notes,
     )
 
 
@@ -93,17 +92,18 @@ def _template() -> jinja2.Template:
     return env.get_template("run.html.j2")
 
 
-def render(run: Run, images: dict[str, bytes] | None = None) -> str:
-    """The page; `images` maps a figure name to its PNG bytes (embedded as data URIs)."""
+def render(run: Run, images: dict[str, bytes] | None = None, columns: Sequence[str] = ()) -> str:
+    """The page; `images` maps a figure name to its PNG bytes (embedded as data URIs) and
+    `columns` chooses the tables' columns (--columns, normbench.report.columns)."""
     from normbench.report.merge import environment_table
     from normbench.results import tidy_rows
 
     images = images or {}
-    views = [html_table(*t) for t in tables(run)]
+    views = [html_table(t, f"table-{i}") for i, t in enumerate(shown(run, columns))]
     sections = [("summary", "Summary")] if run.summary else []
     sections += [("environment", "Environment")]
     sections += [("plots", "Plots")] if images else []
-    sections += [(f"table-{i}", t.title) for i, t in enumerate(views)]
+    sections += [(t.anchor, t.title) for t in views]
     return _template().render(
         title=f"normbench {run.suite}",
         created=run.created,
@@ -113,7 +113,7 @@ def render(run: Run, images: dict[str, bytes] | None = None) -> str:
         interrupted=run.interrupted,
         summary=run.summary,
         reading=READING.get(run.suite, ""),
-        environment=html_table("Environment", *environment_table(run, ENV_KEYS)),
+        environment=html_table(plain(environment_table(run, ENV_KEYS), "Environment")),
         images=[(name, base64.b64encode(png).decode("ascii")) for name, png in images.items()],
         views=views,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from normbench.report.tables import tables
+from normbench.report.footnotes import shown
 
 if TYPE_CHECKING:
+    from normbench.report.footnotes import Shown
     from normbench.results import Run
 
 ENV_KEYS = (
@@ -21,24 +22,42 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def md_table(
+    cols: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool] | None = None
+) -> str:
     """A GitHub table of string cells, printed as they are (tabulate's number parsing off, so
-    '3000.0' stays '3000.0')."""
+    '3000.0' stays '3000.0'); a numeric column (by default: one whose cells all read as
+    numbers, normbench.report.columns) is aligned right, `---:` in the alignment row."""
     import pandas as pd
 
+    from normbench.report.columns import numeric_column
+
+    if numeric is None:
+        numeric = [numeric_column(r[i] for r in rows) for i in range(len(cols))]
     frame = pd.DataFrame([[_cell(c) for c in r] for r in rows], columns=[_cell(c) for c in cols])
-    return frame.to_markdown(index=False, tablefmt="github", disable_numparse=True)
+    align = ["right" if n else "left" for n in numeric]
+    return frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
+                             colalign=align)  # fmt: skip
 
 
-def render(run: Run, links: dict[str, str] | None = None) -> str:
+def md_shown(t: Shown) -> str:
+    """A table as shown (normbench.report.footnotes) and its footnotes as a numbered list."""
+    out = md_table(t.columns, t.rows, t.numeric)
+    if t.notes:
+        out += "\n\n" + "\n".join(f"{k}. {_cell(note)}" for k, note in enumerate(t.notes, 1))
+    return out
+
+
+def render(run: Run, links: dict[str, str] | None = None, columns: Sequence[str] = ()) -> str:
+    """The report; `columns` chooses the tables' columns (--columns, normbench.report.columns)."""
     out = [f"# normbench {run.suite}", "", f"Run {run.created}, {run.wall_s:.0f} s."]
     if run.interrupted:
         out.append("**Interrupted**: the tables hold the cases that finished.")
     from normbench.report.merge import environment_table
 
     out += ["", md_table(*environment_table(run, ENV_KEYS))]  # a column per device when merged
-    for title, cols, rows in tables(run):
-        out += ["", f"## {title}", "", md_table(cols, rows)]
+    for t in shown(run, columns):
+        out += ["", f"## {t.title}", "", md_shown(t)]
     if run.summary:
         out += ["", "## Summary", ""] + [f"- {line}" for line in run.summary]
     if links:

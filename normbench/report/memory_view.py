@@ -18,6 +18,7 @@ COLUMNS = [
     "variant", "dtype", "shape", "mode", "backend", "status", "saved", "x ideal", "params",
     "peak fwd", "x ideal", "peak", "x ideal", "note",
 ]  # fmt: skip
+HEADERS = COLUMNS  # every header the table can have (--columns checks names against it)
 
 
 def ratio(r: MemoryFields, metric: str) -> str:

@@ -154,7 +154,8 @@ def environment_table(run: Run, keys: Sequence[str]) -> tuple[list[str], list[li
     present = [k for k in keys if any(k in env for env in devs.values())]
     if len(devs) == 1:
         env = next(iter(devs.values()))
-        return ["environment", ""], [[k, str(env[k])] for k in present if k in env]
+        # A header on each column (an empty one renders as a blank cell in Markdown and HTML).
+        return ["environment", "value"], [[k, str(env[k])] for k in present if k in env]
     cols = ["environment", *devs]
     return cols, [[k, *(str(env.get(k, "-")) for env in devs.values())] for k in present]
 

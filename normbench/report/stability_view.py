@@ -13,12 +13,30 @@ from normbench.results.stability import StabilityResult, SweepRangeResult
 from normbench.verdicts import RANK as VERDICT_RANK
 
 if TYPE_CHECKING:
+    from normbench.config import StabilityConfig
     from normbench.results import Run
 
 # ERROR: the case could not run (no verdict: out of memory, the harness or a plugin's sys.exit
 # failed on it). Shown above PASS and WARN, below a FAIL, which says the numbers are wrong (as
 # normbench.suites.stability ranks it).
 RANK = {**VERDICT_RANK, "ERROR": 1.5}
+FINDING_COLUMNS = ["implementation", "dtype", "N", "input", "verdict", "tensor", "max ulp",
+                   "rel err", "reason"]  # fmt: skip
+WORST_COLUMNS = ["implementation", "worst", "PASS", "WARN", "FAIL", "not run", "bitwise repro",
+                 "worst case", "reason"]  # fmt: skip
+SWEEP_COLUMNS = ["variant", "dtype", "N", "backend", "smallest PASS scale", "largest PASS scale",
+                 "reason"]  # fmt: skip
+# Every header of the tables but the matrix's one column per backend (headers(config) adds
+# them): what --columns may name.
+HEADERS = list(dict.fromkeys([
+    "dtype", "variant", "input", *FINDING_COLUMNS, *WORST_COLUMNS, "inputs", "note",
+    *SWEEP_COLUMNS,
+]))  # fmt: skip
+
+
+def headers(config: StabilityConfig) -> list[str]:
+    """HEADERS and the backends the run selects (the verdict matrix's columns)."""
+    return [*HEADERS, *config.selection.backends]
 
 
 def verdict_of(r: StabilityResult) -> str:
@@ -83,9 +101,7 @@ def findings(cases: list[StabilityResult]) -> Table:
          r.tensor or "-", fmt(r.max_ulp), fmt(r.rel, 2), r.reason]
         for r in bad
     ]  # fmt: skip
-    cols = ["implementation", "dtype", "N", "input", "verdict", "tensor", "max ulp", "rel err",
-            "reason"]  # fmt: skip
-    return ("stability: findings (WARN, FAIL)", cols, out)
+    return ("stability: findings (WARN, FAIL)", list(FINDING_COLUMNS), out)
 
 
 def worst_table(cases: list[StabilityResult]) -> Table:
@@ -109,9 +125,7 @@ def worst_table(cases: list[StabilityResult]) -> Table:
             str(not_run), {True: "yes", False: "NO"}.get(det.get(impl), "-"),
             f"{w.dtype} N={_dim(w)} {_dist(w)}", w.reason,
         ])  # fmt: skip
-    cols = ["implementation", "worst", "PASS", "WARN", "FAIL", "not run", "bitwise repro",
-            "worst case", "reason"]  # fmt: skip
-    return ("stability: worst case per implementation", cols, out)
+    return ("stability: worst case per implementation", list(WORST_COLUMNS), out)
 
 
 def not_run_table(cases: list[StabilityResult]) -> Table | None:
@@ -170,9 +184,7 @@ def sweep_table(ranges: list[SweepRangeResult]) -> Table | None:
                     "; ".join(notes)])  # fmt: skip
     if not out:
         return None
-    cols = ["variant", "dtype", "N", "backend", "smallest PASS scale", "largest PASS scale",
-            "reason"]  # fmt: skip
-    return ("stability: dynamic range (unit-max inputs x 2^k)", cols, out)
+    return ("stability: dynamic range (unit-max inputs x 2^k)", list(SWEEP_COLUMNS), out)
 
 
 def view(run: Run) -> list[Table]:

@@ -6,8 +6,9 @@ function of the numbers (`verdict_<probe>` in each probe's module), so the numbe
 full and a saved result can be judged again.
 
 Rows: the `verdict` row carries the claim, source, rule, caveat, figure and time, with the
-summary as its note and the verdict as its unit (as in version 1); each number is a row of its
-own, its metric the number's key: a scalar in `value`, a list in `values`, a text in `text`.
+summary as its note and the verdict as its unit (as in version 1) and in `value_text` (the tidy
+text column, docs/formats.md "The CSV file"); each number is a row of its own, its metric the
+number's key: a scalar in `value`, a list in `values`, a text in `text` and `value_text`.
 Every row carries the verdict. Version-1 files kept the numbers as a dict on the verdict row
 (and the scalars as rows too); both read back.
 """
@@ -87,7 +88,7 @@ class ProbeResult(Result):
                 "verdict": self.verdict.value, "status": self.status.value}  # fmt: skip
         verdict_row = {
             **head, "metric": "verdict", "value": None, "unit": self.verdict.value,
-            "note": self.summary,
+            "value_text": self.verdict.value, "note": self.summary,
             "claim": self.claim, "source": self.source, "threshold": self.threshold,
             "caveat": self.caveat, "figure": str(self.figure) if self.figure else None,
             "seconds": self.seconds,
@@ -120,7 +121,7 @@ def _number_columns(v: Number) -> dict[str, Any]:
         return {"value": None, "values": list(v)}
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return {"value": v}
-    return {"value": None, "text": str(v)}
+    return {"value": None, "text": str(v), "value_text": str(v)}
 
 
 def _number(v: Any) -> Number:

@@ -5,9 +5,15 @@ and the JSON file are built on it, and `load_run` reads those rows back into typ
 their `kind`. Files are written atomically and never overwrite an earlier run's.
 
 JSON schema version 2: {"tool": "normbench", "schema_version": 2, "suite", "created", "wall_s",
-"interrupted", "env", "config", "findings": [{"level", "text"}], "rows": [tidy rows with their
-samples]}. Version-1 files (one flat row per metric, the suite's own fields in "extra", the
-summary as lines) are read through normbench.results.v1.
+"interrupted", "argv", "git", "env", "config", "findings": [{"level", "text"}], "rows": [tidy
+rows with their samples]}, published as a JSON Schema (normbench/results/schema/run-v2.schema.json,
+`schema_path()`; docs/formats.md "The JSON file"). `argv` and `git` came later within version 2:
+a file without them reads back with both unknown. Version-1 files (one flat row per metric, the
+suite's own fields in "extra", the summary as lines) are read through normbench.results.v1.
+
+Every file is written at the user's umask (0644 under umask 022), as any other program's files
+are: a temporary file is created private, given those permissions, then linked or renamed into
+place, so the write stays atomic (`atomic_write_text`).
 
 A partial file (`<suite>-<time>.partial.jsonl`, written by normbench.results.partial while a
 suite runs: `result_rows` per finished case, one per line) is read back by `load_run` as an
@@ -22,7 +28,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +50,14 @@ if TYPE_CHECKING:
 
 # The columns every row has, in the order the CSV shows them: version 1's first, in its order,
 # so a reader by position still works; then the result's kind, the layer options, the shape as
-# numbers and the device label of a merged run; a kind's own fields follow.
+# numbers (rows: the normalized rows M = batch x seq x heads), a category value as text and the
+# device label of a merged run; a kind's own fields follow (docs/formats.md "The CSV file").
 COLUMNS = (
     "case_id", "suite", "variant", "backend", "dtype", "shape", "mode", "metric", "value", "unit",
     "status", "note", "p20", "p80", "ci_low", "ci_high", "n", "kind", "options", "batch", "seq",
-    "heads", "dim", "device",
+    "heads", "dim", "rows", "value_text", "device",
 )  # fmt: skip
-TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit")
+TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit", "value_text")
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
 
 
@@ -80,6 +87,25 @@ def to_frame(run: Run, samples: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
 
 
+def export_frame(run: Run, metrics: Sequence[str] = ()) -> pd.DataFrame:
+    """`to_frame` for the files others read (CSV, Liger): only the rows of `metrics` (all when
+    none is given, normbench.results.metrics.select_rows), and every column whose values are
+    whole numbers as pandas' nullable Int64, so `n`, the shape and byte counts are written as
+    3, not 3.0, beside the gaps of rows that have none."""
+    import pandas as pd
+
+    from normbench.results.metrics import select_rows
+
+    rows = select_rows(tidy_rows(run, samples=False), run.suite, metrics)
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *extra])
+    for name in frame.columns:
+        given = [r[name] for r in rows if r.get(name) is not None]
+        if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
 def clean_json(obj: Any) -> Any:
     """JSON has no NaN/inf: write them as null so any parser can read the file."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -99,11 +125,18 @@ def to_dict(run: Run) -> dict[str, Any]:
         "created": run.created,
         "wall_s": run.wall_s,
         "interrupted": run.interrupted,
+        "argv": run.argv,
+        "git": run.git,
         "env": run.env,
         "config": run.config,
         "findings": [f.to_dict() for f in run.findings],
         "rows": tidy_rows(run),
     }
+
+
+def schema_path() -> Path:
+    """The JSON Schema of a version-2 run file, shipped with the package."""
+    return Path(__file__).with_name("schema") / "run-v2.schema.json"
 
 
 def dumps(run: Run) -> str:
@@ -181,6 +214,9 @@ def from_dict(data: dict[str, Any]) -> Run:
         created=data.get("created", ""),
         interrupted=bool(data.get("interrupted")),
         wall_s=float(data.get("wall_s") or 0.0),
+        # Older files have neither: unknown, never this process's own.
+        argv=list(data["argv"]) if isinstance(data.get("argv"), list) else None,
+        git=dict(data["git"]) if isinstance(data.get("git"), dict) else None,
     )
 
 
@@ -274,18 +310,45 @@ def _load_partial(path: Path, text: str) -> Run:
         Level.WARNING,
     )
     return Run(suite=suite, env={}, config={}, results=results, findings=[finding],
-               created="", interrupted=True)  # fmt: skip
+               created="", interrupted=True, argv=None, git=None)  # fmt: skip
+
+
+def umask() -> int:
+    """The process's umask. Linux tells it in /proc/self/status without touching it; elsewhere
+    it is read once by setting and restoring it (os.umask has no read-only form, and a umask
+    that changes twice while other threads create files is best done only once)."""
+    global _umask_read
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    if _umask_read is None:
+        _umask_read = os.umask(0o077)
+        os.umask(_umask_read)
+    return _umask_read
+
+
+_umask_read: int | None = None
+
+
+def file_mode() -> int:
+    """What open() would give a new file: 0o666 less the umask (0644 under umask 022)."""
+    return 0o666 & ~umask()
 
 
 def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) -> Path:
     """Write through a temporary file in the same folder (bytes are written as they are).
     Without `overwrite`, the final name is claimed with a hard link, which fails instead of
-    replacing an existing file."""
+    replacing an existing file. mkstemp makes the temporary file private (0600); it gets the
+    umask's permissions before it takes the final name, as any file the user makes would."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     binary = isinstance(text, bytes)
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -7,7 +7,10 @@ registered under a `kind`; `to_rows()` is its one way to tidy rows (the CSV, JSO
 
 A case result (`CaseResult`) is one case's measurements: the case as numbers (its Shape, not a
 string), each metric as a `Measurement` with its status, and the suite's own typed fields
-declared on its subclass. Those fields are columns of every row of the case.
+declared on its subclass. Those fields are columns of every row of the case. A row carries the
+case's shape as numbers, `rows` (the normalized rows M) among them, and, where a measurement's
+value is a category (a verdict, yes/no), that category as text in `value_text`
+(docs/formats.md "The CSV file").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from normbench.provenance import command_line, git_info
 from normbench.variants.base import Shape
 
 if TYPE_CHECKING:
@@ -237,14 +241,22 @@ class CaseResult(Result):
             "shape": str(shape) if shape else "", "mode": self.mode,
             "batch": shape.batch if shape else None, "seq": shape.seq if shape else None,
             "heads": shape.heads if shape else None, "dim": shape.dim if shape else None,
-            "device": self.device,
+            "rows": shape.rows if shape else None, "device": self.device,
         }  # fmt: skip
         details = {name: plain(getattr(self, name)) for name in self.detail_names()}
         out = []
         for m in self.measurements:
             row = {**head, **{k: plain(getattr(m, k)) for k in MEASUREMENT_FIELDS}}
+            text = self.value_text(m)
+            if text is not None:  # most rows hold a quantity: the JSON stays lean
+                row["value_text"] = text
             out.append({**row, **details})
         return out
+
+    def value_text(self, m: Measurement) -> str | None:
+        """The measurement's value in words where it is a category, not a quantity (a verdict:
+        its rank is `value`, its name this); None for a quantity. A subclass names its own."""
+        return None
 
     @classmethod
     def from_rows(cls: type[R], rows: Sequence[Mapping[str, Any]]) -> R:
@@ -315,6 +327,11 @@ class Run:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     interrupted: bool = False
     wall_s: float = 0.0
+    # Where the run came from (normbench.provenance), stamped when it is made like `created`: the
+    # command line and the git checkouts. None where a saved run did not record them (older
+    # files), never guessed afterwards.
+    argv: list[str] | None = field(default_factory=command_line)
+    git: dict[str, Any] | None = field(default_factory=git_info)
 
     def of(self, cls: type[R]) -> list[R]:
         """The results of one type, in run order."""

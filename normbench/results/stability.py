@@ -12,7 +12,9 @@ The sweep scales `unit-max` inputs by 2^k: each scale is a `SweepPointResult` (m
 `SweepRangeResult` (measurements `safe_scale_max` and `safe_scale_min`, the scales at the ends
 of the PASS run, their notes the first failure beyond each end).
 
-Field names are the keys version-1 files kept in `extra`, so those files read back unchanged.
+Every row carries its input distribution (`dist`, `unit-max` for the sweep) and a verdict row
+its verdict as text in `value_text` (docs/formats.md "The CSV file"). Field names are the keys
+version-1 files kept in `extra`, so those files read back unchanged.
 """
 
 from __future__ import annotations
@@ -53,20 +55,49 @@ class Verdict(str, Enum):
 
 
 _RANK = {Verdict.SKIPPED: -1, **{Verdict(v): rank for v, rank in RANK.items()}}
+_RANK_NAME = {rank: v.value for v, rank in _RANK.items() if v.judged}
 
 
 def _verdict(v: Any) -> Verdict | None:
     return None if v is None else Verdict(v)
 
 
+@dataclass(frozen=True)
+class OnInput(CaseResult):
+    """A stability result knows the input distribution it was judged on: a column of every row,
+    so a tidy reader can group by it (the sweep's cases are all on `unit-max`)."""
+
+    dist: str | None = None  # the input distribution (normbench.inputs)
+
+    @classmethod
+    def of_case(cls, case: Case, measurements: Iterable[Measurement], **kw: Any) -> Any:
+        # Every case knows its input, also one the harness could not run (suites.common.not_run).
+        kw.setdefault("dist", case.dist)
+        return super().of_case(case, measurements, **kw)
+
+    def value_text(self, m: Measurement) -> str | None:
+        """A verdict measurement's value is its rank (0/1/2); its name is the text. Whether two
+        runs were bitwise identical is yes or no."""
+        if m.value is None:
+            return None
+        if m.metric in VERDICT_METRICS:
+            return _RANK_NAME.get(int(m.value))
+        if m.metric == "deterministic":
+            return "yes" if m.value else "no"
+        return None
+
+
+# The measurements whose value is a verdict's rank (Verdict.rank).
+VERDICT_METRICS = ("verdict", "sweep_verdict")
+
+
 @result_kind("stability")
 @dataclass(frozen=True)
-class StabilityResult(CaseResult):
+class StabilityResult(OnInput):
     """One stability case; the first measurement is `verdict`. `verdict` is None only where the
     harness itself failed on the case (status error, the exception as the note)."""
 
     verdict: Verdict | None = None
-    dist: str | None = None  # the input distribution (normbench.inputs)
     tensor: str | None = None  # the worst output or gradient
     max_ulp: float | None = None  # ... its largest error in output ulps
     rel: float | None = None  # ... its norm-wise relative error
@@ -77,12 +108,6 @@ class StabilityResult(CaseResult):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdict", _verdict(self.verdict))  # read back as text
-
-    @classmethod
-    def of_case(cls, case: Case, measurements: Iterable[Measurement], **kw: Any) -> StabilityResult:
-        # Every case knows its input, also one the harness could not run (suites.common.not_run).
-        kw.setdefault("dist", case.dist)
-        return super().of_case(case, measurements, **kw)
 
     @property
     def reason(self) -> str:
@@ -97,7 +122,7 @@ class StabilityResult(CaseResult):
 
 @result_kind("stability_sweep_point")
 @dataclass(frozen=True)
-class SweepPointResult(CaseResult):
+class SweepPointResult(OnInput):
     """One scale 2^k of a sweep; the measurement is `sweep_verdict` (0/1/2, the reason as its
     note; skipped where the scaled input is not representable or the case does not apply)."""
 
@@ -116,7 +141,7 @@ class SweepPointResult(CaseResult):
 
 @result_kind("stability_sweep_range")
 @dataclass(frozen=True)
-class SweepRangeResult(CaseResult):
+class SweepRangeResult(OnInput):
     """One implementation's dynamic range: the measurements `safe_scale_max` (the headline: a
     sweep that could not run is this metric without a value) and `safe_scale_min`, the largest
     and smallest scale of the PASS run. The edges are True where the run reaches the end of the

@@ -158,6 +158,7 @@ class ABCase(SpeedCase):
             timing = replace(timing, hot=True)
             cold_note = "timed hot: an install of a side cannot rotate its inputs (cold)"
             each = [[_setup(p, case, timing) for p in side] for side in self.sides]
+        each = rewarm_after_resets(each)
         ready = [next((r for r in rs if r.status != "ok"), rs[0]) for rs in each]
         # A side with no name (`@PATH` alone) times the case's own backend.
         cases = [replace(case, backend=side[0].name or case.backend) for side in self.sides]
@@ -184,6 +185,20 @@ class ABCase(SpeedCase):
             # Samples per process: compare's CI is then over processes.
             out.append(SideResult.of_speed(speed, label, n if len(n) > 1 else ()))
         return out
+
+
+def rewarm_after_resets(each: list[list[Ready]]) -> list[list[Ready]]:
+    """Each side's processes after setup, with every in-process side that a later side's
+    setup may have disturbed warmed up again. A compiling backend's build resets torch.compile
+    (torch._dynamo.reset(), normbench.backends.compile): an earlier side's compiled code is
+    dropped and it would recompile inside its first timed block (issue 21). The warm-up runs
+    again after every setup, so that recompile happens there, never in a timed block."""
+    out = []
+    for i, rs in enumerate(each):
+        later = any(r.compiles for side in each[i + 1 :] for r in side)
+        out.append([replace(r, warm=r.rewarm()) if later and r.status == "ok" and r.rewarm
+                    else r for r in rs])  # fmt: skip
+    return out
 
 
 def _setup(side: LocalSide | RemoteSide, case: Case, timing: Any) -> Ready:

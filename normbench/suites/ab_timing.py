@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from normbench.machine import MachineWatch
@@ -60,6 +60,9 @@ class Ready:
     # Input copies the side's call rotates through (1: hot); None from a worker of an install
     # older than the cache states, which always times back to back (hot).
     rotations: int | None = None
+    # An in-process side's warm-up, to run again after a later side's setup reset torch.compile
+    # (normbench.suites.ab.rewarm_after_resets); None for a worker's side.
+    rewarm: Callable[[], Sampler] | None = field(default=None, compare=False, repr=False)
 
     @property
     def take(self) -> Callable[[int], list[float]] | None:
@@ -102,7 +105,8 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
         run, rotations, _ = timed_runner(fn, p, case.mode, timing.hot, sem.inplace)
         warm = warm_up(run, case.device, timing, "interleaved")
         compiles = bool(getattr(backend, "compiles", False))
-        return Ready("ok", "", first, compiles, warm, rotations)
+        again = lambda: warm_up(run, case.device, timing, "interleaved")  # noqa: E731
+        return Ready("ok", "", first, compiles, warm, rotations, again)
     except (Exception, SystemExit) as exc:  # a plugin's sys.exit() too: this side's error
         return Ready("error", describe_error(exc))
 

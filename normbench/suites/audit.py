@@ -135,7 +135,7 @@ def _compile_key(job: dict) -> tuple:
     from normbench.kernels.aot import KERNELS_BY_NAME, launch_for, ptr_dtypes
 
     spec = KERNELS_BY_NAME[job["kernel"]]
-    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"])
+    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"], job.get("sms"))
     ints = tuple(
         (k, v == 1, v % 16 == 0, v >= 2**31)
         for k, v in sorted(values.items())
@@ -204,9 +204,12 @@ def run_audit(
     dtypes: Sequence[str] = DTYPES,
     dims: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    sm_count: int | None = None,
 ) -> list[AuditRow]:
     """Compile and read every (kernel, arch, dtype, N) configuration; one result each, in
-    order."""
+    order. `sm_count`: size the backward grids for a GPU with that many SMs instead of the
+    arch's reference part (normbench.kernels.aot.SM_COUNT), as on the device the audit is
+    checked against (tests/gpu/test_audit_truth_gpu.py)."""
     dims = list(DEFAULT_DIMS if dims is None else dims)
     _validate(archs, dtypes, dims)
     say = progress or (lambda _msg: None)
@@ -227,6 +230,8 @@ def run_audit(
         for n in dims
         for k in KERNELS
     ]
+    if sm_count is not None:
+        jobs = [dict(job, sms=sm_count) for job in jobs]
     missing = tools_missing()
     if missing:
         return [_error_row(j, missing) for j in jobs]

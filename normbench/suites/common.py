@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from normbench.env import device_scope
 from normbench.fmt import fmt_bytes
 from normbench.plugins import label_plugin_result
 from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
@@ -90,8 +91,9 @@ class CaseLoop:
             if self.progress:
                 self.progress(i, total, case.id)
             try:
-                reason = too_big(case)  # a sweep skips the shapes that cannot fit, runs the rest
-                done = self.not_run(case, Status.SKIPPED, reason) if reason else work(case)
+                with device_scope(case.device):  # cuda:N current while its case runs
+                    reason = too_big(case)  # a sweep skips the shapes that cannot fit
+                    done = self.not_run(case, Status.SKIPPED, reason) if reason else work(case)
             except KeyboardInterrupt:
                 self.interrupted = True
                 break

@@ -22,8 +22,9 @@ Ideals (the `ideal_<metric>` measurements): saved is `Variant.ideal_saved` (x pl
 statistics); the peak ideals count only what must exist: the outputs, the fp32 statistics and one
 gradient per input, nothing transient.
 
-How peaks are measured (PeakMemory): CUDA: the caching allocator's `max_memory_allocated` after
-`reset_peak_memory_stats`, minus the allocated bytes at the start. CPU: the profiler's memory
+How peaks are measured (PeakMemory): CUDA: the caching allocator's requested-bytes peak
+(`requested_bytes.all.peak`, the bytes tensors asked for, not the rounded blocks) after
+`reset_peak_memory_stats`, minus the requested bytes at the start. CPU: the profiler's memory
 events (allocations and frees through PyTorch's CPU allocator while it runs), replayed in order,
 one profiler session for the forward and backward so the backward's frees of saved tensors are
 seen. Memory outside PyTorch's allocator (numpy arrays in Triton's interpreter) is not seen:
@@ -74,6 +75,7 @@ class MemoryConfig:
     formats: tuple[str, ...] = DEFAULT_FORMATS
     plot: bool = False
     extra: dict = field(default_factory=dict)
+    quick: bool = False  # recorded only: --quick chose the smaller selection's defaults
 
     def to_dict(self) -> dict:
         d = asdict(self)

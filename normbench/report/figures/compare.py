@@ -1,6 +1,6 @@
 """The compare figure: the ratio of median times new/base per case with its bootstrap 95% CI,
-coloured by verdict (normbench.compare), the +-margin band around 1 and the geometric mean. The
-columns read are the comparison's fields `verdict` and `margin`."""
+coloured and shaped by verdict (normbench.compare), the +-margin band around 1 and the geometric
+mean. The columns read are the comparison's fields `verdict` and `margin`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ COMPARE_ORDER = ("regression", "improvement", "unreliable", "inconclusive", "sam
 COMPARE_COLORS = {
     "regression": "#d62728", "improvement": "#2ca02c", "unreliable": "#9467bd",
     "inconclusive": "#ff9f1a", "same": "#7f7f7f", "geometric mean": "#000000",
+}  # fmt: skip
+# A shape per verdict too, so the verdicts are told apart without their colours.
+COMPARE_MARKERS = {
+    "regression": "X", "improvement": "P", "unreliable": "s", "inconclusive": "D", "same": "o",
+    "geometric mean": "*",
 }  # fmt: skip
 GEOMEAN = "geometric mean"
 
@@ -80,8 +85,9 @@ def ratios(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         at = {c: i for i, c in enumerate(here.case)}
         for label, s in here.groupby("label", sort=False):
             err = style.error_lengths(list(s.value), list(s.ci_low), list(s.ci_high))
-            h = ax.errorbar(s.value, [at[c] for c in s.case], xerr=err, fmt="o",
-                            color=colors[label], capsize=3, markersize=4, label=label)  # fmt: skip
+            h = ax.errorbar(s.value, [at[c] for c in s.case], xerr=err,
+                            fmt=COMPARE_MARKERS.get(label, "o"), color=colors[label], capsize=3,
+                            markersize=6 if label == GEOMEAN else 5, label=label)  # fmt: skip
             handles.setdefault(label, h)
         ax.set_yticks(range(len(at)))
         ax.set_yticklabels(list(at), fontsize=7)

@@ -1,5 +1,7 @@
 """The memory figure: what each case saves for backward and its peaks, against the ideal byte
-model, per hidden size N (normbench memory, and speed --memory)."""
+model, per hidden size N (normbench memory, and speed --memory). Measured / ideal is often the
+same whole number for many backends, so every series is dodged sideways around its N and has a
+marker of its own: none hides behind another."""
 
 from __future__ import annotations
 
@@ -85,18 +87,17 @@ def memory(frame: pd.DataFrame, ctx: Context) -> Figure | None:
     ratio = bool(pts.ratio.iloc[0])
     panels = list(dict.fromkeys(pts.panel))
     fig, axes = style.panel_grid(len(panels), min(4, len(panels)), style.LINE_SIZE)
-    colors = style.palette(pts.backend)
-    styles = style.line_styles(pts.variant)
+    looks = style.series_looks(pts)
     handles: dict[str, Any] = {}
     ylabel = "measured / ideal bytes" if ratio else "MiB"
     for ax, panel in zip(axes, panels):
         here = pts[pts.panel == panel]
-        for label, s in here.groupby("label", sort=False):
+        series = list(here.groupby("label", sort=False))
+        for (label, s), f in zip(series, style.dodge(len(series), here.N)):
             s = s.sort_values("N", kind="stable")
-            ls, marker = styles[s.variant.iloc[0]]
-            h = ax.errorbar(s.N, s.y, color=colors[s.backend.iloc[0]], linestyle=ls,
-                            marker=marker, markersize=4, capsize=3, linewidth=1.5, elinewidth=1,
-                            label=label)  # fmt: skip
+            color, ls, marker = looks[label]
+            h = ax.errorbar(s.N * f, s.y, color=color, linestyle=ls, marker=marker, markersize=5,
+                            capsize=3, linewidth=1.5, elinewidth=1, label=label)  # fmt: skip
             handles.setdefault(label, h)
         style.log2_x(ax, here.N)
         if ratio:
@@ -110,4 +111,7 @@ def memory(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
     title = ctx.title("memory against the ideal byte model (lower is better)")
-    return style.finish(fig, title, handles, not_plotted(frame, "saved_bytes"))
+    notes = not_plotted(frame, "saved_bytes")
+    if pts.label.nunique() > 1:
+        notes += ("The series are set side by side around each N, so equal values all show.",)
+    return style.finish(fig, title, handles, notes)

@@ -1,7 +1,9 @@
 """The stability figures: the range sweep (the verdict, or the error, of each implementation as
 its inputs are scaled by 2^k) and the verdict matrix (each implementation on each input
 distribution). The columns read are the stability results' fields: `verdict`, `dist`,
-`max_ulp`, `tol_ratio`, and for the sweep `k`, `low_k`, `high_k`."""
+`max_ulp`, `tol_ratio`, and for the sweep `k`, `low_k`, `high_k`. A verdict is never told by its
+colour alone: each cell also carries its word (or letter) and a hatch, each sweep point a marker
+shape of its verdict's (docs/benchmarks.md "2026-12-02: plots")."""
 
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 VERDICT_COLORS = {"PASS": "#2ca02c", "WARN": "#ff9f1a", "FAIL": "#d62728", "skipped": "#d9d9d9"}
+VERDICT_HATCHES = {"PASS": "", "WARN": "//", "FAIL": "xx", "skipped": ""}
+VERDICT_MARKERS = {"PASS": "o", "WARN": "^", "FAIL": "X", "skipped": "."}
+# A sweep cell is too narrow for a word: a letter (and nothing where the case did not run).
+VERDICT_LETTERS = {"PASS": "P", "WARN": "W", "FAIL": "F", "skipped": ""}
 # Per-scale error measures a sweep point may carry, best first: the error as a multiple of the
 # tolerance (PASS <= 1, WARN <= 4: normbench.verdicts), then the error in output ulps.
 SWEEP_ERROR_KEYS = (("tol_ratio", "error / tolerance"), ("max_ulp", "max error (output ulps)"))
@@ -45,8 +51,19 @@ def _impl(rows: pd.DataFrame) -> pd.Series:
     return rows.variant + " / " + rows.backend
 
 
-def _cell(x: float, y: float, color: str) -> Rectangle:
-    return Rectangle((x - 0.48, y - 0.45), 0.96, 0.9, color=color, linewidth=0)
+def _cell(x: float, y: float, mark: str) -> Rectangle:
+    """A verdict's cell: its colour and, for WARN and FAIL, a dark hatch over it."""
+    return Rectangle((x - 0.48, y - 0.45), 0.96, 0.9, facecolor=VERDICT_COLORS.get(mark, "#d9d9d9"),
+                     hatch=VERDICT_HATCHES.get(mark, ""), edgecolor="#333333",
+                     linewidth=0)  # fmt: skip
+
+
+def _cell_text(ax: Axes, x: float, y: float, text: str, size: float) -> None:
+    """Text on a light box, so it stays legible over a hatch; WARN and FAIL in bold."""
+    box = {"facecolor": "white", "alpha": 0.75, "linewidth": 0, "pad": 0.8}
+    loud = text.startswith(("WARN", "FAIL", "W", "F"))
+    ax.text(x, y, text, ha="center", va="center", fontsize=size, bbox=box if text else None,
+            fontweight="bold" if loud else "normal")  # fmt: skip
 
 
 def _grid_size(series: list[list[Any]], per_col: float) -> tuple[float, float]:
@@ -58,7 +75,8 @@ def _grid_size(series: list[list[Any]], per_col: float) -> tuple[float, float]:
 
 def _verdict_legend(handles: dict[str, Any]) -> None:
     for v, color in VERDICT_COLORS.items():
-        handles.setdefault(v if v != "skipped" else "not run", Patch(color=color))
+        patch = Patch(facecolor=color, hatch=VERDICT_HATCHES[v], edgecolor="#333333", linewidth=0)
+        handles.setdefault(v if v != "skipped" else "not run (n/a)", patch)
 
 
 # ---------------------------------------------------------------- the 2^k sweep
@@ -148,26 +166,31 @@ def sweep(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         "(error per scale)" if key else "(verdict per scale)"
     )
     note = (
-        "Points coloured by verdict; a gap: the scaled input is not representable in the dtype, "
-        "or the case does not apply."
+        "Point shape and colour: its verdict (o PASS, ^ WARN, X FAIL); a gap: the scaled input is "
+        "not representable in the dtype, or the case does not apply."
         if key
-        else "Grey: the scaled input is not representable in the dtype, or not applicable."
+        else "Cell: P PASS, W WARN (hatched //), F FAIL (hatched xx); grey: the scaled input is "
+        "not representable in the dtype, or not applicable."
     )
     return style.finish(fig, title, handles, (note,))
 
 
 def _error_lines(ax: Axes, series, colors, styles, handles: dict[str, Any]) -> None:
-    """Error against scale, a marker per point coloured by its verdict."""
+    """Error against scale, a line per implementation (colour: backend, style: variant), a
+    marker per point whose shape and colour are its verdict's."""
     for impl, s in series:
-        ls, marker = styles[s.variant.iloc[0]]
+        ls, _ = styles[s.variant.iloc[0]]
         xs = [2.0**k for k in s.k]
         (h,) = ax.plot(xs, s.y, color=colors[s.backend.iloc[0]], linestyle=ls, linewidth=1.3,
                        label=impl)  # fmt: skip
-        ax.scatter(xs, s.y, c=[VERDICT_COLORS.get(m, "#d9d9d9") for m in s.mark], marker=marker,
-                   s=18, zorder=3, edgecolors="none")  # fmt: skip
+        for mark, at in s.assign(x=xs).groupby("mark", sort=False):
+            ax.scatter(at.x, at.y, color=VERDICT_COLORS.get(mark, "#d9d9d9"), s=22, zorder=3,
+                       marker=VERDICT_MARKERS.get(mark, "."), edgecolors="none",
+                       label=f"_{mark}")  # fmt: skip
         handles.setdefault(impl, h)
     for v in VERDICTS:
-        handles.setdefault(v, Line2D([], [], color=VERDICT_COLORS[v], marker="o", linestyle=""))
+        handles.setdefault(v, Line2D([], [], color=VERDICT_COLORS[v], marker=VERDICT_MARKERS[v],
+                                     linestyle=""))  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
 
@@ -178,7 +201,8 @@ def _verdict_rows(ax: Axes, series, handles: dict[str, Any]) -> None:
     at = {c: i for i, c in enumerate(cols)}
     for row, (_, s) in enumerate(series):
         for k, mark in zip(s.k, s.mark):
-            ax.add_patch(_cell(at[k], row, VERDICT_COLORS.get(mark, "#d9d9d9")))
+            ax.add_patch(_cell(at[k], row, mark))
+            _cell_text(ax, at[k], row, VERDICT_LETTERS.get(mark, ""), 6)
     ax.set_xlim(-0.5, len(cols) - 0.5)
     ax.set_ylim(len(series) - 0.5, -0.5)
     ax.set_yticks(range(len(series)))
@@ -223,11 +247,12 @@ def matrix_cells(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
 
 
 def _ulp_text(mark: str, ulp: float) -> str:
+    """The cell's words: its verdict over its worst error in ulps ('PASS\n0.5')."""
     if mark == "skipped":
         return "n/a"
     if not math.isfinite(ulp):  # NaN: no error in ulps recorded
         return mark
-    return compact(ulp)
+    return f"{mark}\n{compact(ulp)}"
 
 
 def compact(v: float) -> str:
@@ -256,8 +281,8 @@ def matrix(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         at = {c: i for i, c in enumerate(cols)}
         for row, (_, s) in enumerate(series):
             for dist, mark, text in zip(s.dist, s.mark, s.text):
-                ax.add_patch(_cell(at[dist], row, VERDICT_COLORS.get(mark, "#d9d9d9")))
-                ax.text(at[dist], row, text, ha="center", va="center", fontsize=7)
+                ax.add_patch(_cell(at[dist], row, mark))
+                _cell_text(ax, at[dist], row, text, 7)
         ax.set_xlim(-0.5, len(cols) - 0.5)
         ax.set_ylim(len(series) - 0.5, -0.5)
         ax.set_yticks(range(len(series)))
@@ -269,5 +294,8 @@ def matrix(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("input distribution")
     title = "normbench stability: verdict per input distribution (cell: worst error in ulps)"
-    note = "Green PASS, orange WARN, red FAIL, grey not applicable; worst over N and modes."
+    note = (
+        "Cell: the verdict (WARN hatched //, FAIL xx) over the worst error in output ulps; "
+        "n/a: not applicable; worst over N and modes."
+    )
     return style.finish(fig, title, handles, (note,))

@@ -1,6 +1,8 @@
-"""The figures' shared look: panels on one canvas, a colour per backend and a line style per
-variant, log2 axes for hidden sizes and ratios, reference lines, and one legend under the
-panels whose title carries the notes."""
+"""The figures' shared look: panels on one canvas, a colour per backend, a line style per variant
+and a marker per series (so no series is told apart by colour alone), log2 axes for hidden sizes
+and ratios, a log axis for bandwidths, points dodged sideways where series would cover each
+other, reference lines, one legend under the panels whose title carries the notes, and titles
+wrapped to the width they have (docs/benchmarks.md "2026-12-02: plots")."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from normbench.canvas import new_figure
 
@@ -21,7 +24,7 @@ BACKEND_COLORS = {
 }  # fmt: skip
 SPARE_COLORS = ("#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5")
 LINESTYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "D", "v", "P")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 LINE_SIZE = (5.4, 3.8)  # inches per panel of lines or bars
 
 
@@ -41,6 +44,43 @@ def line_styles(keys: Iterable[str]) -> dict[str, tuple[str, str]]:
     }
 
 
+def series_looks(pts: Any) -> dict[str, tuple[str, str, str]]:
+    """(colour, line style, marker) per series `label` of a frame of points: the colour of its
+    backend, the line style of its variant and a marker of its own, so two series that share a
+    colour (or sit on the same spot) still differ in shape."""
+    colors = palette(pts.backend)
+    styles = line_styles(pts.variant)
+    firsts = pts.drop_duplicates("label")
+    return {
+        r.label: (colors[r.backend], styles[r.variant][0], MARKERS[i % len(MARKERS)])
+        for i, r in enumerate(firsts.itertuples())
+    }
+
+
+def dodge(n: int, xs: Iterable[float], widest: float = 0.8) -> list[float]:
+    """A factor per series that moves its points sideways on a log2 N axis, evenly across at
+    most `widest` octaves centred on each N and within 60% of the gap between neighbouring Ns,
+    so series with the same N and value sit side by side instead of on top of each other."""
+    if n <= 1:
+        return [1.0] * n
+    ticks = sorted(set(xs))
+    gaps = [math.log2(b / a) for a, b in zip(ticks, ticks[1:])]
+    octaves = min([widest, *(0.6 * g for g in gaps)])
+    return [2.0 ** (i * octaves / (n - 1) - octaves / 2) for i in range(n)]
+
+
+def log_y(ax: Axes) -> None:
+    """A log y axis of plain numbers (one outlier no longer flattens the rest): ticks at 1, 2
+    and 5 x 10^k, or at every 1..9 x 10^k when the axis spans under 5x, so it has several. Set
+    the scale before drawing (limits autoscaled on a linear axis may reach 0); call this last."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    subs = (1.0, 2.0, 5.0) if hi >= 5 * lo else tuple(float(i) for i in range(1, 10))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+
+
 def panel_grid(n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
     """A figure of `n` panels (at least one), `ncols` a row, `size` inches each, with room
     below for the legend."""
@@ -57,14 +97,52 @@ def panel_grid(n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, l
 def finish(fig: Figure, title: str, handles: dict[str, Any], notes: Sequence[str] = ()) -> Figure:
     """The title above, and below one legend of every labelled artist; the notes ride as the
     legend's title so the layout leaves room for them."""
-    fig.suptitle(title, fontsize=12)
+    top = fig.suptitle(title, fontsize=12)
     if handles or notes:
-        # About 15 characters of 8-point text to the inch: wrapped, a long note is not cut off.
-        text = textwrap.fill("  ".join(notes), width=int(fig.get_figwidth() * 15)) or None
         fig.legend(list(handles.values()), list(handles), loc="outside lower center",
                    ncols=max(1, min(len(handles), 5, int(fig.get_figwidth() / 2.3))),
-                   fontsize=9, frameon=False, title=text, title_fontsize=8)  # fmt: skip
+                   fontsize=9, frameon=False, title="  ".join(notes) or None,
+                   title_fontsize=8)  # fmt: skip
+    fit_text(fig, top)
     return fig
+
+
+def fit_text(fig: Figure, title: Text) -> None:
+    """Wrap the figure's title and the legend's notes to the figure's width, and each panel's
+    title to its panel's, measured as drawn (a guess at characters per inch clipped long titles
+    of one-panel figures on both sides); a legend wider than the figure gets fewer columns."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    room = fig.bbox.width * 0.98
+    wrap_to(title, room, renderer)
+    for legend in fig.legends:
+        wrap_to(legend.get_title(), room, renderer)
+        ncols = legend._ncols  # no public getter; set_ncols is public
+        while ncols > 1 and legend.get_window_extent(renderer).width > room:
+            ncols -= 1
+            legend.set_ncols(ncols)
+    titled = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    # A panel's width is known once the layout has run (a second of a large figure's time):
+    # only when a title is more than 60% of its panel's share before the layout.
+    if any(ax.title.get_window_extent(renderer).width > 0.6 * ax.bbox.width for ax in titled):
+        fig.draw_without_rendering()
+        for ax in titled:
+            wrap_to(ax.title, ax.bbox.width, renderer)
+
+
+def wrap_to(text: Text, width: float, renderer: Any) -> None:
+    """Wrap `text` onto as many lines as it needs to be at most `width` pixels wide; a single
+    word wider than that gets a smaller font."""
+    one = " ".join(text.get_text().split())
+    if not one:
+        return
+    text.set_text(one)
+    wide = text.get_window_extent(renderer).width
+    chars = int(len(one) * width / wide) if wide > width else 0
+    while chars >= 8 and text.get_window_extent(renderer).width > width:
+        text.set_text(textwrap.fill(one, chars, break_long_words=False))
+        chars = int(chars * 0.9)
+    while text.get_window_extent(renderer).width > width and text.get_fontsize() > 5:
+        text.set_fontsize(text.get_fontsize() - 0.5)
 
 
 def pow2_label(n: float) -> str:

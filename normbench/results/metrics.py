@@ -1,0 +1,137 @@
+"""The metrics each suite's tidy rows carry, which way each is better, and `--metrics`: which of
+them go into the CSV, github-action-benchmark and Liger exports (docs/formats.md "Choosing
+the metrics").
+
+A selection is a list of metric names or shell-style patterns (`*_max_ulp`). It is checked
+against the suite's catalogue before anything is measured (a typo costs no run), and against
+the run's own metrics when the exports are written (a suite without a catalogue, such as
+diagnose, whose metrics are its probes' numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from normbench.errors import UsageError
+from normbench.results.audit import METRICS as AUDIT_METRICS
+from normbench.results.memory import IDEAL_OF
+
+# What one forward and backward save and peak at (the memory suite; speed --memory adds them).
+MEMORY = ("saved_bytes", "saved_param_bytes", "peak_fwd_bytes", "peak_bytes", *IDEAL_OF.values())
+# speed's measurements (normbench.results.speed); pct_copy_bw is a version-1 run's.
+SPEED = ("time", "bandwidth", "sol_time", "pct_sol", "speedup", "compile_time", "pct_copy_bw",
+         *MEMORY)  # fmt: skip
+# stability: the verdict, each output's and gradient's measures (<tensor>_<measure>: y, dx,
+# dweight, ... as the variant has them), the two-run check and the 2^k sweep.
+TENSOR_MEASURES = ("max_abs", "rel", "max_ulp", "tol_ratio", "nonfinite", "silent_zero_rows",
+                   "lost_propagation")  # fmt: skip
+STABILITY = ("verdict", *(f"*_{m}" for m in TENSOR_MEASURES), "deterministic", "sweep_verdict",
+             "safe_scale_max", "safe_scale_min")  # fmt: skip
+COMPARE = ("ratio", "geomean_ratio")
+CATALOGUE: dict[str, tuple[str, ...]] = {
+    "speed": SPEED,
+    "memory": MEMORY,
+    "stability": STABILITY,
+    "compare": COMPARE,
+    "ab": COMPARE,  # ab's report is its comparison
+    "calibrate": ("noise_floor", "min_margin", "between_run_noise"),
+    "audit": tuple(name for name, _ in AUDIT_METRICS),
+}
+
+# Bigger is better for these; for every other metric (times, bytes, errors, ratios new/base,
+# noise) smaller is.
+BIGGER_IS_BETTER = frozenset({"bandwidth", "pct_sol", "pct_copy_bw", "speedup", "safe_scale_max",
+                              "deterministic", "occupancy_pct", "load_width_bytes",
+                              "store_width_bytes"})  # fmt: skip
+
+
+def bigger_is_better(metric: str) -> bool:
+    return metric in BIGGER_IS_BETTER
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    """'time, bandwidth' -> ('time', 'bandwidth'), repeats dropped; None -> () (all metrics).
+    A list that names nothing is refused in one sentence."""
+    if text is None:
+        return ()
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not names:
+        raise UsageError("--metrics: it names no metric: give names, e.g. --metrics time,bandwidth")
+    return names
+
+
+def _readable(catalogue: Iterable[str]) -> str:
+    return ", ".join(c.replace("*", "<tensor>") for c in catalogue)
+
+
+def _known(name: str, known: Iterable[str]) -> bool:
+    """A name or pattern is known when it matches a metric (or a metric pattern) of `known`."""
+    return any(fnmatchcase(k, name) or fnmatchcase(name, k) for k in known)
+
+
+def check_metrics(suite: str, names: Sequence[str]) -> None:
+    """Refuse (UsageError, exit 2) a name no metric of `suite` can match; a suite without a
+    catalogue is checked against its run instead (`select_rows`)."""
+    catalogue = CATALOGUE.get(suite)
+    if not names or catalogue is None:
+        return
+    unknown = [n for n in names if not _known(n, catalogue)]
+    if unknown:
+        raise UsageError(
+            f"--metrics: unknown metric {', '.join(map(repr, unknown))} for {suite}: its "
+            f"metrics are {_readable(catalogue)}"
+        )
+
+
+def select_rows(
+    rows: Sequence[Mapping[str, Any]], suite: str, names: Sequence[str]
+) -> list[Mapping[str, Any]]:
+    """The rows whose metric matches one of `names` (all rows when none is given). A name that
+    matches none of the run's metrics and is not in the suite's catalogue is refused, naming the
+    run's metrics."""
+    if not names:
+        return list(rows)
+    present = list(dict.fromkeys(str(r.get("metric")) for r in rows if r.get("metric")))
+    known = (*CATALOGUE.get(suite, ()), *present)
+    unknown = [n for n in names if not _known(n, known)]
+    if unknown:
+        raise UsageError(
+            f"--metrics: unknown metric {', '.join(map(repr, unknown))} for {suite}: this "
+            f"run's metrics are {_readable(present) or 'none'}"
+        )
+    return [r for r in rows if any(fnmatchcase(str(r.get("metric") or ""), n) for n in names)]
+
+
+# The metrics github-action-benchmark's files get when --metrics is not given: each suite's
+# headline numbers (the file's direction picks among them); a suite not named here gives all.
+GAB_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "speed": ("time", "bandwidth"),
+    "memory": ("saved_bytes", "peak_bytes"),
+    "stability": ("*_max_ulp", "safe_scale_max"),
+    "compare": ("ratio", "geomean_ratio"),
+    "ab": ("ratio", "geomean_ratio"),
+    "calibrate": ("noise_floor", "min_margin"),
+    "audit": ("registers", "spill_bytes", "occupancy_pct"),
+}
+
+
+def check_direction(formats: Sequence[str], names: Sequence[str]) -> None:
+    """`--format gab` holds smaller-is-better metrics and `gab-bigger` bigger-is-better ones: a
+    selection of plain names that has none for a gab file asked for is refused in one sentence
+    (patterns are judged by the run's rows when the file is written)."""
+    if not names or any(ch in n for n in names for ch in "*?["):
+        return
+    bigger = [n for n in names if bigger_is_better(n)]
+    smaller = [n for n in names if not bigger_is_better(n)]
+    if "gab" in formats and not smaller:
+        raise UsageError(
+            f"--format gab holds smaller-is-better metrics and {', '.join(bigger)} "
+            "bigger-is-better: add --format gab-bigger for them"
+        )
+    if "gab-bigger" in formats and not bigger:
+        raise UsageError(
+            f"--format gab-bigger holds bigger-is-better metrics (bandwidth, speedup, pct_sol) "
+            f"and {', '.join(smaller)} smaller-is-better: use --format gab for them"
+        )
