@@ -184,23 +184,34 @@ def read_meta(path: str | Path, option: str = "--inputs") -> CaptureMeta:
     """A capture file's header, checked against its tensors' names and shapes (none loaded)."""
     path = Path(path)
     with _open(path, option) as handle:
-        header = _header(handle, path, option)
-        layers = _layers(header, path, option)
-        _check_tensors(handle, layers, path, option)
-    return CaptureMeta(
-        str(path), str(header.get("model", "")), str(header.get("batch", "")), layers,
-        header.get("loss"), bool(header.get("complete", True)), header.get("error"),
-        tuple(header.get("ignored") or ()),
-    )  # fmt: skip
+        header, layers = _checked(handle, path, option)
+    return CaptureMeta(str(path), *_source(header), layers, *_outcome(header))
+
+
+def _checked(handle: Any, path: Path, option: str) -> tuple[dict[str, Any], tuple[LayerMeta, ...]]:
+    """The header and its layers, checked against the tensors' names and shapes."""
+    header = _header(handle, path, option)
+    layers = _layers(header, path, option)
+    _check_tensors(handle, layers, path, option)
+    return header, layers
+
+
+def _source(header: dict[str, Any]) -> tuple[str, str]:
+    """What was run: the model spec and the batch."""
+    return str(header.get("model", "")), str(header.get("batch", ""))
+
+
+def _outcome(header: dict[str, Any]) -> tuple[Any, bool, Any, tuple[str, ...]]:
+    """How the capture went: the loss, whether it finished, its error, the layers ignored."""
+    return (header.get("loss"), bool(header.get("complete", True)), header.get("error"),
+            tuple(header.get("ignored") or ()))  # fmt: skip
 
 
 def read_capture(path: str | Path, option: str = "--inputs") -> Capture:
     """A capture file with its tensors, checked as read_meta does and for each tensor's dtype."""
     path = Path(path)
     with _open(path, option) as handle:
-        header = _header(handle, path, option)
-        layers = _layers(header, path, option)
-        _check_tensors(handle, layers, path, option)
+        header, layers = _checked(handle, path, option)
         out = []
         for m in layers:
             got: dict[str, torch.Tensor] = {}
@@ -217,8 +228,5 @@ def read_capture(path: str | Path, option: str = "--inputs") -> Capture:
                 got[name] = t
             out.append(CapturedLayer(m, got["x"], got["y"], got.get("weight"), got.get("bias"),
                                      got.get("dy")))  # fmt: skip
-    return Capture(
-        str(header.get("model", "")), str(header.get("batch", "")), tuple(out),
-        header.get("loss"), bool(header.get("complete", True)), header.get("error"),
-        tuple(header.get("ignored") or ()), dict(header.get("extra") or {}),
-    )  # fmt: skip
+    return Capture(*_source(header), tuple(out), *_outcome(header),
+                   dict(header.get("extra") or {}))  # fmt: skip
