@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from normbench.kernels import launch, layer_norm, rms_norm
-from tests.kernel_reference import check, formula, worst_ratio
+from tests.kernel_reference import check, formula, gradcheck64, worst_ratio
 
 BF16, FP16, FP32, FP64 = torch.bfloat16, torch.float16, torch.float32, torch.float64
 
@@ -186,7 +186,7 @@ def small_loop(monkeypatch):
 @pytest.mark.parametrize("family", ["rms", "ln"])
 @pytest.mark.parametrize("dtype", [FP32, FP16, BF16])
 def test_looped_kernels_small_chunks(small_loop, family, dtype):
-    n = 200  # 13 chunks, the last one partial
+    n = 72  # 5 chunks, the last one partial
     w, b = _params(n, FP32)
     inputs = {"x": _randn(7, n, dtype=dtype, mean=0.5, seed=20), "w": w, "b": b}
     inputs["r"] = _randn(7, n, dtype=dtype, mean=3.0, seed=21)
@@ -248,7 +248,7 @@ def test_gradcheck_fp64_options(case):
         "rms_llama_res": (lambda x, r: rms_norm(x, None, residual=r, cast="llama"), (x, r)),
     }
     fn, args = fns[case]
-    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7)
+    assert gradcheck64(fn, args)
 
 
 def test_gradcheck_fp64_looped(monkeypatch):
@@ -259,12 +259,31 @@ def test_gradcheck_fp64_looped(monkeypatch):
         torch.randn(*s, generator=gen, dtype=FP64, requires_grad=True)
         for s in ((2, 24), (2, 24), (24,), (24,))
     )
-    assert torch.autograd.gradcheck(
-        lambda x, r, w: rms_norm(x, w, residual=r)[0], (x, r, w), eps=1e-6, atol=1e-7
-    )
-    assert torch.autograd.gradcheck(
-        lambda x, w, b: layer_norm(x, w, b), (x[:1], w, b), eps=1e-6, atol=1e-7
-    )
+    assert gradcheck64(lambda x, r, w: rms_norm(x, w, residual=r)[0], (x, r, w))
+    assert gradcheck64(lambda x, w, b: layer_norm(x, w, b), (x[:1], w, b))
+
+
+class _OneWrongElement(torch.autograd.Function):
+    """Identity whose backward scales one element of the gradient by 1 + 1e-4."""
+
+    @staticmethod
+    def forward(ctx, y):
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.clone()
+        g[0, 3] *= 1 + 1e-4
+        return g
+
+
+def test_gradcheck64_catches_one_wrong_element():
+    # The fast-mode check above must not be weaker than the full one it replaces.
+    gen = torch.Generator().manual_seed(1)
+    x, b = (torch.randn(*s, generator=gen, dtype=FP64, requires_grad=True) for s in ((3, 8), (8,)))
+    assert gradcheck64(lambda x, b: rms_norm(x, None, bias=b), (x, b))
+    with pytest.raises(RuntimeError, match="Jacobian mismatch"):
+        gradcheck64(lambda x, b: _OneWrongElement.apply(rms_norm(x, None, bias=b)), (x, b))
 
 
 @pytest.mark.parametrize("family", ["rms", "ln"])

@@ -58,6 +58,14 @@ def plugin(tmp_path: Path) -> Path:
     return path
 
 
+def _default_stop_signals() -> None:
+    """In the child: the stop signals at their defaults. Started from a background job (`make
+    test &` in a script) SIGINT arrives ignored, and normbench rightly keeps an inherited ignore
+    (test_an_inherited_ignore_is_kept), so the signal under test would never stop the run."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     mark = tmp_path / "calls.txt"
     env = dict(os.environ, NB_MARK=str(mark), PYTHONPATH=str(ROOT))
@@ -68,6 +76,7 @@ def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_stop_signals,
     )
     return proc, mark
 

@@ -124,8 +124,8 @@ def test_ab_processes_option(tmp_path):
 def test_ab_every_backend_from_two_installs(tmp_path):
     out = tmp_path / "r"
     r = runner.invoke(app, ["ab", "--a", f"@{ROOT}", "--b", f"@{ROOT}", "--backend",
-                            "eager,composite,triton", *TINY, "--out", str(out),
-                            "--format", "json"])  # fmt: skip
+                            "eager,composite,triton", *TINY, "--processes", "2",
+                            "--out", str(out), "--format", "json"])  # fmt: skip
     assert r.exit_code in (0, 1), r.output
     rows = {row["case_id"]: row for row in comparison(out)["rows"] if row["metric"] == "ratio"}
     # Matched on the full case id: one comparison per backend.
@@ -152,10 +152,12 @@ def test_ab_worker_that_cannot_start_is_one_sentence(tmp_path):
     [
         (f"@{ROOT}", "eager", "either name a backend on both sides"),
         ("eager@/no/such", "eager", "--a ...@/no/such: not a directory"),
-        (f"eager@{ROOT}", "nosuch", "side B (nosuch): backend 'nosuch': unknown backend"),
+        (f"eager@{ROOT}", "nosuch", "--b 'nosuch': unknown backend: choose from eager,"),
     ],
 )
-def test_ab_bad_sides(a, b, message):
+def test_ab_bad_sides(a, b, message, monkeypatch):
+    # Refused before any worker starts (each would import torch first: seconds for a typo).
+    monkeypatch.setattr("normbench.suites.ab.Worker", lambda *a, **k: pytest.fail("started"))
     r = runner.invoke(app, ["ab", "--a", a, "--b", b, *TINY, "--format", "none"])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output

@@ -53,6 +53,11 @@ def build_ab_config(
         )
     if any(installs):  # the workers resolve the specs, each in its own install
         name_a, name_b = spec_a, spec_b
+        # A side without @PATH runs this install: a bad name is refused here, in a moment,
+        # not after every worker has imported torch.
+        for spec, at, option in ((spec_a, at_a, "--a"), (spec_b, at_b, "--b")):
+            if spec and not at:
+                resolve_side(spec, option)
         # The cases only: a named side's case ids carry its own backend.
         local = backend or (["eager"] if spec_a else None)
     elif not spec_a:
