@@ -35,20 +35,21 @@ def close(name, got, want, atol, rtol):
 # The interpreter runs one program after another, so a case costs about its row count. Outputs
 # and dx are computed row by row: the row count changes nothing they test. What a peer's large M
 # exercises is a gradient summed over rows (dW, dB: the backward grid's partial sums and their
-# tolerance, which grows with M), so the peer's own M is kept wherever such a sum is checked with
-# bf16 x, the dtype both peers test most; elsewhere the rows are cut to FEW_ROWS (odd, and still
-# several tiles per backward program).
+# tolerance, which grows with M), so the peer's own M is kept wherever such a sum is checked at
+# the dtypes the peer tests most (Liger: bf16; QuACK: bf16 x with an fp32 weight); elsewhere the
+# rows are cut to FEW_ROWS (odd, and still several tiles per backward program).
 FEW_ROWS = 37
 
 
-def rows(m: int, *, summed: bool, dtype: torch.dtype) -> int:
-    return m if summed and dtype == BF16 else min(m, FEW_ROWS)
+def rows(m: int, *, full: bool) -> int:
+    """`full`: a gradient summed over rows is checked at the peer's most tested dtypes."""
+    return m if full else min(m, FEW_ROWS)
 
 
-def liger_shape(shape: tuple[int, ...], *, summed: bool, dtype: torch.dtype) -> tuple[int, ...]:
+def liger_shape(shape: tuple[int, ...], *, full: bool) -> tuple[int, ...]:
     """Liger's (B, T, H) with T cut so that B x T is at most `rows`."""
     b, t, h = shape
-    return (b, max(1, rows(b * t, summed=summed, dtype=dtype) // b), h)
+    return (b, max(1, rows(b * t, full=full) // b), h)
 
 
 def _seeded(*shape, dtype, seed=0, scale=1.0):
@@ -83,7 +84,7 @@ def test_liger_rms_norm_correctness(shape, dtype, mode, offset, affine):
     # Liger's llama and gemma casting modes are ours as cast="llama" and offset=1 (fp32 cast);
     # its "none" (all in the input dtype) is matched by our fp32 cast within its tolerance.
     atol, rtol = LIGER_TOL[dtype]
-    shape = liger_shape(shape, summed=affine, dtype=dtype)
+    shape = liger_shape(shape, full=affine and dtype == BF16)
     x = _seeded(*shape, dtype=dtype, seed=1)
     dy = _seeded(*shape, dtype=dtype, seed=2)
     w0 = torch.ones(shape[-1], dtype=dtype) if affine else None  # Liger's init: ones
@@ -107,7 +108,7 @@ def test_liger_rms_norm_correctness(shape, dtype, mode, offset, affine):
 def test_liger_fused_add_rms_norm_correctness(shape, dtype, mode, offset):
     # Liger's references add x + r in the input dtype and normalize that sum: our contract.
     atol, rtol = LIGER_TOL[dtype]
-    shape = liger_shape(shape, summed=True, dtype=dtype)
+    shape = liger_shape(shape, full=dtype == BF16)
     x, r = _seeded(*shape, dtype=dtype, seed=3), _seeded(*shape, dtype=dtype, seed=4)
     dy, dr = _seeded(*shape, dtype=dtype, seed=5), _seeded(*shape, dtype=dtype, seed=6)
     w0 = torch.ones(shape[-1], dtype=dtype)
@@ -176,8 +177,8 @@ def _quack_dw_atol(wdtype, m, dw_ref):
 
 
 # QuACK's matrix is M in {1, 199, 8192} x N up to 262144; in the interpreter: M = 199 with the
-# narrow N (cut by `rows` where no dW is summed in bf16), M = 1 with the wide ones (fwd+bwd),
-# every dtype pair.
+# narrow N (cut by `rows` but at bf16 x with an fp32 weight), M = 1 with the wide ones
+# (fwd+bwd), every dtype pair.
 QUACK_MN = [(199, 192), (199, 760), (199, 1128), (199, 4096), (1, 32768), (1, 131072)]
 
 
@@ -187,7 +188,7 @@ QUACK_MN = [(199, 192), (199, 760), (199, 1128), (199, 4096), (1, 32768), (1, 13
 def test_quack_rmsnorm_forward_backward(m, n, dtype, wdtype):
     if n >= 131072 and (dtype, wdtype) != (BF16, FP32):
         pytest.skip("the widest row once, at QuACK's most common pair (bf16 x, fp32 weight)")
-    m = rows(m, summed=wdtype is not None, dtype=dtype)
+    m = rows(m, full=(dtype, wdtype) == (BF16, FP32))
     x = _seeded(m, n, dtype=dtype, seed=9)
     dy = _seeded(m, n, dtype=dtype, seed=10)
     w0 = None if wdtype is None else (1 + 0.1 * _seeded(n, dtype=FP32, seed=11)).to(wdtype)
@@ -294,7 +295,7 @@ QUACK_LN_DX = {BF16: 2e-2, FP16: 5e-3, FP32: 1e-4}
 @pytest.mark.parametrize("has_bias", [True, False])
 def test_quack_layernorm_forward_backward(m, n, dtype, has_bias):
     # QuACK's layernorm: fp32 weight (and bias); reference F.layer_norm on x.float().
-    m = rows(m, summed=True, dtype=dtype)
+    m = rows(m, full=dtype == BF16)  # the weight is fp32
     x = _seeded(m, n, dtype=dtype, seed=26)
     dy = _seeded(m, n, dtype=dtype, seed=27)
     w0 = 1 + 0.1 * _seeded(n, dtype=FP32, seed=28)
