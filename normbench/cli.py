@@ -218,6 +218,7 @@ def report_cmd(
     out: o.ReportOutOpt = None,
     fmt: o.ReportFormatOpt = RERENDER_FORMATS,
     columns: o.ColumnsOpt = None,
+    metrics: o.MetricsOpt = None,
 ) -> None:
     """Re-render saved runs without measuring again: the console table, Markdown, CSV, an HTML
     page to read top to bottom and, with --plot, the plots.
@@ -230,7 +231,7 @@ def report_cmd(
     from normbench.report import parse_formats
 
     folder = out if out is not None else files[0].parent
-    rerender(files, folder, parse_formats(fmt), plot, columns)
+    rerender(files, folder, parse_formats(fmt, metrics=metrics), plot, columns)
 
 
 # --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------

@@ -255,7 +255,9 @@ RunFilesArg = Annotated[
 ReportOutOpt = Annotated[
     Path | None, Opt("--out", help="Folder for the files (default: beside the first run).")
 ]
-ReportFormatOpt = Annotated[str, Opt("--format", help="csv,md,json,html or none.")]
+ReportFormatOpt = Annotated[
+    str, Opt("--format", help="csv,md,json,html,gab,gab-bigger,liger or none.")
+]
 # compare
 BaseArg = Annotated[Path, typer.Argument(help="Baseline run (.json of normbench speed).")]
 NewArg = Annotated[Path, typer.Argument(help="The run to judge against it.")]

@@ -200,21 +200,26 @@ def rerender(
     """`normbench report`: the saved runs merged (one run per suite), each finished as a new
     run would be, named after the file or, merged from several, the suite and the time. The
     files are read first (a bad one leaves nothing behind), and --columns checked against their
-    tables, then the folder is made ready before anything is written there."""
+    tables and --metrics against their rows, then the folder is made ready before anything is
+    written there."""
     import time
 
     from normbench.errors import UsageError
-    from normbench.formats import is_stdout, parse_formats
+    from normbench.formats import is_stdout, metrics_of, parse_formats
     from normbench.outdir import prepare_out
     from normbench.report.columns import check_columns, parse_columns
     from normbench.report.merge import merge, read_runs
     from normbench.report.tables import tables
+    from normbench.results.files import tidy_rows
+    from normbench.results.metrics import select_rows
 
     runs = merge(read_runs(files), [str(f) for f in files])
     names = parse_columns(columns)
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
         check_columns(names, headers, "the saved runs' tables")
+    for run in runs:  # a saved run has no catalogue check before it: its rows are the test
+        select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))
     if is_stdout(folder):
         parse_formats(",".join(formats) or "none", folder, plot)  # one format, no plot
         if len(runs) > 1:

@@ -382,6 +382,28 @@ def test_metrics_choose_the_rows_of_the_exports(speed, stability_stream):
     assert {r["metric"] for r in ulps} == {"y_max_ulp", "dx_max_ulp", "dweight_max_ulp"}
 
 
+def test_report_metrics_chooses_the_rows_of_a_saved_run(speed, tmp_path):
+    saved = speed["by"]["json"]
+    out = tmp_path / "again"
+    result = runner.invoke(app, ["report", str(saved), "--format", "csv,gab", "--metrics",
+                                 "time", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (csv_file,) = out.glob("*.csv")
+    again = pd.read_csv(csv_file)
+    assert set(again.metric) == {"time"} and len(again) == 2
+    whole = pd.read_csv(speed["by"]["csv"])
+    assert list(again.value) == list(whole[whole.metric == "time"].value)
+    (gab_file,) = out.glob("*.gab.json")
+    assert [e["unit"] for e in json.loads(gab_file.read_text())] == ["ms", "ms"]
+    # A name the saved run does not have: one sentence naming its metrics, nothing written.
+    bad = tmp_path / "bad"
+    result = runner.invoke(app, ["report", str(saved), "--format", "csv", "--metrics", "tme",
+                                 "--out", str(bad)])  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "unknown metric 'tme' for speed: this run's metrics are time" in result.output
+    assert not bad.exists()
+
+
 def test_a_suite_without_a_catalogue_is_checked_against_its_run():
     rows = [{"metric": "verdict"}, {"metric": "slope"}]
     assert select_rows(rows, "diagnose", ("slope",)) == [{"metric": "slope"}]
