@@ -70,6 +70,9 @@ class Step:
     budget_s: int
     commands: tuple[tuple[str, ...], ...]  # run one after another within the budget
     log: str  # file under the output folder
+    # Run the later commands after one fails (install: a dependency that cannot be had must
+    # not keep the peers' wheels out); the step is failed all the same.
+    keep_going: bool = False
 
 
 @dataclass
@@ -96,21 +99,22 @@ def installed(name: str) -> str | None:
 
 
 def requirements() -> list[str]:
-    """normbench's dependencies (and pytest) from pyproject.toml, torch and triton left out:
-    the GPU machine's own are what the check measures."""
+    """normbench's dependencies and pytest (what the steps import) from pyproject.toml, torch
+    and triton left out: the GPU machine's own are what the check measures. The rest of the
+    dev extra (ruff, jsonschema) serves the CPU suite only: a GPU image without it is fine."""
     text = (ROOT / "pyproject.toml").read_text()
     try:
         import tomllib
 
         project = tomllib.loads(text)["project"]
-        reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["dev"])
+        dev = list(project["optional-dependencies"]["dev"])
+        reqs = list(project["dependencies"]) + [r for r in dev if req_name(r) == "pytest"]
     except ImportError:  # Python 3.10: the dependency lists read as quoted strings
         block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
         reqs = re.findall(r'"([^"]+)"', block) + ["pytest>=8"]
     # torch's own requirements stay (jinja2 is one): kept() is for what the check must not
     # install or replace, and a requirement torch shares is met already.
-    return [r for r in reqs if not STACK.match(canonical(req_name(r)))
-            and canonical(req_name(r)) != "ruff"]  # fmt: skip
+    return [r for r in reqs if not STACK.match(canonical(req_name(r)))]
 
 
 def req_name(req: str) -> str:
@@ -179,7 +183,10 @@ def importable_peers(wheels: list[Path]) -> list[str]:
 
 def plan(out: Path, wheels_dir: Path | None, py: str = sys.executable) -> list[Step]:
     """The steps, their exact commands and budgets (seconds)."""
-    pip = (py, "-m", "pip", "install", "--disable-pip-version-check")
+    # An offline GPU machine (no index reachable) must fail a missing dependency in seconds,
+    # not spend the step's budget on pip's retries.
+    pip = (py, "-m", "pip", "install", "--disable-pip-version-check", "--retries", "0",
+           "--timeout", "5")  # fmt: skip
     index = ("--no-index", "--find-links", str(wheels_dir)) if wheels_dir else ()
     install: list[tuple[str, ...]] = []
     missing = [r for r in requirements() if not satisfied(r)]
@@ -201,7 +208,7 @@ def plan(out: Path, wheels_dir: Path | None, py: str = sys.executable) -> list[S
     stab = ",".join(["eager", "triton", "triton-llama", *peers])
     steps = [
         Step("install", "the project and what it lacks; torch and its stack pinned", 45,
-             tuple(install), "install.log"),
+             tuple(install), "install.log", keep_going=True),
         Step("env", "device fingerprint, NVML, measured copy bandwidth", 20,
              ((*nb, "env", "--device", "cuda", "--json"),), "env.json"),
         Step("pytest", "pytest -m gpu: every suite on CUDA, the audit's truth check", 150,
@@ -295,6 +302,7 @@ def run_step(step: Step, out: Path, deadline: float) -> StepResult:
         return StepResult(step.name, "not run", 0.0, step.budget_s, "the check's time was spent")
     # A JSON step's stdout is its file; its stderr goes beside it.
     err_name = step.log[: -len(".json")] + ".err" if step.log.endswith(".json") else None
+    failed: list[str] = []
     with open(out / step.log, "w") as log, open(out / (err_name or step.log), "a") as err:
         for cmd in step.commands:
             proc = subprocess.Popen(cmd, stdout=log, stderr=err if err_name else subprocess.STDOUT,
@@ -312,10 +320,13 @@ def run_step(step: Step, out: Path, deadline: float) -> StepResult:
                 return StepResult(step.name, "timed out", wall, step.budget_s,
                                   f"stopped at its {step.budget_s} s budget")  # fmt: skip
             if rc != 0:
-                wall = time.monotonic() - start
-                return StepResult(step.name, "failed", wall, step.budget_s,
-                                  f"exit {rc}: {' '.join(cmd[:5])} ...")  # fmt: skip
-    return StepResult(step.name, "ok", time.monotonic() - start, step.budget_s)
+                failed.append(f"exit {rc}: {' '.join(cmd[:5])} ...")
+                if not step.keep_going:
+                    break
+    wall = time.monotonic() - start
+    if failed:
+        return StepResult(step.name, "failed", wall, step.budget_s, "; ".join(failed))
+    return StepResult(step.name, "ok", wall, step.budget_s)
 
 
 def pip_download_args() -> str:

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from normbench.kernels import layer_norm, rms_norm
+from tests.kernel_reference import needs_interpreter
+
+pytestmark = needs_interpreter
 
 BF16, FP16, FP32 = torch.bfloat16, torch.float16, torch.float32
 

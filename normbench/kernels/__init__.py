@@ -17,7 +17,9 @@ differentiable again: double backward (create_graph=True) raises a RuntimeError 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,6 +46,41 @@ _use_interpreter_without_gpu()
 def interpreted() -> bool:
     """True when the kernels run in Triton's CPU interpreter (numerics only)."""
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    """'3.6.0' -> (3, 6); '2.4.0rc1', '3.7.0+git1a2b' -> (2, 4), (3, 7)."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def interpreter_problem(triton_version: str, numpy_version: str) -> str | None:
+    """Why Triton's interpreter cannot run the kernels beside this numpy, or None.
+
+    Before Triton 3.7 the interpreter turns a one-element array into a Python int when a tensor
+    bounds a `range` (every backward kernel does); numpy 2.4 refuses that conversion ("only
+    0-dimensional arrays can be converted to Python scalars"), so every call would fail. Triton
+    3.7 squeezes the array first. Seen with Triton 3.6.0, the version some CUDA images ship.
+    """
+    if _major_minor(triton_version) < (3, 7) and _major_minor(numpy_version) >= (2, 4):
+        return (
+            f"Triton {triton_version}'s interpreter cannot run beside numpy {numpy_version} "
+            "(numpy 2.4 refuses the array-to-int conversion it makes; Triton 3.7 fixed it): "
+            "install triton>=3.7 or numpy<2.4 to run the kernels on CPU"
+        )
+    return None
+
+
+@functools.cache
+def interpreter_problem_here() -> str | None:
+    """`interpreter_problem` for the installed Triton and numpy (None when triton is absent:
+    the import below says so)."""
+    try:
+        import numpy
+        import triton
+    except ImportError:
+        return None
+    return interpreter_problem(triton.__version__, numpy.__version__)
 
 
 _UNAVAILABLE: str | None = None
@@ -79,6 +116,9 @@ def available() -> tuple[bool, str]:
     if _UNAVAILABLE is not None:
         return False, _UNAVAILABLE
     if interpreted():
+        problem = interpreter_problem_here()
+        if problem:
+            return False, problem
         return True, "Triton interpreter (CPU): numerics only, never timed"
     import torch
 

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 import torch
 import triton.language as tl
 
-from normbench.kernels import _jit, interpreted  # defined before __init__ imports this module
+from normbench.kernels import (  # defined before __init__ imports this module
+    _jit,
+    interpreted,
+    interpreter_problem_here,
+)
 from normbench.kernels.launch import check_n
 
 _ACTIVATION_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -79,6 +83,8 @@ def check_activation(x: torch.Tensor, name: str = "x") -> int:
     check_n(n)
     if not interpreted() and x.device.type != "cuda":
         raise ValueError(f"{name} is on {x.device}: the compiled kernels need CUDA tensors")
+    if interpreted() and interpreter_problem_here():
+        raise RuntimeError(f"normbench Triton kernels unavailable: {interpreter_problem_here()}")
     return n
 
 
