@@ -10,7 +10,6 @@ import types
 
 import pytest
 import torch
-from torch._dynamo.utils import counters
 
 from normbench import env
 from normbench.backends.base import backend_from_functions
@@ -26,6 +25,7 @@ from normbench.registry import register_backend, unregister_backend
 from normbench.results import GenericCase, Measurement
 from normbench.suites import common
 from normbench.variants import Shape, get_variant
+from tests.ab_spy import graphs_in_first_block
 
 CPU_CASE = Case("rmsnorm", "triton", "bf16", Shape(1, 4, 64), "fwd")
 CUDA_CASE = Case("rmsnorm", "quack", "bf16", Shape(1, 4, 64), "fwd", device="cuda:1")
@@ -277,17 +277,7 @@ def test_ab_recompiles_happen_in_warm_up_not_in_a_timed_block(monkeypatch, tmp_p
     compiled = torch.compile(lambda x, weight, eps: FUNCTIONS["rmsnorm"](x, weight, eps),
                              dynamic=False)  # fmt: skip
     register_backend(backend_from_functions("t_compiled", {"rmsnorm": compiled}), origin="test")
-    graphs_in_first_block = []
-    real = ab.time_sides
-
-    def spy(warm, *args, **kwargs):
-        for side in warm:
-            before = counters["stats"]["unique_graphs"]
-            side[0].take(1)
-            graphs_in_first_block.append(counters["stats"]["unique_graphs"] - before)
-        return real(warm, *args, **kwargs)
-
-    monkeypatch.setattr(ab, "time_sides", spy)
+    graphs = graphs_in_first_block(monkeypatch)
     args = SelectionArgs(variant=["rmsnorm"], dim=["64"], batch=["1"], seq=["8"], mode=["fwd"],
                          dtype=["fp32"], device="cpu")  # fmt: skip
     timing = TimingArgs(quick=True, time_budget=0.02)
@@ -297,4 +287,4 @@ def test_ab_recompiles_happen_in_warm_up_not_in_a_timed_block(monkeypatch, tmp_p
     finally:
         unregister_backend("t_compiled")
     assert [r.status.value for r in result.a.results + result.b.results] == ["ok", "ok"]
-    assert graphs_in_first_block == [0, 0]  # nothing compiled inside a timed block
+    assert graphs == [0, 0]  # nothing compiled inside a timed block

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from gpu_helpers import selection
-from torch._dynamo.utils import counters
 
 import normbench.suites.ab as ab
 from normbench.compare import CompareConfig, compare_runs
@@ -18,6 +17,7 @@ from normbench.config_args import SelectionArgs, TimingArgs
 from normbench.results.compare import CaseComparison, Verdict
 from normbench.suites.ab_sides import build_ab_config
 from normbench.suites.speed import run_speed
+from tests.ab_spy import graphs_in_first_block
 
 pytestmark = pytest.mark.gpu
 ARGS = SelectionArgs(variant=["rmsnorm"], dim=["4096"], batch=["8"], seq=["2048"],
@@ -41,17 +41,7 @@ def test_ab_of_two_backends_on_cuda(tmp_path):
 def test_an_a_a_comparison_finds_no_change(backend, monkeypatch, tmp_path):
     # compile vs compile in one process: side B's build resets torch.compile; side A must not
     # recompile inside its first timed block (normbench.suites.ab.rewarm_after_resets).
-    graphs = []
-    real = ab.time_sides
-
-    def spy(warm, *args, **kwargs):
-        for side in warm:
-            before = counters["stats"]["unique_graphs"]
-            side[0].take(1)
-            graphs.append(counters["stats"]["unique_graphs"] - before)
-        return real(warm, *args, **kwargs)
-
-    monkeypatch.setattr(ab, "time_sides", spy)
+    graphs = graphs_in_first_block(monkeypatch)
     result = ab.run_ab(build_ab_config(backend, backend, ARGS, TIMING, Path(tmp_path), ()))
     (c,) = ratios(result)
     assert graphs == [0, 0]
