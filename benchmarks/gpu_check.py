@@ -18,6 +18,7 @@ what was skipped and why. Without a CUDA device it says so in one sentence and e
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata as md
 import importlib.util
 import json
@@ -35,11 +36,14 @@ LIMIT_S = 480  # what the whole check must end within (issue 21)
 GRACE_S = 10  # a step past its budget gets SIGTERM this long before its budget's end
 DIMS = "1024,2048,4096,8192"
 SHAPE = ["--dtype", "bf16", "--dim", DIMS, "--batch", "8", "--seq", "2048"]
-# Peer backends by the distribution that provides them (normbench.backends.external).
-PEERS = {"liger": "liger-kernel", "apex": "apex", "quack": "quack-kernels",
-         "flashinfer": "flashinfer-python"}  # fmt: skip
-PEER_MODULES = {"liger": "liger_kernel", "apex": "apex", "quack": "quack",
-                "flashinfer": "flashinfer"}  # fmt: skip
+# Peer backends (normbench.backends.external): (the module they import, the distribution that
+# provides it).
+PEERS = {
+    "liger": ("liger_kernel", "liger-kernel"),
+    "apex": ("apex", "apex"),
+    "quack": ("quack", "quack-kernels"),
+    "flashinfer": ("flashinfer", "flashinfer-python"),
+}
 # Never installed or replaced by the check: the machine's own CUDA stack, torch and what the
 # installed torch requires (its triton and nvidia-*-cuXX runtime wheels); without torch's
 # metadata, the names those wheels have. nvidia-ml-py (NVML's binding, a normbench dependency)
@@ -52,12 +56,13 @@ def kept(name: str) -> bool:
     return bool(STACK.match(canonical(name))) or canonical(name) in _torch_requires()
 
 
-def _torch_requires() -> set[str]:
+@functools.cache
+def _torch_requires() -> frozenset[str]:
     try:
         reqs = md.requires("torch") or []
     except md.PackageNotFoundError:
-        return set()
-    return {canonical(req_name(r)) for r in reqs if "extra ==" not in r}
+        return frozenset()
+    return frozenset(canonical(req_name(r)) for r in reqs if "extra ==" not in r)
 
 
 STABILITY_DISTS = "normal,large,offset,massive,constant,zero,inf"
@@ -168,12 +173,12 @@ def importable_peers(wheels: list[Path]) -> list[str]:
     """Peers whose module is importable now or whose wheel the install step brings."""
     coming = {wheel_name(w)[0] for w in wheels}
     found = []
-    for backend, module in PEER_MODULES.items():
+    for backend, (module, dist) in PEERS.items():
         try:
             present = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
             present = False
-        if present or canonical(PEERS[backend]) in coming:
+        if present or canonical(dist) in coming:
             found.append(backend)
     return found
 

@@ -55,14 +55,6 @@ def expand(
     """The sweep, ordered so that each backend's rows for one shape sit together. Options a
     variant has no use for are dropped for it, and heads (QK-norm shapes) kept for the row
     norms only."""
-    regex = None
-    if pattern:
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise UsageError(
-                f"--filter {pattern!r} is not a valid regular expression: {exc}"
-            ) from None
     cases = [
         Case(v, b, dt, shape, mode, device, dist, options.for_case(v, dt))
         for v, dt, shape, mode, dist, b in itertools.product(
@@ -70,7 +62,15 @@ def expand(
         )
         if shape.heads == 1 or v in ROW_NORMS
     ]
-    cases = list(dict.fromkeys(cases))
-    if regex is not None:
-        cases = [c for c in cases if regex.search(c.id)]
-    return cases
+    return filter_cases(list(dict.fromkeys(cases)), pattern)
+
+
+def filter_cases(cases: list[Case], pattern: str | None) -> list[Case]:
+    """The cases whose id --filter's regular expression `pattern` matches (all without one)."""
+    if not pattern:
+        return cases
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--filter {pattern!r} is not a valid regular expression: {exc}") from None
+    return [c for c in cases if regex.search(c.id)]

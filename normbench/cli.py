@@ -231,7 +231,7 @@ def report_cmd(
     from normbench.report import parse_formats
 
     folder = out if out is not None else files[0].parent
-    rerender(files, folder, parse_formats(fmt, metrics=metrics), plot, columns)
+    rerender(files, folder, parse_formats(fmt, folder, plot, metrics), plot, columns)
 
 
 # --- the regression gate: compare, speed --baseline, ab, calibrate -------------------------------

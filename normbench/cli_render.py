@@ -149,7 +149,7 @@ def stream(run: Any, formats: tuple[str, ...], columns: tuple[str, ...] = ()) ->
         text = render_one(run, formats[0], metrics_of(formats), columns)
         _streamed[out] = run.suite
         to_stdout(lambda: out.write(text))
-    con = _stderr_console()
+    con = console.make_console(stderr=True)
     console.render(run, con, columns)
     if not first:
         con.print(f"Note: stdout holds the {_streamed[out]} run; this {run.suite} run is shown "
@@ -159,18 +159,6 @@ def stream(run: Any, formats: tuple[str, ...], columns: tuple[str, ...] = ()) ->
 # The stdout streams a run was streamed to, with its suite (weakly: a closed runner's stream
 # is forgotten).
 _streamed: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-
-def _stderr_console() -> Any:
-    """A console on stderr, as wide as make_console's rule gives a console on stdout."""
-    from rich.console import Console
-
-    from normbench.report.console import WIDE
-
-    con = Console(stderr=True)
-    if not con.is_terminal and not os.environ.get("COLUMNS", "").strip():
-        con = Console(stderr=True, width=WIDE)
-    return con
 
 
 def _pipe_closed() -> None:
@@ -205,7 +193,7 @@ def rerender(
     import time
 
     from normbench.errors import UsageError
-    from normbench.formats import is_stdout, metrics_of, parse_formats
+    from normbench.formats import is_stdout, metrics_of
     from normbench.outdir import prepare_out
     from normbench.report.columns import check_columns, parse_columns
     from normbench.report.merge import merge, read_runs
@@ -218,13 +206,12 @@ def rerender(
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
         check_columns(names, headers, "the saved runs' tables")
-    for run in runs:  # a saved run has no catalogue check before it: its rows are the test
-        select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))
-    if is_stdout(folder):
-        parse_formats(",".join(formats) or "none", folder, plot)  # one format, no plot
-        if len(runs) > 1:
-            raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
-                             f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip
+    if metrics_of(formats):
+        for run in runs:  # a saved run has no catalogue check before it: its rows are the test
+            select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))
+    if is_stdout(folder) and len(runs) > 1:  # one format, no plot: checked by parse_formats
+        raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
+                         f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip
     if formats or plot:
         prepare_out(folder)
     for run in runs:

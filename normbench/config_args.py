@@ -223,6 +223,12 @@ STABILITY_DEFAULTS = DeviceDefaults(STABILITY_CPU, STABILITY_GPU)
 STABILITY_QUICK = STABILITY_DEFAULTS.but(dim="1000,4096")
 
 
+def dtype_flags(args: SelectionArgs, fp16: bool, bf16: bool, fp32: bool) -> list[str]:
+    """--dtype with stability's --fp16, --bf16 and --fp32 joined to it (empty: none given)."""
+    flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
+    return unique(given(args.dtype, "--dtype") + flags)
+
+
 def build_stability_selection(
     args: SelectionArgs,
     fp16: bool = False,
@@ -234,8 +240,7 @@ def build_stability_selection(
     --bf16 and --fp32 join --dtype."""
     from normbench.env import resolve_device
 
-    flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
-    dtypes = unique(given(args.dtype, "--dtype") + flags)
+    dtypes = dtype_flags(args, fp16, bf16, fp32)
     resolve_device(args.device)  # a missing device is refused before the layer options
     defaults = STABILITY_QUICK if quick else STABILITY_DEFAULTS
     return build_selection(replace(args, dtype=dtypes or None), defaults)

@@ -6,6 +6,7 @@ Every saved run carries it; `compare` refuses runs whose fingerprints differ in 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -328,16 +329,13 @@ def measure_copy_bandwidth(device: str, nbytes: int = 256 << 20) -> float:
     if device.startswith("cuda"):
         nbytes = 1 << 30
     nbytes = max(nbytes, SPAN * last_level_cache(device)[0])
-    median = _time_copy(torch, device, nbytes, measure, TimingConfig(budget_s=0.5, min_blocks=3))
-    release_cached(device)  # 2 GiB on a GPU: the cases' memory, not the allocator's cache
-    return 2 * nbytes / median / 1e9
-
-
-def _time_copy(torch, device: str, nbytes: int, measure, config) -> float:
-    # Its buffers are freed when it returns (the timing keeps no reference to them).
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
     dst = torch.empty_like(src)
-    return measure(lambda: dst.copy_(src), device, config).summary.median
+    config = TimingConfig(budget_s=0.5, min_blocks=3)
+    median = measure(functools.partial(dst.copy_, src), device, config).summary.median
+    del src, dst  # freed here (the timing keeps no reference to them), then given back:
+    release_cached(device)  # 2 GiB on a GPU: the cases' memory, not the allocator's cache
+    return 2 * nbytes / median / 1e9
 
 
 def release_cached(device: str) -> None:

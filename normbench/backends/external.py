@@ -12,6 +12,15 @@ from normbench.variants.base import Semantics
 class PeerBackend(Backend):
     module = ""
     devices = ("cuda",)
+    min_arch: tuple[int, int] | None = None  # the oldest compute capability its kernels run on
+
+    def supports(self, case):
+        # On an older GPU its kernels would fail to compile inside the case: an error row per
+        # case, instead of one reason.
+        why = super().supports(case)
+        if why or self.min_arch is None:
+            return why
+        return arch_blocker(self.name, case.device, self.min_arch)
 
     def available(self) -> str | None:
         try:
@@ -69,10 +78,6 @@ class QuackBackend(PeerBackend):
     description = "Dao-AILab QuACK CuTe-DSL RMSNorm (Hopper/Blackwell)"
     variants = ("rmsnorm",)
     min_arch = (9, 0)  # its CuTe-DSL kernels target sm_90 and newer
-
-    def supports(self, case):
-        # On an older GPU its kernels fail to compile inside the case: an error row per case.
-        return super().supports(case) or arch_blocker(self.name, case.device, self.min_arch)
 
     def build(self, variant, case):
         from quack.rmsnorm import rmsnorm

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from normbench.cases import Case
+from normbench.cases import Case, filter_cases
 from normbench.options import NormOptions
 
 if TYPE_CHECKING:
@@ -38,18 +38,6 @@ def layer_case(m: LayerMeta, variant: str, backend: str, dtype: str, mode: str, 
                 layer_options(m, variant, dtype))  # fmt: skip
 
 
-def _matches(cases: list[Case], pattern: str | None) -> list[Case]:
-    if not pattern:
-        return cases
-    from normbench.errors import UsageError
-
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise UsageError(f"--filter {pattern!r} is not a valid regular expression: {exc}") from None
-    return [c for c in cases if regex.search(c.id)]
-
-
 def variants_for(m: LayerMeta, selection: Selection, own: bool) -> tuple[str, ...]:
     """The layer's own variant, or (--variant given) each selected variant."""
     return (m.variant,) if own else tuple(selection.variants)
@@ -67,7 +55,7 @@ def replay_cases(layers: Sequence[LayerMeta], selection: Selection, own: bool) -
             for v in variants_for(m, selection, own):
                 for b in selection.backends:
                     cases.append(layer_case(m, v, b, dtype, mode, selection.device, m.name))
-    cases = _matches(cases, selection.pattern)
+    cases = filter_cases(cases, selection.pattern)
     if not cases:
         raise UsageError(f"--filter {selection.pattern!r} matches none of the captured layers' "
                          "cases")  # fmt: skip
@@ -91,7 +79,7 @@ def shape_cases(
                         case = layer_case(m, v, b, dtype, mode, selection.device)
                         cases.setdefault(case.id, case)
                         names.setdefault(case.id, []).append(m.name)
-    kept = _matches(list(cases.values()), selection.pattern)
+    kept = filter_cases(list(cases.values()), selection.pattern)
     if not kept:
         raise UsageError(f"--filter {selection.pattern!r} matches none of the captured shapes")
     return kept, {c.id: names[c.id] for c in kept}

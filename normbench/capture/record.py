@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from normbench.capture.find import EPS_ATTRS, Found, eps_of, find_norms, parameters, semantics
 from normbench.capture.records import LOSS, Capture, CapturedLayer, LayerMeta, dtype_name
 from normbench.capture.residual import residual_roles
-from normbench.errors import UsageError
+from normbench.errors import UsageError, describe_error
 
 if TYPE_CHECKING:
     import torch
@@ -56,15 +56,6 @@ def first_tensor(value: Any) -> Any:
             if found is not None:
                 return found
     return None
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception raised by the model, in one line."""
-    msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    name = type(exc).__name__
-    if "out of memory" in msg.lower() or name in ("OutOfMemoryError", "MemoryError"):
-        return f"out of memory: {msg[:160]}"
-    return f"{name}: {msg}" if msg else name
 
 
 def _tensor_arg(args: tuple, kwargs: dict) -> Any:
@@ -146,11 +137,11 @@ def _layer(i: int, call: _Call, role: str) -> CapturedLayer | str:
     return CapturedLayer(meta, x.cpu(), y.cpu(), w, b)
 
 
-def _grads(out: Any, calls: list[_Call]) -> list[torch.Tensor | None]:
-    """dy at every norm's output from LOSS; raises UsageError when the output has no graph."""
+def _grads(top: Any, calls: list[_Call]) -> list[torch.Tensor | None]:
+    """dy at every norm's output from LOSS, `top` the model output's first floating tensor;
+    raises UsageError when the output has no graph."""
     import torch
 
-    top = first_tensor(out)
     if top is None or top.grad_fn is None:
         raise UsageError("--grads: the model's output has no floating tensor that depends on "
                          "its norms, so there is no gradient to record")  # fmt: skip
@@ -184,15 +175,16 @@ def capture_model(model: Any, batch: Any, *, label: str, batch_note: str = "",
             except Exception as exc:  # the batch does not fit: keep what ran before
                 error = f"the batch does not fit the model ({describe_error(exc)})"
         calls = hooks.calls
+        top = first_tensor(out)  # None where the forward raised
         dys: list[Any] = [None] * len(calls)
         if grads and error is None and calls:
             try:
-                dys = _grads(out, calls)
+                dys = _grads(top, calls)
             except UsageError:
                 raise
             except Exception as exc:
                 error = f"the backward of the loss failed ({describe_error(exc)})"
-        roots = [getattr(first_tensor(out), "grad_fn", None) if out is not None else None]
+        roots = [getattr(top, "grad_fn", None)]
         roots += [getattr(c.y_ref, "grad_fn", None) for c in calls]
         roles = residual_roles(
             [getattr(c.x_ref, "grad_fn", None) for c in calls],

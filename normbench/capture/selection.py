@@ -18,11 +18,12 @@ from normbench.config_args import (
     TimingArgs,
     build_selection,
     build_speed_config,
+    build_stability_config,
+    dtype_flags,
 )
 from normbench.dtypes import DTYPE_NAMES
 from normbench.errors import UsageError
 from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
-from normbench.inputs import default_dists
 from normbench.validate import given
 
 REPLAYED = ("layernorm", "rmsnorm")  # the variants a captured layer's tensors make sense for
@@ -53,9 +54,9 @@ def captured_selection(
         args,
         variant=args.variant or unique(m.variant for m in meta.layers),
         dtype=dtypes,
-        dim=[str(n) for n in unique(str(s.dim) for s in shapes)],
-        batch=[str(b) for b in unique(str(s.batch) for s in shapes)],
-        seq=[str(q) for q in unique(str(s.seq) for s in shapes)],
+        dim=unique(str(s.dim) for s in shapes),
+        batch=unique(str(s.batch) for s in shapes),
+        seq=unique(str(s.seq) for s in shapes),
     )
     return build_selection(picked, defaults), own, meta
 
@@ -85,15 +86,12 @@ def replay_config(
     if other:
         raise UsageError(f"--variant {other[0]}: a captured layer is replayed as "
                          f"{' or '.join(REPLAYED)} (docs/capture.md \"Replay\")")  # fmt: skip
-    flags = [name for name, on in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if on]
-    dtypes = unique(given(args.dtype, "--dtype") + flags)
+    dtypes = dtype_flags(args, fp16, bf16, fp32)
     sel, own, _ = captured_selection(replace(args, dtype=dtypes or None), Path(inputs), "--inputs",
                                      STABILITY_DEFAULTS, ("fp16", "bf16"))  # fmt: skip
-    return StabilityConfig(
-        selection=sel, dists=default_dists(), determinism=determinism,
-        fail_on=fail_on.upper() if fail_on else None, out=out, formats=formats,
-        inputs=str(inputs), own_variants=own,
-    )  # fmt: skip
+    config = build_stability_config(sel, determinism=determinism, fail_on=fail_on, out=out,
+                                    formats=formats)  # fmt: skip
+    return replace(config, inputs=str(inputs), own_variants=own)
 
 
 def shapes_config(

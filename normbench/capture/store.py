@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import torch
 
 META_KEY = "normbench"
-TENSORS = ("x", "y", "weight", "bias", "dy")
 
 
 def key(index: int, tensor: str) -> str:

@@ -68,13 +68,9 @@ def _pct(share: float) -> str:
 
 def rows_of(x: torch.Tensor) -> torch.Tensor:
     """x as fp64 rows x N on the CPU."""
-    return x.detach().to("cpu", dtype=_f64()).reshape(-1, x.shape[-1])
-
-
-def _f64():
     import torch
 
-    return torch.float64
+    return x.detach().to("cpu", dtype=torch.float64).reshape(-1, x.shape[-1])
 
 
 def energy_shares(x2: torch.Tensor) -> torch.Tensor:
@@ -103,8 +99,11 @@ def mean_std_ratio(x2: torch.Tensor) -> float:
     return float(ratio.median())
 
 
-def features(x2: torch.Tensor, gemma: bool = False) -> tuple[float, ...]:
-    """The nine features of the module docstring, in FEATURES order."""
+def features(
+    x2: torch.Tensor, gemma: bool = False, ratio: float | None = None
+) -> tuple[float, ...]:
+    """The nine features of the module docstring, in FEATURES order; `ratio` is x2's
+    mean_std_ratio where the caller has it already."""
     import torch
 
     finite = torch.isfinite(x2)
@@ -112,7 +111,7 @@ def features(x2: torch.Tensor, gemma: bool = False) -> tuple[float, ...]:
     vals = x2[finite].abs()
     vals = vals[vals > 0]  # all-zero rows are their own feature
     median = float(vals.median()) if vals.numel() else 0.0
-    ratio = mean_std_ratio(x2)
+    ratio = mean_std_ratio(x2) if ratio is None else ratio
     good = x2[row_finite].abs()
     outlier, peak = 1.0, 0.0
     if good.shape[0]:
@@ -184,13 +183,14 @@ def summarize(layer: CapturedLayer) -> LayerSummary:
     k = min(TOP_K, shares.numel())
     top_v, top_i = torch.topk(shares, k)
     top = tuple((int(i), float(v)) for v, i in zip(top_v, top_i) if float(v) > 0)
-    feats = features(x2, m.gemma)
+    ratio = mean_std_ratio(x2)
+    feats = features(x2, m.gemma, ratio)
     name, dist = nearest(feats, m.rows, m.dim, m.eps)
     x0 = torch.where(finite, x2, torch.zeros_like(x2))
     return LayerSummary(
         layer=m.name, rows=m.rows, dim=m.dim,
         max_abs=float(vals.abs().max()) if vals.numel() else 0.0,
-        nonfinite=int((~finite).sum()), top=top, mean_std=mean_std_ratio(x2),
+        nonfinite=int((~finite).sum()), top=top, mean_std=ratio,
         max_row_sumsq=float(x0.pow(2).sum(-1).max()) if x0.numel() else 0.0,
         nearest=name, distance=dist, features=feats,
     )  # fmt: skip

@@ -8,12 +8,12 @@ rounded once from fp32.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 import triton.language as tl
 
+from normbench.env import device_scope
 from normbench.kernels import (  # defined before __init__ imports this module
     _jit,
     interpreted,
@@ -161,9 +161,7 @@ def on_device(device: torch.device):
     """The context every launch runs in: `device` made current for a CUDA tensor. Triton
     launches on the current device and its current stream, whatever device the pointers are
     on, so cuda:1 tensors under a current cuda:0 would run on the wrong GPU (issue 21)."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.cuda.device(device)
+    return device_scope(str(device))
 
 
 def sm_count(device: torch.device) -> int:

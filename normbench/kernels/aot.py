@@ -352,23 +352,33 @@ def compile_job(job: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {lines[-1][:300]}"}
 
 
-def _compile(job: dict) -> dict:
+def specialized(kernel: str, dtype: str, n: int, arch: str, sm_count: int | None = None):
+    """The compilation the runtime would make of audit configuration `kernel` at x = `dtype`,
+    N = `n` on `arch` (what the compile worker compiles, what truth.audit_key keys): (spec, its
+    JITFunction, constexprs by name with ACC a tl.float32, warps, signature, constexprs, attrs)."""
     import importlib
 
-    import triton
     import triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
     from triton.runtime.jit import JITFunction
 
-    spec = KERNELS_BY_NAME[job["kernel"]]
-    module = importlib.import_module(f"normbench.kernels.{spec.module}")
-    kernel = getattr(module, spec.fn)
-    fn = kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
-    names = list(fn.arg_names)
-    values, const, warps = launch_for(spec, job["dtype"], job["n"], job["arch"], job.get("sms"))
+    spec = KERNELS_BY_NAME[kernel]
+    obj = getattr(importlib.import_module(f"normbench.kernels.{spec.module}"), spec.fn)
+    fn = obj if isinstance(obj, JITFunction) else JITFunction(obj.fn)  # interpreter: same fn
+    values, const, warps = launch_for(spec, dtype, n, arch, sm_count)
     const = {k: (tl.float32 if k == "ACC" else v) for k, v in const.items()}
-    signature, constexprs, attrs = specialize(names, values, const, ptr_dtypes(spec, job["dtype"]))
+    args = specialize(list(fn.arg_names), values, const, ptr_dtypes(spec, dtype))
+    return (spec, fn, const, warps, *args)
+
+
+def _compile(job: dict) -> dict:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    spec, fn, const, warps, signature, constexprs, attrs = specialized(
+        job["kernel"], job["dtype"], job["n"], job["arch"], job.get("sms")
+    )
+    names = list(fn.arg_names)
     cc = int(job["arch"].removeprefix("sm_"))
     compiled = triton.compile(
         ASTSource(fn, signature, constexprs, attrs),

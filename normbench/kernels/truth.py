@@ -15,11 +15,13 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-# The kernels the wrappers launch, by module (the @triton.jit helpers in _jit are inlined).
-LAUNCHED = {
-    "rmsnorm": ("rms_fwd_kernel", "rms_bwd_kernel"),
-    "layernorm": ("ln_fwd_kernel", "ln_bwd_kernel"),
-    "reduce": ("reduce_partials_kernel",),
+from normbench.kernels import aot
+
+# The kernels the wrappers launch, by module, as the audit's configurations name them (the
+# @triton.jit helpers in _jit are inlined).
+LAUNCHED: dict[str, tuple[str, ...]] = {
+    module: tuple(dict.fromkeys(k.fn for k in aot.KERNELS if k.module == module))
+    for module in dict.fromkeys(k.module for k in aot.KERNELS)
 }
 
 
@@ -48,22 +50,9 @@ def jit_key(kernel: Any) -> tuple:
 
 def audit_key(kernel: str, dtype: str, n: int, arch: str, sm_count: int | None = None) -> tuple:
     """The key of the audit's configuration (kernel name as in aot.KERNELS, x's dtype, N)."""
-    import importlib
-
-    import triton.language as tl
-
-    from normbench.kernels import aot
-
-    spec = aot.KERNELS_BY_NAME[kernel]
-    fn = getattr(importlib.import_module(f"normbench.kernels.{spec.module}"), spec.fn)
-    if not hasattr(fn, "arg_names"):  # the interpreter's stand-in wraps the same function
-        from triton.runtime.jit import JITFunction
-
-        fn = JITFunction(fn.fn)
-    values, const, warps = aot.launch_for(spec, dtype, n, arch, sm_count)
-    const = {k: (tl.float32 if k == "ACC" else v) for k, v in const.items()}
-    signature, constexprs, attrs = aot.specialize(list(fn.arg_names), values, const,
-                                                  aot.ptr_dtypes(spec, dtype))  # fmt: skip
+    spec, _, _, warps, signature, constexprs, attrs = aot.specialized(
+        kernel, dtype, n, arch, sm_count
+    )
     return make_key(spec.fn, signature, constexprs, attrs, warps)
 
 

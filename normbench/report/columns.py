@@ -69,11 +69,16 @@ def known_headers(suite: str, config: Any = None) -> list[str] | None:
     return list(listed) if listed is not None else None
 
 
+def missing_names(names: Sequence[str], available: Iterable[str]) -> list[str]:
+    """The names that are none of `available` (case-insensitively), in their order."""
+    lower = {h.lower() for h in available}
+    return [n for n in names if n.lower() not in lower]
+
+
 def check_columns(names: Sequence[str], available: Iterable[str], what: str) -> tuple[str, ...]:
     """The names, each of which must be one of `available` (case-insensitively)."""
     have = list(dict.fromkeys(available))
-    lower = {h.lower() for h in have}
-    unknown = [n for n in names if n.lower() not in lower]
+    unknown = missing_names(names, have)
     if unknown:
         listed = ", ".join(have)
         raise UsageError(

@@ -40,13 +40,14 @@ def _columns_env() -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def make_console() -> Console:
-    """A console as wide as its terminal, or COLUMNS when set; WIDE for a file or CI log."""
+def make_console(stderr: bool = False) -> Console:
+    """A console (on stderr with `stderr`) as wide as its terminal, or COLUMNS when set; WIDE
+    for a file or CI log."""
     from rich.console import Console
 
-    console = Console()  # rich reads COLUMNS itself, and a terminal's size
+    console = Console(stderr=stderr)  # rich reads COLUMNS itself, and a terminal's size
     if not console.is_terminal and _columns_env() is None:
-        console = Console(width=WIDE)
+        console = Console(stderr=stderr, width=WIDE)
     return console
 
 
@@ -184,12 +185,15 @@ def footnote_grid(notes: Sequence[str]) -> Any:
 def render(run: Run, console: Console | None = None, columns: Sequence[str] = ()) -> None:
     from rich.text import Text
 
+    from normbench.report.tables import tables
+
     console = console or make_console()
-    missing = absent(run, columns)
+    built = tables(run)
+    missing = absent(run, columns, built)
     if missing:  # a header this run's tables lack (% SOL of a version-1 run, saved without
         # speed --memory): said, since a table holding only those is left out
         console.print(Text(f"--columns: no table of this run has {', '.join(missing)}."))
-    for t in shown(run, columns):
+    for t in shown(run, columns, built):
         # The title on a line of its own: as a rich title it would wrap to the table's width.
         console.print(Text(t.title, style="table.title"))
         table, same = fitted(t, console.width)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from normbench.report.columns import EMPTY, numeric_column, select
+from normbench.report.columns import EMPTY, missing_names, numeric_column, select
 
 if TYPE_CHECKING:
     from normbench.report.tables import Table
@@ -38,6 +38,12 @@ def ref(k: int) -> str:
     return f"[{k}]"
 
 
+def row_status(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str | None]:
+    """Each row's status cell, or None per row when the table has no status column."""
+    at = cols.index("status") if "status" in cols else None
+    return [r[at] if at is not None else None for r in rows]
+
+
 def footnoted(table: Table, status_of: Sequence[str | None] | None = None) -> Shown:
     """`table` with its note columns as references and the notes as its footnotes."""
     title, cols, rows = table
@@ -52,8 +58,7 @@ def footnoted(table: Table, status_of: Sequence[str | None] | None = None) -> Sh
                 cells[i] = ref(numbers.setdefault(text, len(numbers) + 1))
         out.append(tuple(cells))
     if status_of is None:
-        at = cols.index("status") if "status" in cols else None
-        status_of = [r[at] if at is not None else None for r in rows]
+        status_of = row_status(cols, rows)
     numeric = tuple(
         i not in note_at and numeric_column(r[i] for r in rows) for i in range(len(cols))
     )
@@ -61,15 +66,16 @@ def footnoted(table: Table, status_of: Sequence[str | None] | None = None) -> Sh
                  tuple(status_of))  # fmt: skip
 
 
-def shown(run: Run, columns: Sequence[str] = ()) -> list[Shown]:
-    """The run's tables (its suite's view), with the chosen columns and notes as footnotes."""
+def shown(
+    run: Run, columns: Sequence[str] = (), built: Sequence[Table] | None = None
+) -> list[Shown]:
+    """The run's tables (its suite's view, or `built` when already made), with the chosen
+    columns and notes as footnotes."""
     from normbench.report.tables import tables
 
     out = []
-    for table in tables(run):
-        cols, rows = table[1], table[2]
-        at = cols.index("status") if "status" in cols else None
-        status = [r[at] if at is not None else None for r in rows]  # kept if the column is not
+    for table in tables(run) if built is None else built:
+        status = row_status(table[1], table[2])  # kept if the column is not chosen
         chosen = select(table, columns)
         if chosen is not None:
             out.append(footnoted(chosen, status))
@@ -81,9 +87,11 @@ def plain(table: tuple[Sequence[str], Sequence[Sequence[str]]], title: str = "")
     return footnoted((title, list(table[0]), [list(r) for r in table[1]]))
 
 
-def absent(run: Run, columns: Sequence[str]) -> list[str]:
-    """The chosen names that no table of the run has (case-insensitively)."""
+def absent(run: Run, columns: Sequence[str], built: Sequence[Table] | None = None) -> list[str]:
+    """The chosen names that no table of the run (or of `built`) has (case-insensitively)."""
+    if not columns:
+        return []
     from normbench.report.tables import tables
 
-    have = {c.lower() for _, cols, _ in tables(run) for c in cols}
-    return [n for n in columns if n.lower() not in have]
+    made = tables(run) if built is None else built
+    return missing_names(columns, (c for _, cols, _ in made for c in cols))

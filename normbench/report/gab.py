@@ -34,11 +34,10 @@ def entries(run: Run, bigger: bool = False, metrics: Sequence[str] = ()) -> list
     """The run's entries for one direction: the metrics of `metrics` (the suite's headline
     metrics, GAB_DEFAULTS, when none is given) whose direction is `bigger`."""
     rows = tidy_rows(run, samples=False)
-    devices = dict(zip((id(r) for r in rows), row_devices(run, rows), strict=True))
     chosen = select_rows(rows, run.suite, metrics or GAB_DEFAULTS.get(run.suite, ()))
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for r in chosen:
+    for r, device_name in zip(chosen, row_devices(run, chosen), strict=True):
         metric = str(r.get("metric") or "")
         value = r.get("value")
         if bigger_is_better(metric) != bigger or r.get("status", "ok") != "ok":
@@ -56,7 +55,7 @@ def entries(run: Run, bigger: bool = False, metrics: Sequence[str] = ()) -> list
         spread = _range(r)
         if spread:
             entry["range"] = spread
-        entry["extra"] = _extra(r, devices[id(r)])
+        entry["extra"] = _extra(r, device_name)
         out.append(entry)
     return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ def environment_table(run: Run, keys: Sequence[str]) -> tuple[list[str], list[li
     return cols, [[k, *(str(env.get(k, "-")) for env in devs.values())] for k in present]
 
 
-def row_devices(run: Run, rows: list[dict[str, Any]]) -> list[str]:
+def row_devices(run: Run, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The device name of each tidy row (a merged run holds several)."""
     devs = devices(run)
     if len(devs) == 1:

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,9 +80,13 @@ def tidy_rows(run: Run, samples: bool = True) -> list[dict[str, Any]]:
 def to_frame(run: Run, samples: bool = False) -> pd.DataFrame:
     """The run as a pandas DataFrame, one row per case and metric; without raw samples unless
     asked (they are lists)."""
+    return _frame(tidy_rows(run, samples=samples))
+
+
+def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The tidy rows as a DataFrame: COLUMNS first, then any other key in the order it appears."""
     import pandas as pd
 
-    rows = tidy_rows(run, samples=samples)
     extra = list(dict.fromkeys(k for r in rows for k in r if k not in COLUMNS))
     return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
 
@@ -92,13 +96,10 @@ def export_frame(run: Run, metrics: Sequence[str] = ()) -> pd.DataFrame:
     none is given, normbench.results.metrics.select_rows), and every column whose values are
     whole numbers as pandas' nullable Int64, so `n`, the shape and byte counts are written as
     3, not 3.0, beside the gaps of rows that have none."""
-    import pandas as pd
-
     from normbench.results.metrics import select_rows
 
     rows = select_rows(tidy_rows(run, samples=False), run.suite, metrics)
-    extra = list(dict.fromkeys(k for r in rows for k in r if k not in COLUMNS))
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, *extra])
+    frame = _frame(rows)
     for name in frame.columns:
         given = [r[name] for r in rows if r.get(name) is not None]
         if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.errors import describe_error
 from normbench.machine import MachineWatch
-from normbench.suites.common import PreparedCache, describe_error
+from normbench.suites.common import PreparedCache
 from normbench.suites.speed import timed_runner
 from normbench.timing import Sampler, alternate, block_size, no_gc, warm_up
 

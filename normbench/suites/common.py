@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from normbench.env import device_scope
+from normbench.errors import describe_error
 from normbench.fmt import fmt_bytes
 from normbench.plugins import label_plugin_result
 from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
@@ -36,17 +37,6 @@ def case_counts(results: list[CaseResult], verb: str) -> Finding:
     if counts[Status.MISMATCH]:
         line += f" (mismatches are never {verb})"
     return Finding(line)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line a person can act on, for an exception raised inside a case."""
-    name = type(exc).__name__
-    if isinstance(exc, SystemExit):  # a plugin may not end the run (docs/plugins.md)
-        return f"called sys.exit({exc.code!r}), which would have ended the run"
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "out of memory" in msg.lower() or name in ("OutOfMemoryError", "MemoryError"):
-        return f"out of memory: {msg[:160]}"
-    return f"{name}: {msg[:200]}" if msg else name
 
 
 def too_big(case: Case) -> str | None:
@@ -113,17 +103,25 @@ class CaseLoop:
 
 class PreparedCache:
     """Keeps the tensors and oracle of the current variant/dtype/shape while its backends run;
-    cases are ordered so those sit together, and only one set is held at a time."""
+    cases are ordered so those sit together, and only one set is held at a time. `build` makes
+    a case's set (default: the gate's synthetic tensors at `seed`); the replay's builder may
+    return a str instead, why the layer cannot run in the case's dtype, and that is kept too."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(
+        self, seed: int = 0, build: Callable[[Case], Prepared | str] | None = None
+    ) -> None:
         self.seed = seed
+        self.build = build or self._synthetic
         self._key: tuple | None = None
-        self._value: Prepared | None = None
+        self._value: Prepared | str | None = None
 
-    def get(self, case: Case) -> Prepared:
+    def _synthetic(self, case: Case) -> Prepared:
         from normbench.gate import prepare
         from normbench.variants import get_variant
 
+        return prepare(get_variant(case.variant), case, self.seed)
+
+    def get(self, case: Case) -> Prepared | str:
         key = (
             case.variant,
             case.dtype,
@@ -135,7 +133,7 @@ class PreparedCache:
         )
         if key != self._key:
             self._value = None  # free the previous tensors before making new ones
-            self._value = prepare(get_variant(case.variant), case, self.seed)
+            self._value = self.build(case)
             self._key = key
         assert self._value is not None
         return self._value

@@ -14,7 +14,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from normbench.errors import NormbenchError
+from normbench.errors import NormbenchError, describe_error
 from normbench.pipe import serve
 from normbench.worker import PROTOCOL
 
@@ -92,8 +92,6 @@ class Server:
         except NormbenchError as exc:  # already one sentence
             return {"fatal": str(exc)}
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one sentence
-            from normbench.suites.common import describe_error
-
             return {"fatal": describe_error(exc)}
 
 

@@ -58,10 +58,10 @@ def _cell(x: float, y: float, mark: str) -> Rectangle:
                      linewidth=0)  # fmt: skip
 
 
-def _cell_text(ax: Axes, x: float, y: float, text: str, size: float) -> None:
+def _cell_text(ax: Axes, x: float, y: float, text: str, size: float, mark: str) -> None:
     """Text on a light box, so it stays legible over a hatch; WARN and FAIL in bold."""
     box = {"facecolor": "white", "alpha": 0.75, "linewidth": 0, "pad": 0.8}
-    loud = text.startswith(("WARN", "FAIL", "W", "F"))
+    loud = mark in ("WARN", "FAIL")
     ax.text(x, y, text, ha="center", va="center", fontsize=size, bbox=box if text else None,
             fontweight="bold" if loud else "normal")  # fmt: skip
 
@@ -202,7 +202,7 @@ def _verdict_rows(ax: Axes, series, handles: dict[str, Any]) -> None:
     for row, (_, s) in enumerate(series):
         for k, mark in zip(s.k, s.mark):
             ax.add_patch(_cell(at[k], row, mark))
-            _cell_text(ax, at[k], row, VERDICT_LETTERS.get(mark, ""), 6)
+            _cell_text(ax, at[k], row, VERDICT_LETTERS.get(mark, ""), 6, mark)
     ax.set_xlim(-0.5, len(cols) - 0.5)
     ax.set_ylim(len(series) - 0.5, -0.5)
     ax.set_yticks(range(len(series)))
@@ -282,7 +282,7 @@ def matrix(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         for row, (_, s) in enumerate(series):
             for dist, mark, text in zip(s.dist, s.mark, s.text):
                 ax.add_patch(_cell(at[dist], row, mark))
-                _cell_text(ax, at[dist], row, text, 7)
+                _cell_text(ax, at[dist], row, text, 7, mark)
         ax.set_xlim(-0.5, len(cols) - 0.5)
         ax.set_ylim(len(series) - 0.5, -0.5)
         ax.set_yticks(range(len(series)))

@@ -21,9 +21,9 @@ from normbench.suites.stability.judge import (
     semantics_note,
     tainted_rows,
 )
+from normbench.suites.stability.result import case_result
 from normbench.suites.stability.suite import (
     StabilityCase,
-    case_result,
     describe_case,
     exit_code,
     failed,

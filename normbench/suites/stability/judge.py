@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from normbench.suites.common import describe_error
+from normbench.errors import describe_error
 from normbench.verdicts import FAIL, PASS, CaseVerdict, check_tensor, combine
 
 if TYPE_CHECKING:

@@ -15,17 +15,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from normbench.results import Finding, Measurement, Run, Status
-from normbench.results.stability import StabilityResult, Verdict
-from normbench.suites.common import CaseLoop, Progress
-from normbench.suites.stability.judge import (
-    SUITE,
-    ImplementationError,
-    arm_interpreter,
-    evaluate,
-)
-from normbench.suites.stability.result import case_result
-from normbench.verdicts import FAIL, CaseVerdict
+from normbench.results import Finding, Run
+from normbench.results.stability import StabilityResult
+from normbench.suites.common import CaseLoop, PreparedCache, Progress
+from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate
+from normbench.suites.stability.result import judged, skipped
 
 if TYPE_CHECKING:
     from normbench.backends.base import Backend
@@ -52,17 +46,16 @@ class ReplayCase:
 
     def __init__(self, capture: Capture, summaries: dict[str, LayerSummary],
                  determinism: bool) -> None:  # fmt: skip
+        from normbench.capture.cases import prepare_layer
+
         self.layers = {layer.meta.name: layer for layer in capture.layers}
         self.summaries = summaries
         # Determinism is a property of the algorithm: checked on the first layer only.
         self.det_layer = capture.layers[0].meta.name if determinism else None
-
-    def skipped(self, case: Case, reason: str) -> StabilityResult:
-        skip = Measurement("verdict", None, "", status=Status.SKIPPED, note=reason)
-        return StabilityResult.of_case(case, [skip], verdict=Verdict.SKIPPED)
+        # A layer's tensors and oracle, made once for all its backends (its name is `dist`).
+        self.cache = PreparedCache(build=lambda case: prepare_layer(self.layers[case.dist], case))
 
     def __call__(self, case: Case) -> StabilityResult:
-        from normbench.capture.cases import prepare_layer
         from normbench.capture.summary import hints
         from normbench.registry import get_backend
         from normbench.variants import get_variant
@@ -71,20 +64,13 @@ class ReplayCase:
         layer = self.layers[case.dist]
         reason = backend.supports(case) or convention_mismatch(backend, case, layer)
         if reason:
-            return self.skipped(case, reason)
-        p = prepare_layer(layer, case)
+            return skipped(case, reason)
+        p = self.cache.get(case)
         if isinstance(p, str):
-            return self.skipped(case, p)
+            return skipped(case, p)
         trap = hints(self.summaries[layer.meta.name], case.dtype, layer.meta.eps)
-        try:
-            v = evaluate(backend, get_variant(case.variant), p, trap=trap,
-                         determinism=case.dist == self.det_layer)  # fmt: skip
-        except ImplementationError as exc:
-            if exc.oom:
-                err = Measurement("verdict", None, "", status=Status.ERROR, note=str(exc))
-                return StabilityResult.of_case(case, [err])
-            return case_result(case, CaseVerdict(FAIL, f"raised {exc}"), status=Status.ERROR)
-        return case_result(case, v)
+        variant, det = get_variant(case.variant), case.dist == self.det_layer
+        return judged(case, lambda: evaluate(backend, variant, p, trap=trap, determinism=det))
 
 
 def layer_findings(results: list[StabilityResult]) -> list[Finding]:

@@ -3,10 +3,12 @@ its note), then every tensor's measures (normbench.results.stability)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from normbench.results import Measurement, Status
-from normbench.results.stability import StabilityResult
+from normbench.results.stability import StabilityResult, Verdict
+from normbench.suites.stability.judge import ImplementationError
 from normbench.verdicts import FAIL, RANK, CaseVerdict
 
 if TYPE_CHECKING:
@@ -35,3 +37,22 @@ def case_result(case: Case, v: CaseVerdict, status: Status | None = None) -> Sta
         tol_ratio=w.error.worst_ratio if w else None, semantics=v.semantics_note or None,
         semantic_ratio=v.semantic_ratio, deterministic=v.deterministic,
     )  # fmt: skip
+
+
+def skipped(case: Case, reason: str) -> StabilityResult:
+    """A case not judged (the implementation does not apply, or its input cannot be made)."""
+    skip = Measurement("verdict", None, "", status=Status.SKIPPED, note=reason)
+    return StabilityResult.of_case(case, [skip], verdict=Verdict.SKIPPED)
+
+
+def judged(case: Case, run: Callable[[], CaseVerdict]) -> StabilityResult:
+    """The result of `run()` (the case's `evaluate`): its verdict, or where the implementation
+    raised, a FAIL with what it raised; out of memory is an error row without a verdict."""
+    try:
+        v = run()
+    except ImplementationError as exc:
+        if exc.oom:  # could not run: an error row with the reason, not a numerical verdict
+            err = Measurement("verdict", None, "", status=Status.ERROR, note=str(exc))
+            return StabilityResult.of_case(case, [err])
+        return case_result(case, CaseVerdict(FAIL, f"raised {exc}"), status=Status.ERROR)
+    return case_result(case, v)

@@ -7,24 +7,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from normbench.results import Finding, Measurement, Run, Status
-from normbench.results.stability import (
-    StabilityResult,
-    SweepPointResult,
-    SweepRangeResult,
-    Verdict,
-)
+from normbench.results import Finding, Run, Status
+from normbench.results.stability import StabilityResult, SweepPointResult, SweepRangeResult
 from normbench.suites.common import CaseLoop, PreparedCache, Progress
-from normbench.suites.stability.judge import (
-    SUITE,
-    ImplementationError,
-    arm_interpreter,
-    evaluate,
-    not_applicable,
-)
-from normbench.suites.stability.result import case_result
+from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate, not_applicable
+from normbench.suites.stability.result import judged, skipped
 from normbench.suites.stability.sweep import run_sweeps
-from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict, worst
+from normbench.verdicts import FAIL, PASS, RANK, WARN, worst
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -48,19 +37,13 @@ class StabilityCase:
         backend = get_backend(case.backend)
         reason = not_applicable(backend, case)
         if reason:
-            skip = Measurement("verdict", None, "", status=Status.SKIPPED, note=reason)
-            return StabilityResult.of_case(case, [skip], verdict=Verdict.SKIPPED)
+            return skipped(case, reason)
         variant = get_variant(case.variant)
         p = self.cache.get(case)
+        assert not isinstance(p, str)  # the synthetic tensors are always made
         trap = get_distribution(case.dist).trap_for(case.dtype)
-        try:
-            v = evaluate(backend, variant, p, trap=trap, determinism=case.dist == self.det_dist)
-        except ImplementationError as exc:
-            if exc.oom:  # could not run: an error row with the reason, not a numerical verdict
-                err = Measurement("verdict", None, "", status=Status.ERROR, note=str(exc))
-                return StabilityResult.of_case(case, [err])
-            return case_result(case, CaseVerdict(FAIL, f"raised {exc}"), status=Status.ERROR)
-        return case_result(case, v)
+        det = case.dist == self.det_dist
+        return judged(case, lambda: evaluate(backend, variant, p, trap=trap, determinism=det))
 
 
 # --- the findings --------------------------------------------------------------------------
