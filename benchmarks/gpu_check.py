@@ -4,6 +4,7 @@ H100 or H200 (docs/performance.md "The GPU check").
     python benchmarks/gpu_check.py                    # on a CUDA machine: install, check, summarize
     python benchmarks/gpu_check.py --wheels ~/wheels  # peers and missing deps from a local folder
     python benchmarks/gpu_check.py --dry-run          # anywhere: the exact plan and its budget
+    python benchmarks/gpu_check.py --steps pytest     # a rerun of what failed (+ install, env)
     python benchmarks/gpu_check.py --pip-download-args  # on the GPU machine: its wheel tags
 
 In order, each step under its own time budget (a step past it gets SIGTERM, so normbench writes
@@ -231,6 +232,30 @@ def plan(out: Path, wheels_dir: Path | None, py: str = sys.executable) -> list[S
     return steps
 
 
+# Every check installs what the machine lacks and measures the copy bandwidth that the summary
+# divides by, so --steps always keeps these two.
+ALWAYS = ("install", "env")
+
+
+def choose(steps: list[Step], names: str | None) -> list[Step]:
+    """The steps named in `names` (a comma list; None: all), in the plan's order, with install
+    and env always. Raises ValueError with a sentence naming the steps."""
+    if names is None:
+        return steps
+    asked = {n.strip() for n in names.split(",") if n.strip()}
+    known = [s.name for s in steps]
+    unknown = sorted(asked - set(known))
+    if unknown or not asked:
+        raise ValueError(f"--steps {names!r}: name steps among {', '.join(known)}")
+    return [s for s in steps if s.name in asked or s.name in ALWAYS]
+
+
+def left_out(steps: list[Step], chosen: list[Step]) -> list[StepResult]:
+    """A row in the summary's step table for each step --steps left out."""
+    return [StepResult(s.name, "left out", 0.0, s.budget_s, "not in --steps")
+            for s in steps if s not in chosen]  # fmt: skip
+
+
 def budget_s(steps: list[Step]) -> int:
     return sum(s.budget_s for s in steps)
 
@@ -361,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder (default reports/gpu-check-T)")
     ap.add_argument("--wheels", type=Path, default=None, help="local folder of peer wheels")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    ap.add_argument("--steps", default=None,
+                    help="comma list of the steps to run, e.g. pytest,speed for a rerun of what "
+                         "failed (install and env always run; default: all)")  # fmt: skip
     ap.add_argument("--pip-download-args", action="store_true",
                     help="print pip download's options for this Python and platform")  # fmt: skip
     args = ap.parse_args(argv)
@@ -371,7 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu-check: --wheels {args.wheels} is not a folder.", file=sys.stderr)
         return 2
     out = args.out or ROOT / "reports" / f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}"
-    steps = plan(out, args.wheels)
+    every = plan(out, args.wheels)
+    try:
+        steps = choose(every, args.steps)
+    except ValueError as exc:
+        print(f"gpu-check: {exc}.", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(describe(steps, args.wheels))
         return 0
@@ -392,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         print(f"gpu-check: {step.name}: {r.status} in {r.wall_s:.0f} s {r.detail}",
               file=sys.stderr, flush=True)  # fmt: skip
+    ran = {r.name for r in results}
+    results += left_out(every, steps)
+    results.sort(key=lambda r: [s.name for s in every].index(r.name))
     (out / "steps.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -399,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = write_summary(out, results)
     print(f"gpu-check: summary in {summary}", file=sys.stderr)
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return 0 if all(r.status == "ok" for r in results if r.name in ran) else 1
 
 
 if __name__ == "__main__":

@@ -115,6 +115,24 @@ def stability_section(run) -> list[str]:
     return [md_table(rows), *([""] + bad if bad else [])]
 
 
+def peers_section(runs: dict[str, Any]) -> list[str]:
+    """Each peer normbench knows, and whether the speed run timed it or why not: the speed step
+    takes only those that import, so an absent one would otherwise be missing unexplained."""
+    from normbench.backends.external import PeerBackend
+    from normbench.registry import backends
+
+    speed = runs.get("speed")
+    timed = {r.backend for r in speed.cases() if r.ok} if speed else set()
+    rows = []
+    for name, backend in backends().items():
+        if isinstance(backend, PeerBackend):
+            why = backend.available()
+            state = "timed" if name in timed else "not timed"
+            rows.append({"peer": name, "speed": state, "why not": why or ("" if name in timed
+                         else "importable, but no speed case of it finished")})  # fmt: skip
+    return [md_table(rows)]
+
+
 def skipped_section(runs: dict[str, Any]) -> list[str]:
     """Every case that did not run, grouped by suite, backend, status and reason."""
     seen: Counter = Counter()
@@ -149,6 +167,7 @@ def write_summary(out: Path, steps: list) -> Path:
                                   ("Stability", "stability", stability_section)):  # fmt: skip
         lines += ["", f"## {title}", ""]
         lines += section(runs[suite]) if suite in runs else [f"no {suite} run in runs/"]
+    lines += ["", "## Peers", "", *peers_section(runs)]
     lines += ["", "## Not run, and why", "", *skipped_section(runs), ""]
     path = out / "summary.md"
     atomic_write_text(path, "\n".join(lines), overwrite=True)

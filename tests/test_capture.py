@@ -7,12 +7,14 @@ reader recomputes from the tensors."""
 from __future__ import annotations
 
 import json
+import weakref
 
 import pytest
 import torch
 
 from normbench.capture.record import capture_model
 from normbench.capture.records import Capture, CapturedLayer, LayerMeta
+from normbench.capture.residual import residual_roles
 from normbench.capture.store import read_capture, read_meta, write_capture
 from normbench.capture.summary import summarize
 from normbench.errors import UsageError
@@ -67,6 +69,50 @@ def test_pre_rms_capture_and_roles():
     assert [m.residual for m in cap.metas] == ["pre"] * 4 + ["final"]
     assert {(m.variant, m.cast, m.eps) for m in cap.metas} == {("rmsnorm", "fp32", 1e-6)}
     assert cap.metas[0].found_by == "class name LlamaRMSNorm"
+
+
+class _Graph:
+    """A stand-in for autograd's graph as torch 2.11 exposes it: a node's Python object is made
+    afresh whenever the last one was freed (torch 2.13 keeps one per node), so `is` and ids hold
+    only while the walker keeps the objects alive."""
+
+    def __init__(self) -> None:
+        self.live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.kinds = {"add": type("AddBackward0", (_Obj,), {}),
+                      "op": type("MmBackward0", (_Obj,), {})}  # fmt: skip
+
+    def node(self, kind: str, *kids: tuple) -> tuple:
+        return (kind, kids)
+
+    def obj(self, node: tuple) -> _Obj:
+        o = self.live.get(id(node))
+        if o is None:
+            o = self.kinds[node[0]](self, node)
+            self.live[id(node)] = o
+        return o
+
+
+class _Obj:
+    def __init__(self, graph: _Graph, node: tuple) -> None:
+        self.graph, self.node = graph, node
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((self.graph.obj(k), 0) for k in self.node[1])
+
+
+def test_roles_hold_where_torch_remakes_the_graph_nodes_python_objects():
+    g = _Graph()
+    h = g.node("op")  # the embedding
+    xs, ys = [], []
+    for _ in range(6):  # Pre-LN: h = h + f(norm(h)), then a final norm
+        y = g.node("op", h)
+        xs.append(h), ys.append(y)
+        h = g.node("add", h, g.node("op", g.node("op", y)))
+    xs.append(h), ys.append(g.node("op", h))
+    x_objs, y_objs = [g.obj(n) for n in xs], [g.obj(n) for n in ys]  # held, as capture does
+    roles = residual_roles(x_objs, y_objs, [y_objs[-1], *y_objs])
+    assert roles == ["pre"] * 6 + ["final"]
 
 
 def test_bf16_llama_rounds_before_the_weight_and_gemma_applies_one_plus_w():

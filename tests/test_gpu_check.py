@@ -48,6 +48,25 @@ def test_the_plan_is_the_issues_in_order_within_8_minutes(tmp_path, capsys):
     assert steps[2].commands[0][2:5] == ("pytest", "-m", "gpu")
 
 
+def test_a_rerun_of_some_steps_keeps_install_and_env(tmp_path, capsys):
+    out = tmp_path / "check"
+    every = gc.plan(out, None)
+    chosen = gc.choose(every, "stability,pytest")
+    assert [s.name for s in chosen] == ["install", "env", "pytest", "stability"]
+    assert gc.main(["--dry-run", "--out", str(out), "--steps", "speed"]) == 0
+    text = capsys.readouterr().out
+    budget = gc.budget_s(gc.choose(every, "speed"))  # install, env and speed's
+    assert text.startswith(f"gpu-check plan: 3 steps, {budget} s in all") and "3. speed (" in text
+    rows = gc.left_out(every, chosen)
+    assert [(r.name, r.status) for r in rows] == [("speed", "left out"), ("memory", "left out")]
+    for bad in ("spead", ",", "pytest,nosuch"):
+        assert gc.main(["--dry-run", "--out", str(out), "--steps", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"gpu-check: --steps {bad!r}: name steps among install, env, ")
+        assert err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_without_cuda_it_says_so_in_one_sentence(tmp_path):
     out = tmp_path / "check"
     proc = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--out", str(out)],
@@ -101,9 +120,11 @@ def test_what_is_never_installed_and_what_is_pinned():
     # jsonschema (like ruff) serves the CPU suite only; a GPU image lacking it is fine.
     assert not names & {"torch", "triton", "ruff", "jsonschema"}
     pins = gc.pins()
-    import torch
+    from importlib.metadata import version
 
-    assert f"torch=={torch.__version__}" in pins and all("==" in p for p in pins)
+    # The distribution's version, which pip compares: a CUDA wheel from PyPI is "2.11.0" while
+    # torch.__version__ says "2.11.0+cu130".
+    assert f"torch=={version('torch')}" in pins and all("==" in p for p in pins)
 
 
 def test_a_step_past_its_budget_gets_sigterm_then_stops(tmp_path, monkeypatch):
@@ -178,8 +199,14 @@ def test_the_summary_reads_what_the_steps_left(tmp_path, speed_run):
     pct = 100 * eager.value("bandwidth") / speed_run.env["copy_bandwidth_gbps"]
     assert f"{eager.value('bandwidth') / 1e3:.2f} TB/s ({pct:.0f}%)" in text
     assert "| speed  | timed out" in text or "| speed | timed out" in text
-    assert "1 failed, 1 passed, 1 skipped" in text and "FAILED tests/gpu/test_a_gpu.py::test_two"
+    assert "1 failed, 1 passed, 1 skipped" in text
+    assert "- FAILED tests/gpu/test_a_gpu.py::test_two" in text
     assert "skipped: needs two CUDA devices" in text
     triton = next(r for r in speed_run.cases() if r.backend == "triton")
     assert triton.note.split(" (")[0] in text  # why the interpreter was not timed
     assert "no memory run in runs/" in text and "no stability run in runs/" in text
+    # Every peer is accounted for, timed or not and why: here none imports.
+    peers = text.split("## Peers")[1].split("##")[0]
+    for name, (module, _) in gc.PEERS.items():
+        line = next(x for x in peers.splitlines() if x.startswith(f"| {name} "))
+        assert "not timed" in line and f"No module named '{module}'" in line

@@ -19,6 +19,7 @@ from normbench.suites.memory import ideal_memory
 from normbench.suites.stability import check_case
 from normbench.variants import Shape, get_variant
 from normbench.verdicts import PASS
+from tests.kernel_reference import needs_interpreter
 
 runner = CliRunner()
 RES32 = NormOptions(residual_dtype="fp32")
@@ -58,6 +59,7 @@ def test_options_that_fit_no_selected_variant_are_refused():
         NormOptions(residual_dtype="fp8")
 
 
+@needs_interpreter
 def test_prepare_makes_each_tensor_in_its_own_dtype_and_shape():
     v = get_variant("add_rmsnorm")
     case = Case(
@@ -80,6 +82,7 @@ def test_prepare_makes_each_tensor_in_its_own_dtype_and_shape():
     assert nw.inputs["weight"] is None and nw.inputs["bias"] is None
 
 
+@needs_interpreter
 def test_backends_skip_options_they_do_not_take_with_the_reason():
     case = Case("add_rmsnorm", "eager", "bf16", Shape(1, 4, 64), "fwd", options=RES32)
     assert get_backend("eager").supports(case) == "eager does not take an fp32 residual"
@@ -90,6 +93,7 @@ def test_backends_skip_options_they_do_not_take_with_the_reason():
     assert get_backend("eager").supports(nw) is None
 
 
+@needs_interpreter
 @pytest.mark.parametrize(
     "options",
     [NormOptions(affine=False), NormOptions(weight_dtype="fp32", bias=True), RES32],
@@ -126,6 +130,7 @@ def test_ideal_bytes_count_each_tensor_at_its_width():
     assert ideal_memory(v, res32).saved == 4 * el + 4 * shape.rows
 
 
+@needs_interpreter
 def test_cli_stability_with_options_end_to_end(tmp_path):
     args = [
         "stability", "--variant", "add_rmsnorm,rmsnorm", "--backend", "triton,eager",
@@ -148,6 +153,7 @@ def test_cli_stability_with_options_end_to_end(tmp_path):
     assert opts["weight_dtype"] == "fp32" and opts["residual_dtype"] == "fp32"
 
 
+@needs_interpreter
 def test_cli_heads_and_bad_options(tmp_path):
     ok = runner.invoke(app, ["stability", "--variant", "rmsnorm", "--backend", "triton",
                              "--dtype", "fp16", "--dim", "64", "--heads", "4", "--dist", "normal",
@@ -175,6 +181,7 @@ def test_no_weight_runs_backward_in_speed_and_memory(tmp_path):
         assert not (df.status == "error").any(), df[df.status == "error"].note.tolist()
 
 
+@needs_interpreter
 def test_memory_with_heads_is_measured_against_its_own_ideal():
     from normbench.config import Selection
     from normbench.suites.memory import MemoryConfig, run_memory
@@ -193,6 +200,7 @@ def test_a_dtype_equal_to_x_is_the_plain_layer():
     assert opts.for_case("dyt", "bf16") == NormOptions()  # options belong to the row norms
 
 
+@needs_interpreter
 def test_sweeps_keep_the_heads():
     from normbench.config import Selection, StabilityConfig
     from normbench.results.stability import SweepPointResult

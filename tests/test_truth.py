@@ -13,6 +13,7 @@ import torch
 
 from normbench.kernels import aot, rms_norm
 from normbench.kernels.truth import LAUNCHED, audit_key, make_key, record_launches
+from tests.kernel_reference import needs_interpreter
 
 
 def test_key_drops_empty_attributes_and_reads_flags_alike():
@@ -63,6 +64,7 @@ def test_a_compiled_kernel_reads_back_the_audits_key():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@needs_interpreter
 def test_recording_leaves_the_kernels_as_they_were():
     import importlib
 

@@ -17,6 +17,7 @@ from normbench.errors import UsageError
 from normbench.plugins import absolute_plugin
 from normbench.results import load_run
 from normbench.worker import Install, Worker, WorkerError, locate, split_spec
+from tests.kernel_reference import needs_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -121,6 +122,7 @@ def test_ab_processes_option(tmp_path):
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
 
 
+@needs_interpreter  # the triton row is the interpreter's, never timed
 def test_ab_every_backend_from_two_installs(tmp_path):
     out = tmp_path / "r"
     r = runner.invoke(app, ["ab", "--a", f"@{ROOT}", "--b", f"@{ROOT}", "--backend",

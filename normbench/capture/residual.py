@@ -26,47 +26,43 @@ def _is_add(node: Any) -> bool:
     return node is not None and type(node).__name__.startswith("AddBackward")
 
 
-def _reach(roots: Sequence[Any], y_nodes: Sequence[Any]) -> dict[int, int]:
-    """For each node reachable from `roots`: a bit mask of the norms whose output node it
-    depends on (itself included). Iterative post-order, so a deep model cannot hit the
-    recursion limit."""
+def _post_order(roots: Sequence[Any]) -> list[Any]:
+    """Every node reachable from `roots`, once each, children before parents (iterative, so a
+    deep model cannot hit the recursion limit).
+
+    The list also keeps the nodes alive, which the ids and `is` tests below rely on: torch 2.11
+    makes a new Python object for a graph node whose last one was freed (torch 2.13 keeps one),
+    so a node let go mid-walk would come back under another id, and a freed id is reused."""
+    order: list[Any] = []
+    seen: set[int] = set()
+    stack = [(r, False) for r in roots if r is not None]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in seen)
+    return order
+
+
+def _reach(order: Sequence[Any], y_nodes: Sequence[Any]) -> dict[int, int]:
+    """For each node of `order` (a post-order): a bit mask of the norms whose output node it
+    depends on (itself included)."""
     bits: dict[int, int] = {}
     for i, n in enumerate(y_nodes):
         if n is not None:
             bits[id(n)] = bits.get(id(n), 0) | (1 << i)
     reach: dict[int, int] = {}
-    keep: list[Any] = []  # the nodes stay alive while their ids are keys
-    stack = [(r, False) for r in roots if r is not None]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            mask = bits.get(id(node), 0)
-            for c in _children(node):
-                mask |= reach.get(id(c), 0)
-            reach[id(node)] = mask
-            continue
-        if id(node) in reach:
-            continue
-        reach[id(node)] = 0  # visiting: a DAG has no cycle, this only stops a re-visit
-        keep.append(node)
-        stack.append((node, True))
-        stack.extend((c, False) for c in _children(node) if id(c) not in reach)
+    for node in order:
+        mask = bits.get(id(node), 0)
+        for c in _children(node):
+            mask |= reach.get(id(c), 0)
+        reach[id(node)] = mask
     return reach
-
-
-def _adds(roots: Sequence[Any]) -> list[Any]:
-    seen: set[int] = set()
-    out = []
-    stack = [r for r in roots if r is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if _is_add(node):
-            out.append(node)
-        stack.extend(_children(node))
-    return out
 
 
 def residual_roles(
@@ -75,10 +71,11 @@ def residual_roles(
     """The role of each norm call (pre, post, final, unknown) from the grad_fn nodes of its
     input and output and the graph's roots (the output's node, and the outputs' of every norm
     so a forward that failed part-way is still read up to there)."""
-    reach = _reach(roots, y_nodes)
+    order = _post_order(roots)  # held to the end: see _post_order
+    reach = _reach(order, y_nodes)
     # The norms whose input is an operand of an add whose other operand depends on the norm.
     pre: set[int] = set()
-    for add in _adds(roots):
+    for add in filter(_is_add, order):
         kids = _children(add)
         for i, xn in enumerate(x_nodes):
             if xn is None or not any(k is xn for k in kids):
