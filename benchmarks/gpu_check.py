@@ -45,25 +45,52 @@ PEERS = {
     "quack": ("quack", "quack-kernels"),
     "flashinfer": ("flashinfer", "flashinfer-python"),
 }
-# Never installed or replaced by the check: the machine's own CUDA stack, torch and what the
-# installed torch requires (its triton and nvidia-*-cuXX runtime wheels); without torch's
-# metadata, the names those wheels have. nvidia-ml-py (NVML's binding, a normbench dependency)
-# and nvidia-cutlass-dsl (QuACK's) are not part of it.
-STACK = re.compile(r"^(torch|triton|pytorch-triton(-rocm)?|nvidia-.*-cu\d+)$")
+# Never installed or replaced by the check: the machine's own CUDA stack, that is torch and
+# everything its installed requirements pull in, transitively and with the extras asked for
+# (torch 2.11 takes its CUDA libraries through cuda-toolkit[cublas,cudart,...], so nvidia-cublas
+# is no direct requirement of it); and, without torch's metadata, the names torch's runtime
+# wheels have. A peer's own CUDA library is not part of it: nvidia-cutlass-dsl-libs-cu13
+# (QuACK's CuTe DSL) ends in -cu13 like them. nvidia-ml-py (NVML's binding) is normbench's.
+STACK = re.compile(
+    r"^(torch|triton|pytorch-triton(-rocm)?|nvidia-(cublas|cuda-cupti|cuda-nvrtc|cuda-runtime|"
+    r"cudnn|cufft|cufile|curand|cusolver|cusparse|cusparselt|nccl|nvjitlink|nvshmem|nvtx)"
+    r"(-cu\d+)?)$"
+)
 
 
 def kept(name: str) -> bool:
     """True for a distribution of the machine's torch stack."""
-    return bool(STACK.match(canonical(name))) or canonical(name) in _torch_requires()
+    return bool(STACK.match(canonical(name))) or canonical(name) in _torch_stack()
+
+
+_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 
 
 @functools.cache
-def _torch_requires() -> frozenset[str]:
-    try:
-        reqs = md.requires("torch") or []
-    except md.PackageNotFoundError:
-        return frozenset()
-    return frozenset(canonical(req_name(r)) for r in reqs if "extra ==" not in r)
+def _torch_stack() -> frozenset[str]:
+    """torch and the installed distributions its requirements reach, each with the extras
+    its requirer asked for (an `extra == "x"` requirement counts only where x was asked)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    stack: set[str] = set()
+    todo = [("torch", frozenset())]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        try:
+            reqs = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue  # not installed: nothing of it to keep
+        stack.add(name)
+        for req in reqs:
+            extra = _EXTRA.search(req)
+            if extra and canonical(extra.group(1)) not in extras:
+                continue
+            asked = re.match(r"\s*[A-Za-z0-9][A-Za-z0-9_.-]*\s*\[([^\]]*)\]", req)
+            wants = frozenset(canonical(e) for e in asked.group(1).split(",")) if asked else ()
+            todo.append((canonical(req_name(req)), frozenset(wants)))
+    return frozenset(stack)
 
 
 STABILITY_DISTS = "normal,large,offset,massive,constant,zero,inf"

@@ -83,7 +83,9 @@ def fake_wheels(folder: Path) -> None:
                  "nvidia_cudnn_cu12-9.1.0.70-py3-none-manylinux2014_x86_64.whl",
                  "triton-3.1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
                  "typer-0.12.0-py3-none-any.whl",
-                 "nvidia_cutlass_dsl-4.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"):  # fmt: skip
+                 "nvidia_cutlass_dsl-4.1.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                 "nvidia_cutlass_dsl_libs_cu13-4.8.1-cp312-cp312-manylinux_2_28_x86_64.whl",
+                 ):  # fmt: skip
         (folder / name).write_bytes(b"")
 
 
@@ -105,6 +107,7 @@ def test_install_keeps_torch_and_takes_peers_from_the_folder_only(tmp_path, monk
     assert installed_wheels == [  # typer is there already; torch's stack is never installed
         "liger_kernel-0.5.10-py3-none-any.whl",
         "nvidia_cutlass_dsl-4.1.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "nvidia_cutlass_dsl_libs_cu13-4.8.1-cp312-cp312-manylinux_2_28_x86_64.whl",  # QuACK's
     ]
     assert "liger" in " ".join(steps[3].commands[0])  # its peer joins the timed backends
     assert not any("torch" in a or "triton" in a for cmd in steps[0].commands for a in cmd
@@ -125,6 +128,46 @@ def test_what_is_never_installed_and_what_is_pinned():
     # The distribution's version, which pip compares: a CUDA wheel from PyPI is "2.11.0" while
     # torch.__version__ says "2.11.0+cu130".
     assert f"torch=={version('torch')}" in pins and all("==" in p for p in pins)
+
+
+def test_the_stack_is_what_torch_pulls_in_not_a_peers_cuda_library(monkeypatch):
+    # torch 2.11's metadata, cut down: its CUDA libraries come through cuda-toolkit's extras.
+    reqs = {
+        "torch": ["jinja2", 'cuda-toolkit[cublas,cudart]==13.0.2; platform_system == "Linux"',
+                  'nvidia-cudnn-cu13==9.19.0.56; platform_system == "Linux"', "triton==3.6.0",
+                  'opt-einsum>=3.3; extra == "opt-einsum"'],
+        "cuda-toolkit": ['nvidia-cublas==13.*; extra == "cublas"',
+                         'nvidia-cuda-runtime==13.*; extra == "cudart"',
+                         'nvidia-cuda-nvcc==13.*; extra == "nvcc"'],
+        "jinja2": ["MarkupSafe>=2.0"],
+    }  # fmt: skip
+
+    leaves = {
+        "nvidia-cublas",
+        "nvidia-cuda-runtime",
+        "nvidia-cudnn-cu13",
+        "triton",
+        "markupsafe",
+        "nvidia-cuda-nvcc",
+        "opt-einsum",
+    }  # installed, needing nothing
+
+    def requires(name):
+        if name in reqs or name in leaves:
+            return reqs.get(name, [])
+        raise gc.md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(gc.md, "requires", requires)
+    gc._torch_stack.cache_clear()
+    try:
+        stack = gc._torch_stack()
+    finally:
+        gc._torch_stack.cache_clear()
+    assert stack == {"torch", "jinja2", "markupsafe", "cuda-toolkit", "nvidia-cublas",
+                     "nvidia-cuda-runtime", "nvidia-cudnn-cu13", "triton"}  # fmt: skip
+    # An extra nobody asked for is not the stack, nor is a peer's library named like one.
+    assert not {"nvidia-cuda-nvcc", "opt-einsum"} & stack
+    assert not gc.kept("nvidia-cutlass-dsl-libs-cu13") and gc.kept("nvidia-cublas")
 
 
 def test_a_step_past_its_budget_gets_sigterm_then_stops(tmp_path, monkeypatch):
