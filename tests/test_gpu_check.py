@@ -4,6 +4,7 @@ one-sentence refusal without CUDA, a step stopped at its budget, and the summary
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import importlib.util
 import json
 import subprocess
@@ -155,9 +156,9 @@ def test_the_stack_is_what_torch_pulls_in_not_a_peers_cuda_library(monkeypatch):
     def requires(name):
         if name in reqs or name in leaves:
             return reqs.get(name, [])
-        raise gc.md.PackageNotFoundError(name)
+        raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(gc.md, "requires", requires)
+    monkeypatch.setattr(metadata, "requires", requires)  # the module gpu_check reads
     gc._torch_stack.cache_clear()
     try:
         stack = gc._torch_stack()
