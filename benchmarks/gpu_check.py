@@ -63,16 +63,22 @@ def kept(name: str) -> bool:
     return bool(STACK.match(canonical(name))) or canonical(name) in _torch_stack()
 
 
-_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+def _requirement(req: str):
+    """A packaging Requirement (pip's own copy where packaging is not installed)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        from pip._vendor.packaging.requirements import Requirement
+    return Requirement(req)
 
 
 @functools.cache
 def _torch_stack() -> frozenset[str]:
-    """torch and the installed distributions its requirements reach, each with the extras
-    its requirer asked for (an `extra == "x"` requirement counts only where x was asked)."""
+    """torch and the installed distributions its requirements reach, each with the extras its
+    requirer asked for (a requirement's marker is evaluated with each of them)."""
     seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [("torch", frozenset[str]())]
     stack: set[str] = set()
-    todo = [("torch", frozenset())]
     while todo:
         name, extras = todo.pop()
         if (name, extras) in seen:
@@ -83,13 +89,9 @@ def _torch_stack() -> frozenset[str]:
         except md.PackageNotFoundError:
             continue  # not installed: nothing of it to keep
         stack.add(name)
-        for req in reqs:
-            extra = _EXTRA.search(req)
-            if extra and canonical(extra.group(1)) not in extras:
-                continue
-            asked = re.match(r"\s*[A-Za-z0-9][A-Za-z0-9_.-]*\s*\[([^\]]*)\]", req)
-            wants = frozenset(canonical(e) for e in asked.group(1).split(",")) if asked else ()
-            todo.append((canonical(req_name(req)), frozenset(wants)))
+        for req in map(_requirement, reqs):
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras | {""}):
+                todo.append((canonical(req.name), frozenset(map(canonical, req.extras))))
     return frozenset(stack)
 
 
@@ -156,11 +158,7 @@ def req_name(req: str) -> str:
 
 def satisfied(req: str) -> bool:
     """Installed at a version the requirement allows (its environment marker honoured)."""
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:  # pip's own copy
-        from pip._vendor.packaging.requirements import Requirement
-    r = Requirement(req)
+    r = _requirement(req)
     if r.marker is not None and not r.marker.evaluate():
         return True
     have = installed(r.name)
