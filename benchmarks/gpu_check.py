@@ -450,17 +450,17 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         print(f"gpu-check: {step.name}: {r.status} in {r.wall_s:.0f} s {r.detail}",
               file=sys.stderr, flush=True)  # fmt: skip
-    ran = {r.name for r in results}
-    results += left_out(every, steps)
-    results.sort(key=lambda r: [s.name for s in every].index(r.name))
-    (out / "steps.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    # The step table in the plan's order, with a row for each step --steps left out.
+    by_name = {r.name: r for r in results + left_out(every, steps)}
+    table = [by_name[s.name] for s in every]
+    (out / "steps.json").write_text(json.dumps([asdict(r) for r in table], indent=2))
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from gpu_check_summary import write_summary
 
-    summary = write_summary(out, results)
+    summary = write_summary(out, table)
     print(f"gpu-check: summary in {summary}", file=sys.stderr)
-    return 0 if all(r.status == "ok" for r in results if r.name in ran) else 1
+    return 0 if all(r.status == "ok" for r in results) else 1
 
 
 if __name__ == "__main__":

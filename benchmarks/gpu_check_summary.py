@@ -125,11 +125,13 @@ def peers_section(runs: dict[str, Any]) -> list[str]:
     timed = {r.backend for r in speed.cases() if r.ok} if speed else set()
     rows = []
     for name, backend in backends().items():
-        if isinstance(backend, PeerBackend):
-            why = backend.available()
-            state = "timed" if name in timed else "not timed"
-            rows.append({"peer": name, "speed": state, "why not": why or ("" if name in timed
-                         else "importable, but no speed case of it finished")})  # fmt: skip
+        if not isinstance(backend, PeerBackend):
+            continue
+        if name in timed:
+            rows.append({"peer": name, "speed": "timed", "why not": ""})
+        else:
+            why = backend.available() or "importable, but no speed case of it finished"
+            rows.append({"peer": name, "speed": "not timed", "why not": why})
     return [md_table(rows)]
 
 
