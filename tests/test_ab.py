@@ -144,15 +144,17 @@ def test_speed_with_baseline(tmp_path):
     gate = ["--baseline", str(base), "--md", str(md)]
     r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--out", str(s),
                             "--format", "json", *gate])  # fmt: skip
-    # An A/A of one case: never a regression (the floor), 4 when a side was unreliable.
-    assert r.exit_code in (0, 4), r.output
     assert "normbench compare:" in md.read_text()
     assert len(list(s.glob("compare-*.json"))) == 1
-    # 4 (could not judge) exactly when a case was timed while the machine was unreliable.
+    # The run exits with its comparison's verdict. Two real runs on a shared CPU can differ
+    # by more than the noise floor (CI once saw 26 us then 44 us, tight within each run), so
+    # the verdict itself is not asserted here; the A/A property is, on one run compared with
+    # itself (test_calibrate_then_compare_with_it) and on fixed samples (test_compare.py).
     cmp = load_run(next(s.glob("compare-*.json")))
     verdicts = {c.verdict for c in cmp.of(CaseComparison)}
-    if Verdict.REGRESSION not in verdicts:
-        assert (r.exit_code == 4) == (Verdict.UNRELIABLE in verdicts), r.output
+    failing = any(v.failing for v in verdicts)
+    expected = 1 if failing else 4 if Verdict.UNRELIABLE in verdicts else 0
+    assert r.exit_code == expected, r.output
     # A baseline from another machine is refused before anything is measured.
     data = json.loads(base.read_text())
     data["env"]["device_name"] = "NVIDIA H100 80GB HBM3"
