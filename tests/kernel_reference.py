@@ -14,14 +14,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from normbench.kernels import interpreter_problem_here, layer_norm, rms_norm
+from normbench.kernels import interpreter_problem_here, layer_norm, rms_norm, triton_problem_here
 
 # The kernel tests run in Triton's interpreter; where it cannot run beside this numpy (Triton
-# before 3.7 with numpy 2.4 or newer) they are skipped with that reason, as the triton backend
-# reports itself unavailable with it.
-needs_interpreter = pytest.mark.skipif(
-    interpreter_problem_here() is not None, reason=interpreter_problem_here() or ""
-)
+# before 3.7 with numpy 2.4 or newer), or the Triton is older than the kernels' floor, they are
+# skipped with that reason, as the triton backend reports itself unavailable with it.
+_PROBLEM = triton_problem_here() or interpreter_problem_here()
+needs_interpreter = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
 
 ATOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float64: 1e-10}
 MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7, torch.float64: 52}

@@ -15,12 +15,14 @@ from normbench.suites.audit import occupancy, run_audit
 try:
     import triton
 
-    from normbench.kernels import aot
+    from normbench.kernels import aot, triton_problem_here
 except ImportError:  # the results' tests below need no compiler
     triton = aot = None
 
 needs_triton = pytest.mark.skipif(aot is None, reason="triton is not installed: nothing to compile")
-_MISSING = aot.tools_missing() if aot is not None else "triton is not installed"
+_MISSING = (
+    (triton_problem_here() or aot.tools_missing()) if aot is not None else "triton is not installed"
+)
 needs_tools = pytest.mark.skipif(
     _MISSING is not None, reason=f"cannot compile for a GPU here: {_MISSING}"
 )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["available", "interpreted", "layer_norm", "rms_norm"]
+__all__ = ["available", "interpreted", "layer_norm", "rms_norm", "triton_problem"]
 
 
 def _use_interpreter_without_gpu() -> None:
@@ -52,6 +52,32 @@ def _major_minor(version: str) -> tuple[int, int]:
     """'3.6.0' -> (3, 6); '2.4.0rc1', '3.7.0+git1a2b' -> (2, 4), (3, 7)."""
     found = re.match(r"(\d+)\.(\d+)", version)
     return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+# The oldest Triton the kernels are checked on (docs/performance.md, "The oldest releases tried"):
+# 3.0's interpreter refuses them and 3.2's compiler API cannot build them ahead of time.
+OLDEST_TRITON = (3, 3)
+
+
+def triton_problem(triton_version: str) -> str | None:
+    """Why this Triton release cannot be trusted with the kernels, or None."""
+    if _major_minor(triton_version) < OLDEST_TRITON:
+        return (
+            f"Triton {triton_version} is older than 3.3, the oldest release normbench's kernels "
+            "are checked on: upgrade to torch>=2.7, whose Triton is 3.3 or newer"
+        )
+    return None
+
+
+@functools.cache
+def triton_problem_here() -> str | None:
+    """`triton_problem` for the installed Triton (None when triton is absent: the import below
+    says so)."""
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton_problem(triton.__version__)
 
 
 def interpreter_problem(triton_version: str, numpy_version: str) -> str | None:
@@ -115,6 +141,8 @@ def available() -> tuple[bool, str]:
     """(usable, how): compiled on a named GPU, interpreted on CPU, or why not at all."""
     if _UNAVAILABLE is not None:
         return False, _UNAVAILABLE
+    if triton_problem_here():
+        return False, triton_problem_here()
     if interpreted():
         problem = interpreter_problem_here()
         if problem:

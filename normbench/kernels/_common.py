@@ -18,6 +18,7 @@ from normbench.kernels import (  # defined before __init__ imports this module
     _jit,
     interpreted,
     interpreter_problem_here,
+    triton_problem_here,
 )
 from normbench.kernels.launch import check_n
 
@@ -83,6 +84,8 @@ def check_activation(x: torch.Tensor, name: str = "x") -> int:
     check_n(n)
     if not interpreted() and x.device.type != "cuda":
         raise ValueError(f"{name} is on {x.device}: the compiled kernels need CUDA tensors")
+    if triton_problem_here():
+        raise RuntimeError(f"normbench Triton kernels unavailable: {triton_problem_here()}")
     if interpreted() and interpreter_problem_here():
         raise RuntimeError(f"normbench Triton kernels unavailable: {interpreter_problem_here()}")
     return n

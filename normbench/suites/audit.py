@@ -232,7 +232,9 @@ def run_audit(
     ]
     if sm_count is not None:
         jobs = [dict(job, sms=sm_count) for job in jobs]
-    missing = tools_missing()
+    from normbench.kernels import triton_problem_here
+
+    missing = triton_problem_here() or tools_missing()
     if missing:
         return [_error_row(j, missing) for j in jobs]
 
