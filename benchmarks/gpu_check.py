@@ -137,16 +137,13 @@ def requirements() -> list[str]:
     """normbench's dependencies and pytest (what the steps import) from pyproject.toml, torch
     and triton left out: the GPU machine's own are what the check measures. The rest of the
     dev extra (ruff, jsonschema) serves the CPU suite only: a GPU image without it is fine."""
-    text = (ROOT / "pyproject.toml").read_text()
     try:
         import tomllib
-
-        project = tomllib.loads(text)["project"]
-        dev = list(project["optional-dependencies"]["dev"])
-        reqs = list(project["dependencies"]) + [r for r in dev if req_name(r) == "pytest"]
-    except ImportError:  # Python 3.10: the dependency lists read as quoted strings
-        block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
-        reqs = re.findall(r'"([^"]+)"', block) + ["pytest>=8"]
+    except ImportError:  # Python 3.10: pip's own copy of tomli, the same parser
+        from pip._vendor import tomli as tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dev = list(project["optional-dependencies"]["dev"])
+    reqs = list(project["dependencies"]) + [r for r in dev if req_name(r) == "pytest"]
     # torch's own requirements stay (jinja2 is one): kept() is for what the check must not
     # install or replace, and a requirement torch shares is met already.
     return [r for r in reqs if not STACK.match(canonical(req_name(r)))]

@@ -22,6 +22,22 @@ from normbench.kernels import interpreter_problem_here, layer_norm, rms_norm, tr
 _PROBLEM = triton_problem_here() or interpreter_problem_here()
 needs_interpreter = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
 
+
+def _compile_problem() -> str | None:
+    try:
+        from normbench.kernels import aot
+    except ImportError as exc:
+        return f"triton cannot be imported ({exc})"
+    return triton_problem_here() or aot.tools_missing()
+
+
+# Compiling for a GPU without one (the audit's path): a Triton at or above the kernels' floor
+# whose wheel carries ptxas and cuobjdump.
+_COMPILE = _compile_problem()
+needs_compiler = pytest.mark.skipif(
+    _COMPILE is not None, reason=f"cannot compile for a GPU here: {_COMPILE}"
+)
+
 ATOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float64: 1e-10}
 MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7, torch.float64: 52}
 MIN_EXP = {torch.float32: -126, torch.float16: -14, torch.bfloat16: -126, torch.float64: -1022}

@@ -11,6 +11,7 @@ from normbench.report.audit_view import view
 from normbench.results import Finding, Run, Status, dumps, load_run
 from normbench.results.audit import AuditRow, spilled, summary
 from normbench.suites.audit import occupancy, run_audit
+from tests.kernel_reference import needs_compiler
 
 try:
     import triton
@@ -19,13 +20,11 @@ try:
 except ImportError:  # the results' tests below need no compiler
     triton = aot = None
 
-needs_triton = pytest.mark.skipif(aot is None, reason="triton is not installed: nothing to compile")
-_MISSING = (
-    (triton_problem_here() or aot.tools_missing()) if aot is not None else "triton is not installed"
+needs_triton = pytest.mark.skipif(
+    aot is None or triton_problem_here() is not None,
+    reason=(aot and triton_problem_here()) or "triton is not installed: nothing to compile",
 )
-needs_tools = pytest.mark.skipif(
-    _MISSING is not None, reason=f"cannot compile for a GPU here: {_MISSING}"
-)
+needs_tools = needs_compiler
 
 
 @needs_tools

@@ -8,10 +8,12 @@ from typer.testing import CliRunner
 from normbench.cli import app
 from normbench.results import load_run
 from normbench.results.diagnose import ProbeResult, Verdict
+from tests.kernel_reference import needs_compiler
 
 runner = CliRunner()
 
 
+@needs_compiler
 def test_audit_writes_tidy_reports(tmp_path):
     result = runner.invoke(
         app,

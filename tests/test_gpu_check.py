@@ -131,6 +131,15 @@ def test_what_is_never_installed_and_what_is_pinned():
     assert f"torch=={version('torch')}" in pins and all("==" in p for p in pins)
 
 
+def test_python_3_10_reads_the_same_requirements(monkeypatch):
+    # No tomllib before 3.11: pip's own tomli reads pyproject. (A regex over the quoted strings
+    # read "The file", quoted in a comment, as a requirement and crashed the plan.)
+    expected = gc.requirements()
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib raises ImportError
+    assert gc.requirements() == expected
+    assert all(gc.req_name(r) for r in expected) and len(expected) >= 8
+
+
 def test_the_stack_is_what_torch_pulls_in_not_a_peers_cuda_library(monkeypatch):
     # torch 2.11's metadata, cut down: its CUDA libraries come through cuda-toolkit's extras.
     reqs = {

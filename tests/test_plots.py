@@ -280,10 +280,11 @@ def test_speed_bandwidth_axis_is_log_so_an_outlier_does_not_flatten_the_rest():
     assert ax.get_yscale() == "log"
     fig.draw_without_rendering()
     # On the log axis the eager line (10 and 20 GB/s, a factor of 2) spans a visible share of
-    # the panel's height; on a linear 0..440 axis it was under 3%.
+    # the panel's height (10% under matplotlib 3.9's log limits, 12% under 3.11's); on a
+    # linear 0..440 axis it was under 3%.
     (y0, y1), (lo, hi) = [ax.transData.transform((x, y))[1] for x, y in lines(ax)["eager"]], (
         ax.bbox.y0, ax.bbox.y1)  # fmt: skip
-    assert (y1 - y0) / (hi - lo) > 0.12
+    assert (y1 - y0) / (hi - lo) > 0.08
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and all(float(v.replace(",", "")) > 0 for v in labels)  # plain numbers
     assert "log" in ax.get_ylabel()

@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from normbench.kernels import aot, rms_norm
 from normbench.kernels.truth import LAUNCHED, audit_key, make_key, record_launches
-from tests.kernel_reference import needs_interpreter
+from tests.kernel_reference import needs_compiler, needs_interpreter
 
 
 def test_key_drops_empty_attributes_and_reads_flags_alike():
@@ -38,7 +37,7 @@ def test_audit_keys_follow_the_launch_table():
     assert sxm == audit_key("rmsnorm_bwd", "bf16", 4096, "sm_90", aot.SM_COUNT["sm_90"])
 
 
-@pytest.mark.skipif(aot.tools_missing() is not None, reason="no ptxas in this triton wheel")
+@needs_compiler
 def test_a_compiled_kernel_reads_back_the_audits_key():
     # Compiled ahead of time for sm_90 (the audit's own compile, in a process with the real
     # compiler): the kernel's source, constants and warps give back the key audit_key built.

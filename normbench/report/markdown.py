@@ -35,7 +35,8 @@ def md_table(
     if numeric is None:
         numeric = [numeric_column(r[i] for r in rows) for i in range(len(cols))]
     frame = pd.DataFrame([[_cell(c) for c in r] for r in rows], columns=[_cell(c) for c in cols])
-    align = ["right" if n else "left" for n in numeric]
+    # No rows, no alignment: tabulate 0.9 counts columns from the rows and would index past them.
+    align = ["right" if n else "left" for n in numeric] if rows else None
     return frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
                              colalign=align)  # fmt: skip
 
