@@ -33,8 +33,18 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             # TERM and HUP (CI cancellation, `timeout`) stop a run as Ctrl-C does, and a second
             # signal cannot cut the writing of the finished cases' reports short.
-            with stop_on_signals(exiting=True):
-                return fn(*args, **kwargs)
+            with stop_on_signals(exiting=True) as stop:
+                try:
+                    result = fn(*args, **kwargs)
+                except typer.Exit as exc:
+                    if not stop.requested or exc.exit_code == 130:
+                        raise
+                    result = None
+                if stop.requested:
+                    # Held after the last case (normbench.signals.measuring): nothing was cut
+                    # short, and the command still ends as interrupted.
+                    fail("interrupted after the last case; its reports are complete", 130)
+                return result
         except NormbenchError as exc:
             if STATE["debug"]:  # the traceback, and still the error's own exit code
                 import traceback

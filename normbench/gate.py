@@ -42,6 +42,16 @@ class Prepared:
             for k, v in self.inputs.items()
         }
 
+    def arguments(self, grads: bool) -> dict[str, torch.Tensor | None]:
+        """The tensors a call is given: fresh leaves when gradients are taken, else the inputs."""
+        return self.leaves() if grads else dict(self.inputs)
+
+    def writable(self, given: dict[str, torch.Tensor | None]) -> tuple[torch.Tensor, ...]:
+        """What a call given `given` could write into: those tensors and the output gradients.
+        With gradients the call gets fresh leaves, not the inputs, so it is the leaves that must
+        be watched for an in-place write (docs/numerics.md trap 11)."""
+        return (*self.dys, *(v for v in given.values() if v is not None))
+
     def tensors(self) -> list[torch.Tensor]:
         """The inputs that exist, in argument order."""
         return [v for v in self.inputs.values() if v is not None]
@@ -217,6 +227,21 @@ def _restore(before: list[torch.Tensor], after: tuple[torch.Tensor, ...]) -> boo
     return changed
 
 
+IN_PLACE = "modified an input or dy in place"
+
+
+def _call_problem(exc: Exception) -> str | None:
+    """The mismatch a failed call amounts to (wrong outputs or signature), or None for an
+    error the caller reports as one."""
+    if isinstance(exc, OutputProblem):
+        return str(exc)
+    if isinstance(exc, (TypeError, ValueError)) and (
+        "not enough values" in str(exc) or "unexpected keyword" in str(exc)
+    ):
+        return f"wrong signature or outputs: {exc}"
+    return None
+
+
 def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> GateResult:
     """Run `fn` once on the case and compare every output (and gradient) with the oracle."""
     import torch
@@ -232,24 +257,25 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
         def fn(**kw: Any) -> Any:
             return inner(**{k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
 
-    tensors = p.leaves() if grads else dict(p.inputs)
-    before = [t.clone() for t in (*p.dys, *p.tensors())]
-    after = (*p.dys, *p.tensors())
+    tensors = p.arguments(grads)
+    after = p.writable(tensors)
+    before = [t.detach().clone() for t in after]
     with torch.enable_grad() if grads else torch.no_grad():
         try:
             got = _evaluate(fn, p, tensors, grads)
-        except OutputProblem as exc:
-            return GateResult(False, (), str(exc))
-        except (TypeError, ValueError) as exc:
-            if "not enough values" in str(exc) or "unexpected keyword" in str(exc):
-                return GateResult(False, (), f"wrong signature or outputs: {exc}")
-            raise
-        finally:
-            modified = _restore(before, after)
+        except Exception as exc:
+            # A write into an argument is the cause of what failed after it (autograd's
+            # version check on a tensor saved for backward, most often).
+            if _restore(before, after):
+                return GateResult(False, (), IN_PLACE)
+            problem = _call_problem(exc)
+            if problem is None:
+                raise
+            return GateResult(False, (), problem)
     # An input or dy modified in place breaks every other consumer of it (Liger #370,
     # docs/numerics.md trap 11).
-    if modified:
-        return GateResult(False, (), "modified an input or dy in place")
+    if _restore(before, after):
+        return GateResult(False, (), IN_PLACE)
     for name, r in ref.items():
         if name not in got:
             return GateResult(False, (), f"returned no {name}")

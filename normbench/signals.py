@@ -29,6 +29,11 @@ class StopRequest:
 
     signum: int | None = None
     active: bool = False  # its handlers are installed
+    # Once the command has started measuring (`measuring`), a stop raises only inside a
+    # measuring block; elsewhere (between cases, while the results are put together and the
+    # reports written) it is held, so that it cannot cut that short.
+    holding: bool = False
+    open: bool = False  # inside a measuring block
 
     @property
     def requested(self) -> bool:
@@ -66,7 +71,9 @@ def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
         if state.requested:
             return  # already stopping: the reports of the finished cases are being written
         state.signum = signum
-        raise KeyboardInterrupt
+        if state.open or not state.holding:
+            raise KeyboardInterrupt
+        # Held: the next measuring block raises it, or the command ends with exit 130.
 
     outer = _current
     previous = {}
@@ -83,3 +90,24 @@ def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
             signal.signal(s, signal.SIG_IGN if exiting and state.requested else restore)
         state.active = False
         _current = outer
+
+
+@contextmanager
+def measuring() -> Iterator[None]:
+    """Around the measuring of one case (an arch of the audit, a probe of diagnose): the only
+    place a stop signal interrupts once a command has begun measuring. A stop that arrived
+    before it (held between cases) raises KeyboardInterrupt on entry, so the loop around it
+    stops as if the signal had come during the case. Outside `stop_on_signals` (a worker
+    process, a library call) it changes nothing."""
+    state = _current
+    if not state.active:
+        yield
+        return
+    state.holding = True
+    if state.requested:
+        raise KeyboardInterrupt
+    state.open = True
+    try:
+        yield
+    finally:
+        state.open = False

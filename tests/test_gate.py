@@ -93,6 +93,35 @@ def test_in_place_dy_modification_is_caught():
     assert not r.ok and "in place" in r.note
 
 
+def _writes_into(name):
+    """An RMSNorm that returns the right y and then, outside autograd's view, scales one of its
+    arguments by 0 (x) or adds 1 (weight): a hidden in-place write no version counter sees."""
+
+    def rmsnorm(x, weight, eps):
+        y = EAGER_FUNCS["rmsnorm"](x, weight, eps)
+        with torch.no_grad():
+            {"x": x, "weight": weight}[name].mul_(0).add_(1 if name == "weight" else 0)
+        return y
+
+    return rmsnorm
+
+
+@pytest.mark.parametrize("mode", ["fwd", "bwd", "fwd+bwd"])
+@pytest.mark.parametrize("name", ["x", "weight"])
+def test_a_hidden_write_into_an_argument_is_caught_in_every_mode(name, mode):
+    # With gradients the kernel is given fresh leaves, not the prepared inputs: the gate must
+    # watch what the kernel was given (docs/numerics.md trap 11). It once watched the inputs
+    # only, and passed a kernel that zeroed its x in bwd and fwd+bwd.
+    r = run_gate(_writes_into(name), "rmsnorm", "fp32", mode, shape=Shape(1, 4, 32))
+    assert not r.ok and r.note == "modified an input or dy in place", r.note
+
+
+def test_the_right_kernel_passes_in_every_mode():
+    for mode in ("fwd", "bwd", "fwd+bwd"):
+        r = run_gate(EAGER_FUNCS["rmsnorm"], "rmsnorm", "fp32", mode, shape=Shape(1, 4, 32))
+        assert r.ok, (mode, r.note)
+
+
 def test_function_backend_helper():
     b = backend_from_functions("mine", {"rmsnorm": EAGER_FUNCS["rmsnorm"]}, dtypes=["fp32"])
     case = Case("layernorm", "mine", "fp32", SHAPE, "fwd")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from normbench.cli import app
 from normbench.results import Measurement, Run
 from normbench.results.speed import SpeedResult
-from normbench.signals import STOP_SIGNALS, stop_on_signals, stop_requested
+from normbench.signals import STOP_SIGNALS, measuring, stop_on_signals, stop_requested
 from normbench.suites import get_suite
 from normbench.variants.base import Shape
 
@@ -266,6 +266,44 @@ def test_the_first_signal_raises_once_and_the_handlers_come_back():
             assert inner is state
     assert not stop_requested()
     assert {s: signal.getsignal(s) for s in STOP_SIGNALS} == before
+
+
+def test_a_stop_between_measuring_blocks_waits_for_the_next_one():
+    with stop_on_signals() as state:
+        with measuring():
+            pass  # the command has begun measuring: from now on stops outside a case wait
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # held: no KeyboardInterrupt here, in the bookkeeping between cases
+        assert state.name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt), measuring():  # the next case stops at once
+            pytest.fail("a held stop let the next case run")
+
+
+def test_a_stop_after_the_last_case_leaves_complete_reports_and_exits_130(monkeypatch, tmp_path):
+    # A signal that came after the last case, while the reports were being put together, used
+    # to raise there: exit 130 with no report written. It now waits until they are written.
+    import normbench.report as report
+
+    original = report.write_reports
+
+    def signalled_then_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report, "write_reports", signalled_then_write)
+    out = tmp_path / "rep"
+    args = ["speed", "--backend", "eager", "--variant", "rmsnorm", "--dim", "64,128",
+            "--batch", "1", "--seq", "8", "--quick", "--time-budget", "0.05", "--out", str(out),
+            "--format", "json,csv"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert "interrupted after the last case; its reports are complete" in result.output
+    run, frame = finished_rows(out, "speed-*")
+    assert run["interrupted"] is False
+    assert {r["case_id"] for r in run["rows"] if r["status"] == "ok"} == {
+        "rmsnorm/eager/fp32/1x8x64/fwd", "rmsnorm/eager/fp32/1x8x128/fwd"}  # fmt: skip
+    assert not list(out.glob("*.partial.jsonl"))
 
 
 def test_an_inherited_ignore_is_kept():

@@ -280,6 +280,21 @@ def test_half_precision_sum_of_squares_fails_sum_overflow(add_backend):
     assert check_case(name, "rmsnorm", "fp16", "normal", dim=256, rows=4).verdict == PASS
 
 
+@pytest.mark.parametrize("name", ["x", "weight"])
+def test_a_hidden_write_into_an_argument_fails(add_backend, name):
+    # docs/numerics.md trap 11: the right y, then an argument overwritten where autograd does
+    # not look. Stability runs forward and backward on fresh leaves; the judge once watched the
+    # prepared inputs instead, and called this kernel PASS.
+    def writes(x, weight, eps):
+        y = _rms(x, x.float().pow(2).mean(-1, keepdim=True), weight, eps)
+        with torch.no_grad():
+            {"x": x, "weight": weight}[name].mul_(0).add_(1 if name == "weight" else 0)
+        return y
+
+    v = check_case(add_backend("writes", {"rmsnorm": writes}), "rmsnorm", "fp16", dim=256, rows=4)
+    assert v.verdict == FAIL and v.reason == "modifies an input or dy in place (Liger #370)"
+
+
 def test_no_eps_gives_nan_on_zero_and_constant_rows(add_backend):
     # docs/numerics.md traps 6 and 7: 0 / sqrt(0) and a zero variance without eps are NaN.
     def rms_no_eps(x, weight, eps):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from normbench.config import Strings, parse_ints
 from normbench.errors import UsageError
+from normbench.signals import measuring
 from normbench.suites.audit import ARCHS, DTYPES
 from normbench.validate import given
 
@@ -69,7 +70,8 @@ def run(config: AuditConfig, progress: Progress | None = None, debug: bool = Fal
     interrupted = False
     for arch in config.archs:
         try:
-            rows += run_audit([arch], list(config.dtypes), dims, progress=say)
+            with measuring():
+                rows += run_audit([arch], list(config.dtypes), dims, progress=say)
         except KeyboardInterrupt:
             interrupted = True
             break

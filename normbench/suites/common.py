@@ -14,6 +14,7 @@ from normbench.fmt import fmt_bytes
 from normbench.plugins import label_plugin_result
 from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
 from normbench.results.partial import record_finished
+from normbench.signals import measuring
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -81,7 +82,9 @@ class CaseLoop:
             if self.progress:
                 self.progress(i, total, case.id)
             try:
-                with device_scope(case.device):  # cuda:N current while its case runs
+                # A stop signal interrupts the case; one between cases waits for the next
+                # (normbench.signals.measuring), so it never lands in the bookkeeping below.
+                with measuring(), device_scope(case.device):  # cuda:N current while it runs
                     reason = too_big(case)  # a sweep skips the shapes that cannot fit
                     done = self.not_run(case, Status.SKIPPED, reason) if reason else work(case)
             except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from normbench.config import parse_ints, split, unique
 from normbench.errors import UsageError
+from normbench.signals import measuring
 
 if TYPE_CHECKING:
     from normbench.results import Run
@@ -88,9 +89,10 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
                 progress(int((i + fraction) / len(selected) * 1000), 1000, label[:80])
 
         try:
-            results += run_diagnose([probe.name], quick=config.quick, seed=config.seed,
-                                    device=config.device, depths=depths, norms=norms,
-                                    plot_dir=plot_dir, progress=report)  # fmt: skip
+            with measuring():
+                results += run_diagnose([probe.name], quick=config.quick, seed=config.seed,
+                                        device=config.device, depths=depths, norms=norms,
+                                        plot_dir=plot_dir, progress=report)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
             break

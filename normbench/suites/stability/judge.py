@@ -24,6 +24,8 @@ SUITE = "stability"
 # Rows of a case on the CPU: enough for row independence (the inf/NaN/zero inputs touch every
 # other row) and a dW sum, few enough for Triton's interpreter.
 CPU_ROWS = 4
+# A write into an argument or dy breaks their other consumers (docs/numerics.md trap 11).
+IN_PLACE = "modifies an input or dy in place (Liger #370)"
 
 
 class ImplementationError(Exception):
@@ -57,10 +59,11 @@ def tainted_rows(p: Prepared) -> torch.Tensor | None:
     return rows if rows is not None and bool(rows.any()) else None
 
 
-def _run(fn: Callable[..., Any], p: Prepared, grads: bool) -> dict[str, torch.Tensor]:
+def _run(
+    fn: Callable[..., Any], p: Prepared, tensors: dict[str, torch.Tensor | None], grads: bool
+) -> dict[str, torch.Tensor]:
     from normbench.gate import _evaluate
 
-    tensors = p.leaves() if grads else dict(p.inputs)
     try:
         # inf/NaN inputs make numpy (Triton's interpreter) warn on every op: the verdict says it.
         with warnings.catch_warnings():
@@ -112,17 +115,26 @@ def evaluate(
 ) -> CaseVerdict:
     """Run the implementation on the prepared case (forward, and backward unless the mode is fwd)
     and judge every output and gradient. Raises ImplementationError when it raises."""
-    from normbench.gate import _bitwise_equal, _shape_problem, oracle
+    from normbench.gate import _restore, _shape_problem, oracle
     from normbench.verdicts import failed_result
 
     grads = p.case.mode != "fwd"
     sem = backend.semantics_for(variant.name)
     ref, native = oracle(p, sem, grads)
     fn = backend.build(variant, p.case)
-    before = [t.clone() for t in (*p.dys, *p.tensors())]
-    got = _run(fn, p, grads)
-    if any(not _bitwise_equal(a, b) for a, b in zip(before, (*p.dys, *p.tensors()))):
-        return failed_result("modifies an input or dy in place (Liger #370)")
+    given = p.arguments(grads)
+    watched = p.writable(given)
+    before = [t.detach().clone() for t in watched]
+    try:
+        got = _run(fn, p, given, grads)
+    except ImplementationError:
+        # A write into an argument is the cause of what failed after it (autograd's version
+        # check on a tensor saved for backward, most often).
+        if _restore(before, watched):
+            return failed_result(IN_PLACE)
+        raise
+    if _restore(before, watched):
+        return failed_result(IN_PLACE)
     for name, r in ref.items():
         if name not in got:
             return failed_result(f"returned no {name}")
@@ -131,7 +143,7 @@ def evaluate(
             return failed_result(problem)
     differs: list[str] = []
     if determinism:
-        differs = _bitwise_differs(got, _run(fn, p, grads))
+        differs = _bitwise_differs(got, _run(fn, p, p.arguments(grads), grads))
     tainted = tainted_rows(p)
     checks = [
         check_tensor(
