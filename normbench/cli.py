@@ -281,8 +281,8 @@ def compare(
         between_runs=between_runs,
     )
     columns = chosen_columns(output.columns, "compare")
-    gate_finish(compare_files(base, new, config), output.out, formats, md, plot=output.plot,
-                columns=columns)  # fmt: skip
+    gate_finish(compare_files(base, new, config, calibration), output.out, formats, md,
+                plot=output.plot, columns=columns)  # fmt: skip
 
 
 @app.command()

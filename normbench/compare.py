@@ -50,7 +50,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from normbench.compare_inputs import load_baseline, load_calibrated_noise, load_calibration
+from normbench.compare_inputs import (
+    check_calibration_setup,
+    load_baseline,
+    load_calibrated_noise,
+    load_calibration,
+)
 from normbench.compare_judge import (
     ALPHA,
     BETWEEN_RUN_FLOOR,
@@ -372,14 +377,29 @@ def _config_dict(base: Run, new: Run, config: CompareConfig, names, diffs) -> di
 
 
 def compare_files(
-    base_path: str | Path, new_path: str | Path, config: CompareConfig | None = None
+    base_path: str | Path,
+    new_path: str | Path,
+    config: CompareConfig | None = None,
+    calibration: str | Path | None = None,
 ) -> Run:
+    """`compare`: two saved runs, and the `calibrate` run whose margin and noise `config`
+    carries, checked to come from the new run's setup."""
     base = load_baseline(base_path)
     try:
         new = load_run(new_path)
     except BaselineError as exc:  # the new run is input, not a baseline: exit 2
         raise UsageError(f"new run {exc}") from None
+    from normbench.env import FINGERPRINT_KEYS
+
     config = config or CompareConfig()
+    if not config.force and not any(k in new.env for k in FINGERPRINT_KEYS):
+        # Then every fingerprint key would differ, and the baseline be blamed (exit 3).
+        raise UsageError(
+            f"new run {new_path}: it has no device fingerprint ('env'; a .partial.jsonl has "
+            "none), so nothing says where it was timed; pass --force to compare it anyway"
+        )
+    if calibration is not None:
+        check_calibration_setup(calibration, new.env, config.force)
     run = compare_runs(base, new, config, (f"baseline {Path(base_path).name}",
                                            f"new run {Path(new_path).name}"))  # fmt: skip
     run.config["base"]["path"] = str(base_path)

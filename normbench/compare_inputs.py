@@ -10,28 +10,66 @@ from normbench.errors import BaselineError
 from normbench.results import Run, load_run
 from normbench.results.compare import BetweenRunNoise, MinMargin
 
+# A calibration's between-run noise stands in for the stated floor only when it was measured
+# over this many A/A case comparisons: one comparison once gave tau 0 and, replacing the 10% CPU
+# floor, turned a 12% slowdown the floor left inconclusive into confirmed regressions.
+MIN_CALIBRATION_COMPARISONS = 20
+# A margin the gate accepts (--threshold is under 50%), and a noise that is one: tau 1 is a
+# factor e between runs, beyond any machine worth gating on.
+MAX_MARGIN_PCT, MAX_TAU = 50.0, 1.0
 
-def _calibration(path: str | Path) -> tuple[Run, MinMargin]:
+
+def _number(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _calibration(path: str | Path) -> tuple[Run, float]:
+    """The calibration run and its margin (%), checked to be one the gate could use."""
     run = load_run(path)
     margin = next((r for r in run.of(MinMargin) if r.value is not None), None)
     if run.suite != "calibrate" or margin is None:
         raise BaselineError(f"{path}: not a `normbench calibrate` run (no min_margin row)")
-    return run, margin
+    value = _number(margin.value)
+    if value is None or not 0 <= value <= MAX_MARGIN_PCT:
+        raise BaselineError(
+            f"{path}: min_margin {margin.value!r} is not a margin the gate takes (0 to "
+            f"{MAX_MARGIN_PCT:g}%, as --threshold); re-run normbench calibrate"
+        )
+    return run, value
 
 
 def load_calibration(path: str | Path) -> float:
     """The margin a `normbench calibrate` run recommends (a fraction)."""
-    return float(_calibration(path)[1].value) / 100  # type: ignore[arg-type]
+    return _calibration(path)[1] / 100
 
 
 def load_calibrated_noise(path: str | Path) -> float | None:
     """The between-run noise (1 sd of log ratio) a `normbench calibrate` run of separate runs
-    measured; None when it recorded none (--interleaved, or a file from before it did)."""
+    measured; None when it recorded none (--interleaved, or a file from before it did) or too
+    few comparisons to stand for the floor (MIN_CALIBRATION_COMPARISONS)."""
     run, _ = _calibration(path)
     row = next((r for r in run.of(BetweenRunNoise) if r.tau is not None), None)
-    if row is None or not math.isfinite(row.tau) or row.tau < 0:  # type: ignore[arg-type]
+    if row is None:
         return None
-    return float(row.tau)  # type: ignore[arg-type]
+    tau = _number(row.tau)
+    if tau is None or not 0 <= tau <= MAX_TAU:
+        raise BaselineError(
+            f"{path}: between-run noise tau {row.tau!r} is not a noise (a number from 0 to "
+            f"{MAX_TAU:g}); re-run normbench calibrate"
+        )
+    if not isinstance(row.n, int) or row.n < MIN_CALIBRATION_COMPARISONS:
+        return None
+    return tau
+
+
+def check_calibration_setup(path: str | Path, new_env: dict, force: bool) -> None:
+    """A calibration measured on another device, driver, torch, triton or thread count says
+    nothing of this run's noise: refused like such a baseline (exit 3), unless `force`."""
+    from normbench.compare_pairs import check_compatible
+
+    check_compatible(_calibration(path)[0].env, new_env, force, f"calibration {path}")
 
 
 def load_baseline(path: str | Path) -> Run:

@@ -46,7 +46,7 @@ def check_compatible(
     if diffs and not force:
         raise BaselineError(
             f"{base_name} was measured on a different setup ({'; '.join(diffs)}): its timings "
-            "are not comparable; re-measure the baseline here, or pass --force"
+            "are not comparable; re-measure it here, or pass --force"
         )
     return diffs
 

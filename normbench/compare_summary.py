@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from normbench.compare_inputs import MIN_CALIBRATION_COMPARISONS
 from normbench.compare_judge import MIN_CASES_FOR_SPREAD, between_run_floor
 from normbench.results import Finding, Level
 from normbench.results.compare import CaseComparison, GeomeanRatio, Verdict
@@ -156,7 +157,11 @@ def _noise_findings(run: Run, config: CompareConfig, single: int, m: int) -> lis
         kind = between_run_floor(run.env.get("device"))[1]
         device = {"cpu": "a CPU", "cuda": "a CUDA GPU"}.get(kind, "an unknown device")
         if config.calibrated_margin is not None:
-            few += "; the calibration recorded none: it was --interleaved, or is older"
+            few += (
+                "; the calibration has no noise of separate runs measured over "
+                f"{MIN_CALIBRATION_COMPARISONS} A/A case comparisons or more (it was "
+                "--interleaved, too small, or older)"
+            )
         return [Finding(
             f"Between-run noise: the conservative floor of +-{tau:.0%} (1 sd of log ratio) for "
             f"{device}, added to the CIs ({few}; give --calibration FILE, a `normbench "

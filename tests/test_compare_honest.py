@@ -34,6 +34,7 @@ from normbench.compare import (
     headline,
     load_calibrated_noise,
 )
+from normbench.compare_inputs import MIN_CALIBRATION_COMPARISONS
 from normbench.compare_judge import MIN_CASES_FOR_SPREAD, between_run_floor
 from normbench.report.compare_view import case_table, markdown_summary
 from normbench.results import Level, Measurement, Run, dumps, load_run
@@ -267,16 +268,73 @@ def test_a_calibration_replaces_the_floor(tmp_path):
     # A calibration that recorded none (interleaved, or older): the floor, and the note says so.
     floor = compare_runs(base, new, CompareConfig(calibrated_margin=0.05))
     assert floor.config["between_run_source"] == "floor"
-    assert any("the calibration recorded none" in line for line in floor.summary)
-    # The file: the measured value is read back; none recorded reads as None.
+    assert any("the calibration has no noise of separate runs measured over 20" in line
+               for line in floor.summary)  # fmt: skip
+    # The file: the measured value is read back; none recorded, or one measured over too few
+    # comparisons to stand for the floor (one once gave tau 0), reads as None.
     margin = MinMargin(MARGIN_ID, value=5.0, n=3, curve=((0.05, 0, 3, 0),))
-    noise = BetweenRunNoise(BETWEEN_ID, value=100 * math.expm1(0.04), n=3, tau=0.04)
-    with_noise = tmp_path / "cal.json"
-    with_noise.write_text(dumps(Run("calibrate", dict(ENV), {}, [margin, noise])))
-    without = tmp_path / "old.json"
-    without.write_text(dumps(Run("calibrate", dict(ENV), {}, [margin])))
-    assert load_calibrated_noise(with_noise) == pytest.approx(0.04)
-    assert load_calibrated_noise(without) is None
+
+    def calibration(name, *rows, env=ENV):
+        path = tmp_path / f"{name}.json"
+        path.write_text(dumps(Run("calibrate", dict(env), {}, [margin, *rows])))
+        return path
+
+    def noise(tau, n=MIN_CALIBRATION_COMPARISONS):
+        return BetweenRunNoise(BETWEEN_ID, value=5.0, n=n, tau=tau)
+
+    assert load_calibrated_noise(calibration("cal", noise(0.04))) == pytest.approx(0.04)
+    assert load_calibrated_noise(calibration("old")) is None
+    few = calibration("few", noise(0.0, n=MIN_CALIBRATION_COMPARISONS - 1))
+    assert load_calibrated_noise(few) is None
+
+
+@pytest.mark.parametrize(
+    ("margin", "tau", "problem"),
+    [(60.0, 0.04, "min_margin 60.0 is not a margin the gate takes (0 to 50%"),
+     (-5.0, 0.04, "min_margin -5.0 is not a margin"),
+     (5.0, 1e6, "between-run noise tau 1000000.0 is not a noise (a number from 0 to 1)"),
+     (5.0, -1.0, "tau -1.0 is not a noise")],
+)  # fmt: skip
+def test_a_calibration_the_gate_cannot_use_is_one_sentence_and_exit_3(tmp_path, margin, tau,
+                                                                      problem):  # fmt: skip
+    # Each of these once passed anything (a 1e9% margin) or ended in a traceback (tau 1e6).
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(dumps(make_run([1.0] * 2, seed=17)))
+    new.write_text(dumps(make_run([1.0] * 2, seed=18)))
+    cal = tmp_path / "cal.json"
+    rows = [MinMargin(MARGIN_ID, value=margin, n=3),
+            BetweenRunNoise(BETWEEN_ID, value=5.0, n=40, tau=tau)]  # fmt: skip
+    cal.write_text(dumps(Run("calibrate", dict(ENV), {}, rows)))
+    result = CliRunner().invoke(app, ["compare", str(base), str(new), "--calibration", str(cal),
+                                      "--format", "none"])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert problem in result.output and "Traceback" not in result.output
+
+
+def test_a_calibration_from_another_setup_is_refused_unless_forced(tmp_path):
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(dumps(make_run([1.0] * 2, seed=17)))
+    new.write_text(dumps(make_run([1.0] * 2, seed=18)))
+    cal = tmp_path / "cal.json"
+    rows = [MinMargin(MARGIN_ID, value=5.0, n=3)]
+    cal.write_text(dumps(Run("calibrate", {**ENV, "threads": 1}, {}, rows)))
+    args = ["compare", str(base), str(new), "--calibration", str(cal), "--format", "none"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert f"calibration {cal} was measured on a different setup (threads: 1 vs 2)" in (
+        result.output)  # fmt: skip
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_a_new_run_without_a_fingerprint_is_the_new_runs_problem(tmp_path):
+    # It was blamed on the baseline (exit 3): every fingerprint key differed.
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(dumps(make_run([1.0] * 2, seed=17)))
+    new.write_text(dumps(make_run([1.0] * 2, seed=18, env={})))
+    args = ["compare", str(base), str(new), "--format", "none"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"new run {new}: it has no device fingerprint" in result.output
 
 
 def test_enough_cases_estimate_the_noise_and_state_no_floor():

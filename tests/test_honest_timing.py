@@ -73,13 +73,19 @@ def test_a_quiet_interval_gives_no_reason():
     assert cpu_state(a, busy, cpus=2, hz=100).busy_reasons() != ()
 
 
-def test_a_short_interval_is_not_judged():
-    """40 ms on 2 CPUs is 8 ticks: 3 ticks of others would read as 12-37%; no claim is made."""
+def test_a_short_interval_is_weighed_over_min_ticks():
+    """40 ms on 2 CPUs is 8 ticks: 4 ticks of others (50%) or 2 of steal could be rounding; no
+    claim is made. 120 ms is 24 ticks: 10 ticks of others (42%) would be busy even over
+    MIN_TICKS (20%), and are (an A/A case timed 730x slower once went through unjudged)."""
     a = CpuTimes(wall=0.0, busy=0, steal=0, own=0, mhz=None)
-    b = CpuTimes(wall=0.04, busy=11, steal=3, own=5, mhz=None)
+    b = CpuTimes(wall=0.04, busy=11, steal=2, own=5, mhz=None)
     s = cpu_state(a, b, cpus=2, hz=100)
     assert s.ticks == pytest.approx(8) and s.ticks < MIN_TICKS
     assert s.others_cpu > OTHERS_CPU_LIMIT and s.busy_reasons() == ()
+    b = CpuTimes(wall=0.12, busy=12 + 10 + TICK_SLACK, steal=0, own=12, mhz=None)
+    s = cpu_state(a, b, cpus=2, hz=100)
+    assert s.ticks == pytest.approx(24) and s.others_cpu == pytest.approx(10 / 24)
+    assert s.busy_reasons() == ("other processes used 42% of the CPUs while it was timed",)
 
 
 def test_throttle_is_a_reason_and_fields_are_percent():

@@ -204,6 +204,22 @@ BAD_ROW = {**GOOD, "rows": [{**V1_ROW, "value": "fast"}]}
         (json.dumps({**GOOD, "rows": [[1, 2]]}), "malformed run"),
         (json.dumps(BAD_ROW), "row 1 (c1): 'value' must be a number or null, got 'fast'"),
         (json.dumps({**GOOD, "suite": 3}), "'suite' must be a name"),
+        # Each of these once went through to a traceback, or to a table of nonsense.
+        (
+            json.dumps({**GOOD, "rows": [{**V1_ROW, "case_id": None}]}),
+            "row 1: 'case_id' must be a case name, got None",
+        ),
+        (
+            json.dumps({**GOOD, "rows": [{**V1_ROW, "n": -5}]}),
+            "row 1 (c1): 'n' must be a whole number, got -5",
+        ),
+        (
+            json.dumps({**GOOD, "rows": [{**V1_ROW, "rows": 2.5}]}),
+            "row 1 (c1): 'rows' must be a whole number, got 2.5",
+        ),
+        (json.dumps({**GOOD, "created": 12}), "'created' must be a timestamp, got 12"),
+        (json.dumps({**GOOD, "interrupted": "yes"}), "'interrupted' must be true or false"),
+        (json.dumps({**GOOD, "wall_s": -1}), "'wall_s' must be seconds, got -1"),
     ],
 )
 def test_a_bad_file_is_one_sentence_naming_it_and_exit_2(tmp_path, content, problem):

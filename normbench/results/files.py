@@ -59,6 +59,7 @@ COLUMNS = (
 )  # fmt: skip
 TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit", "value_text")
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
+WHOLE = ("n", "batch", "seq", "heads", "dim", "rows")  # counts and sizes: whole, never negative
 
 
 def result_rows(suite: str, result: Result, samples: bool = True) -> list[dict[str, Any]]:
@@ -176,7 +177,10 @@ def check_row(r: Any, where: str) -> None:
     sentence, not in a plot."""
     if not isinstance(r, dict):
         raise TypeError(f"{where} is not an object")
-    name = r.get("case_id", "?")
+    name = r.get("case_id")
+    if not isinstance(name, str) or not name.strip():
+        # Every row is keyed by its case: a row without one cannot be matched or shown.
+        raise TypeError(f"{where}: 'case_id' must be a case name, got {_short(name)}")
     for key in TEXT:
         if key in r and r[key] is not None and not isinstance(r[key], str):
             raise TypeError(f"{where}: '{key}' must be text, got {r[key]!r}")
@@ -184,14 +188,27 @@ def check_row(r: Any, where: str) -> None:
         v = r.get(key)
         if v is not None and not _is_number(v):
             raise TypeError(f"{where} ({name}): '{key}' must be a number or null, got {_short(v)}")
-    n = r.get("n")
-    if n is not None and (not _is_number(n) or not isinstance(n, int)):
-        raise TypeError(f"{where} ({name}): 'n' must be a whole number, got {_short(n)}")
+    for key in WHOLE:
+        v = r.get(key)
+        if v is not None and (not _is_number(v) or not isinstance(v, int) or v < 0):
+            raise TypeError(f"{where} ({name}): '{key}' must be a whole number, got {_short(v)}")
     samples = r.get("samples") or []
     if not isinstance(samples, (list, tuple)) or not all(_is_number(s) for s in samples):
         raise TypeError(f"{where} ({name}): 'samples' must be a list of numbers")
     if r.get("status", "ok") not in STATUSES:
         raise ValueError(f"{where}: status {r.get('status')!r}: choose from {', '.join(STATUSES)}")
+
+
+def check_header(data: dict[str, Any]) -> None:
+    """The run's own fields, as the reporters use them (a timestamp is parsed, a flag tested)."""
+    for key, kind, what in (("created", str, "a timestamp"), ("interrupted", bool, "true or false"),
+                            ("env", dict, "an object"), ("config", dict, "an object")):  # fmt: skip
+        v = data.get(key)
+        if v is not None and not isinstance(v, kind):
+            raise TypeError(f"'{key}' must be {what}, got {_short(v)}")
+    wall = data.get("wall_s")
+    if wall is not None and (not _is_number(wall) or wall < 0):
+        raise TypeError(f"'wall_s' must be seconds, got {_short(wall)}")
 
 
 def from_dict(data: dict[str, Any]) -> Run:
@@ -206,6 +223,7 @@ def from_dict(data: dict[str, Any]) -> Run:
         ]
     for i, r in enumerate(rows):
         check_row(r, f"row {i + 1}")
+    check_header(data)
     return Run(
         suite=data["suite"],
         env=dict(data.get("env") or {}),

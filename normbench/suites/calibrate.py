@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.compare_inputs import MIN_CALIBRATION_COMPARISONS
 from normbench.errors import UsageError
 from normbench.results import Finding, Level, Measurement, Run
 from normbench.results.compare import (
@@ -281,10 +282,15 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     if measured.interrupted:
         run.add(_interrupted_note(config, measured), Level.WARNING)
     if tau is not None:
+        use = (
+            "what compare --calibration assumes when a comparison has too few cases to estimate it."
+            if tau[1] >= MIN_CALIBRATION_COMPARISONS
+            else f"too few comparisons to stand for the stated floor (compare --calibration "
+            f"needs {MIN_CALIBRATION_COMPARISONS}: more --repeats or cases)."
+        )
         run.add(
             f"Between-run noise of separate runs: +-{math.expm1(tau[0]):.1%} (1 sd, tau "
-            f"{tau[0]:.3f}, over {tau[1]} A/A case comparisons): what compare --calibration "
-            "assumes when a comparison has too few cases to estimate it."
+            f"{tau[0]:.3f}, over {tau[1]} A/A case comparisons): {use}"
         )
     if unreliable:
         run.add(
