@@ -261,7 +261,7 @@ def build_stability_config(
         dists=tuple(given(dist, "--dist")) or default_dists(),
         sweep=parse_sweep_range(sweep_range) if sweep_range is not None else (),
         determinism=determinism,
-        fail_on=fail_on.upper() if fail_on else None,
+        fail_on=None if fail_on is None else fail_on.upper(),  # "" is refused, not off
         out=out,
         formats=formats,
     )

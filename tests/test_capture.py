@@ -174,6 +174,23 @@ def test_a_header_that_lies_about_a_shape_is_refused(tmp_path):
         read_meta(path)
 
 
+@pytest.mark.parametrize("eps", [-1.0, float("nan"), float("inf")])
+def test_a_header_with_an_eps_no_model_has_is_refused(tmp_path, eps):
+    # -1 ended in a traceback (a math domain error in the summary); NaN made every output NaN
+    # on both sides, and the layer PASSed.
+    import safetensors.torch
+
+    _, _, cap = _capture(cm.post_ln, grads=False)
+    header = cap.header()
+    header["layers"][0]["eps"] = eps
+    tensors = {f"layer{layer.meta.index}.{k}": t for layer in cap.layers
+               for k, t in layer.tensors().items()}  # fmt: skip
+    path = tmp_path / "eps.safetensors"
+    safetensors.torch.save_file(tensors, str(path), metadata={"normbench": json.dumps(header)})
+    with pytest.raises(UsageError, match=r"layer 0 \(.*\) has eps"):
+        read_meta(path)
+
+
 def _layer(x, name="l", gemma=False, eps=1e-6):
     meta = LayerMeta(0, name, "test", "test", "rmsnorm", eps, "gemma" if gemma else "fp32",
                      "unknown", tuple(x.shape), "fp64", "fp64")  # fmt: skip

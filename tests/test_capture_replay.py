@@ -4,6 +4,8 @@ note; the commands refuse bad input in one sentence with exit code 2 (docs/captu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -154,6 +156,10 @@ def test_cli_capture_and_bad_input(tmp_path):
     assert out.exists() and (tmp_path / "pre-summary.md").exists()
     again = runner.invoke(app, ["capture", "tests/capture_models.py:pre_rms", "--out", str(out)])
     assert again.exit_code == 2 and "never overwrites" in again.output
+    # `--out -` wrote files named '-' and '--summary.*' into the working directory.
+    dash = runner.invoke(app, ["capture", "tests/capture_models.py:pre_rms", "--out", "-"])
+    assert dash.exit_code == 2 and "a capture is written to a file, not to stdout" in dash.output
+    assert not Path("-").exists() and not list(Path(".").glob("--summary.*"))
     bad = {
         "tests/capture_models.py:nothing": "has no 'nothing'",
         "tests/capture_models.py:no_norm": "has no normalization layer",
@@ -178,6 +184,10 @@ def test_cli_capture_and_bad_input(tmp_path):
         ("--variant", "dyt"): "--variant dyt: a captured layer is replayed as layernorm or",
         ("--filter", "("): "is not a valid regular expression",
         ("--dim", "64"): "--dim cannot be combined with --inputs",
+        # The layer options were dropped without a word: the results were the same.
+        ("--no-weight",): "--no-weight cannot be combined with --inputs: each captured layer",
+        ("--weight-dtype", "bf16"): "--weight-dtype cannot be combined with --inputs",
+        ("--rms-bias",): "--rms-bias cannot be combined with --inputs",
     }
     for extra, words in refused.items():
         r = runner.invoke(app, ["stability", "--inputs", str(out), *extra, "--format", "none"])

@@ -228,3 +228,9 @@ def test_help_lists_variants_and_backends():
     assert "Variants, comma list: " + ", ".join(VARIANTS) in text
     assert "Backends, comma list: " + ", ".join(DEFAULT_BACKENDS) in text
     assert "(default 1; 0.3 with --quick, which an explicit value overrides)" in text
+
+
+@pytest.mark.parametrize("level", ["", " ", "fail,warn"])
+def test_stability_fail_on_that_is_no_level_exit_2(level, tmp_path):
+    # `--fail-on ""` (an unset CI variable) turned the gate off: a FAIL exited 0.
+    refused(["stability", "--fail-on", level], tmp_path, "--fail-on")

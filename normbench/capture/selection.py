@@ -28,6 +28,10 @@ from normbench.validate import given
 
 REPLAYED = ("layernorm", "rmsnorm")  # the variants a captured layer's tensors make sense for
 SHAPE_OPTIONS = (("dim", "--dim"), ("batch", "--batch"), ("seq", "--seq"), ("heads", "--heads"))
+# The layer's own options: a captured layer has its weight, bias and dtypes already (they were
+# silently dropped before).
+LAYER_OPTIONS = (("no_weight", "--no-weight"), ("weight_dtype", "--weight-dtype"),
+                 ("rms_bias", "--rms-bias"), ("residual_dtype", "--residual-dtype"))  # fmt: skip
 
 
 def captured_selection(
@@ -45,6 +49,10 @@ def captured_selection(
         if getattr(args, field):
             raise UsageError(f"{flag} cannot be combined with {option}: the shapes are the "
                              "captured layers'")  # fmt: skip
+    for field, flag in LAYER_OPTIONS:
+        if getattr(args, field):
+            raise UsageError(f"{flag} cannot be combined with {option}: each captured layer "
+                             "keeps its own weight, bias and dtypes")  # fmt: skip
     meta = read_meta(path, option)
     shapes = [m.case_shape() for m in meta.layers]
     own = not given(args.variant, "--variant")

@@ -6,6 +6,7 @@ read back with every check a hand-made or foreign file could fail, each one sent
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,9 +60,14 @@ def encode(capture: Capture) -> bytes:
 def check_out(path: Path) -> Path:
     """Refuse an --out that exists (a capture is never overwritten) or whose folder cannot take
     it, before the model is loaded."""
+    from normbench.formats import is_stdout
     from normbench.outdir import prepare_out
 
     path = Path(path)
+    if is_stdout(path) or path.name.startswith("-"):
+        # Elsewhere `--out -` is stdout; a capture is a binary file beside its summary reports.
+        raise UsageError(f"--out {path}: a capture is written to a file, not to stdout; give "
+                         "its name, e.g. capture.safetensors")  # fmt: skip
     if path.is_dir():
         raise UsageError(f"--out {path}: is a folder; give the capture file's name, e.g. "
                          f"{path / 'capture.safetensors'}")  # fmt: skip
@@ -129,6 +135,12 @@ def _header(handle: Any, path: Path, option: str) -> dict:
     return header
 
 
+def _is_eps(v: Any) -> bool:
+    """A layer's eps as a model has one: a finite number, 0 or more (a negative one is no norm,
+    and NaN turns every output NaN, which then matched a NaN reference)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
 def _layers(header: dict, path: Path, option: str) -> tuple[LayerMeta, ...]:
     from normbench.variants import VARIANTS
 
@@ -144,6 +156,7 @@ def _layers(header: dict, path: Path, option: str) -> tuple[LayerMeta, ...]:
             (m.residual not in RESIDUAL, "residual"), (m.cast not in ("fp32", "llama", "gemma"),
                                                          "cast"),
             (not m.shape or min(m.shape) < 1, "shape"),
+            (not _is_eps(m.eps), "eps"),
         )  # fmt: skip
         for wrong, what in bad:
             if wrong:
