@@ -19,6 +19,7 @@ from normbench.cli_run import CASE_LOOP, STATE, fail, gate_finish, guarded, meas
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
 from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
+from normbench.outdir import check_md
 from normbench.suites.audit import ARCHS
 from normbench.suites.calibrate import REPEATS as CALIBRATE_REPEATS
 
@@ -74,8 +75,9 @@ def speed(
         config = shapes_config(sel, shapes_from, timing, output.out, formats, **kw)
     else:
         config = build_speed_config(build_selection(sel), timing, output.out, formats, **kw)
-    # The baseline is read and its fingerprint checked before anything is measured.
+    # The baseline is read and its fingerprint checked before anything is measured, and --md.
     base = read_baseline(baseline, config.selection.device, config.threads, force)
+    check_md(md)
     margin = parse_threshold(threshold)
     run = run_suite("speed", config, output.out, formats, output.plot, columns)
     if base is not None:
@@ -272,6 +274,7 @@ def compare(
 
     formats = output.formats()
     prepare_out(output.out)
+    check_md(md)
     config = CompareConfig(
         threshold=parse_threshold(threshold),
         force=force,
@@ -312,6 +315,7 @@ def ab(
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     columns = chosen_columns(output.columns, "compare")
     prepare_out(output.out)  # before measuring: a bad --out must not lose the run
+    check_md(md)
     with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
         result = measure("ab", config, f"ab {a} vs {b}")
     stem = report_stem()

@@ -125,11 +125,12 @@ def gate_finish(
     from normbench.report.compare_view import append_markdown
 
     finish(cmp, out, formats, plot, stem=stem, columns=columns)
+    code = 130 if cmp.interrupted else exit_code(cmp)  # ab cut short: its finished cases
     if md is not None:
         try:
             append_markdown(cmp, md)
         except OSError as exc:
-            fail(f"--md {md}: cannot write ({exc.strerror})")
-    code = 130 if cmp.interrupted else exit_code(cmp)  # ab cut short: its finished cases
+            # Checked before measuring, so the file changed since: the verdict's code stands.
+            fail(f"--md {md}: cannot write ({exc.strerror})", code or 2)
     if code:
         raise typer.Exit(code)

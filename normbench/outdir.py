@@ -51,3 +51,25 @@ def prepare_out(out: str | Path, option: str = "--out") -> Path:
     except OSError as exc:
         raise UsageError(f"{where}: cannot write reports there ({_reason(exc)})") from None
     return path
+
+
+def check_md(md: str | Path | None) -> None:
+    """`--md FILE`, the file a gate's verdict is appended to (GitHub's step summary): refused in
+    one sentence (exit 2) before anything is measured when it could not take it, so a verdict
+    is never lost after the run."""
+    from normbench.formats import is_stdout
+
+    if md is None:
+        return
+    path = Path(md)
+    where = f"--md {str(path)[:120]}"
+    if is_stdout(path):
+        raise UsageError(f"{where}: --md appends to a file (e.g. \"$GITHUB_STEP_SUMMARY\"); for "
+                         "the Markdown on stdout use --out - --format md")  # fmt: skip
+    if path.is_dir():
+        raise UsageError(f"{where}: is a folder; give the file to append the verdict to")
+    if not path.parent.is_dir():
+        raise UsageError(f"{where}: its folder {path.parent} does not exist")
+    target, mode = (path, os.W_OK) if path.exists() else (path.parent, os.W_OK | os.X_OK)
+    if not os.access(target, mode):
+        raise UsageError(f"{where}: cannot write there (permission denied)")

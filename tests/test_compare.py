@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -444,6 +445,14 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
     text = md.read_text()
     assert text.startswith("earlier step\n")  # appended, as $GITHUB_STEP_SUMMARY expects
     assert "FAIL: 1 confirmed regression" in text
+    # An --md that cannot take the verdict is refused before anything is judged: a folder was
+    # found only after measuring, '-' became a file named '-', a missing folder was created.
+    (tmp_path / "folder").mkdir()
+    for bad, words in ((tmp_path / "folder", "is a folder"), ("-", "--md appends to a file"),
+                       (tmp_path / "no" / "x.md", "does not exist")):  # fmt: skip
+        r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(bad)])
+        assert r.exit_code == 2 and words in r.output, r.output
+    assert not Path("-").exists() and not (tmp_path / "no").exists()
 
 
 def one_sentence(r, code: int, *phrases: str) -> None:

@@ -116,8 +116,6 @@ def markdown_summary(run: Run) -> str:
 def append_markdown(run: Run, path: str | Path) -> None:
     """Append the summary to `path` (GitHub's step summary is one file that each step appends
     to, so it is never replaced)."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # checked before measuring (normbench.outdir.check_md)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(markdown_summary(run))
