@@ -76,7 +76,7 @@ def speed(
     else:
         config = build_speed_config(build_selection(sel), timing, output.out, formats, **kw)
     # The baseline is read and its fingerprint checked before anything is measured, and --md.
-    base = read_baseline(baseline, config.selection.device, config.threads, force)
+    base = read_baseline(baseline, config.selection.device, config.threads, force, config.cache)
     check_md(md)
     margin = parse_threshold(threshold)
     run = run_suite("speed", config, output.out, formats, output.plot, columns)

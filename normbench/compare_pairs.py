@@ -64,11 +64,14 @@ def cache_states(run: Run) -> set[str]:
     return {"hot" if hot else "cold"}
 
 
-def check_cache_states(base: Run, new: Run, force: bool, base_name: str = "baseline") -> list[str]:
+def check_cache_states(
+    base: Run, new: Run | set[str], force: bool, base_name: str = "baseline"
+) -> list[str]:
     """The difference of cache states, as a fingerprint difference: a cold and a hot timing of
     the same code differ by the cache alone (1.5x on this project's CPU, docs/benchmarks.md
-    "Cold and hot"). Raises BaselineError (exit 3) unless `force`."""
-    b, n = cache_states(base), cache_states(new)
+    "Cold and hot"). `new`: the new run, or the states it will be timed in (`speed --baseline`
+    checks before measuring). Raises BaselineError (exit 3) unless `force`."""
+    b, n = cache_states(base), new if isinstance(new, set) else cache_states(new)
     if b == n:
         return []
     diff = f"cache state {'/'.join(sorted(b))} vs {'/'.join(sorted(n))}"

@@ -169,6 +169,22 @@ def test_speed_with_baseline(tmp_path):
                             "--baseline", str(tmp_path / "none.json")])  # fmt: skip
     assert r.exit_code == 3
     assert r.output.strip() == f"normbench: baseline {tmp_path / 'none.json'}: no such file"
+    # What compare would refuse after the run is refused before it (they were measured first):
+    # a run of another suite, one without raw samples, one timed with the other cache state.
+    for row in data["rows"]:
+        row.pop("samples", None)
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({**data, "env": json.loads(base.read_text())["env"]}))
+    memory = tmp_path / "memory.json"
+    memory.write_text(json.dumps({**json.loads(base.read_text()), "suite": "memory", "rows": []}))
+    refused = ((memory, [], "has no timing rows (suite 'memory')"),
+               (bare, [], "holds no raw timing samples"),
+               (base, ["--hot"], "was timed with a cold cache and the new run hot"))  # fmt: skip
+    for path, extra, words in refused:
+        r = runner.invoke(app, ["speed", "--backend", "eager", *TINY, "--format", "none", *extra,
+                                "--baseline", str(path)])  # fmt: skip
+        assert r.exit_code == 3 and words in r.output, r.output
+        assert "cases (" not in r.output  # nothing measured
 
 
 def test_calibrate_interleaved(tmp_path):
