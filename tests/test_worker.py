@@ -155,6 +155,13 @@ def test_ab_worker_that_cannot_start_is_one_sentence(tmp_path):
         (f"@{ROOT}", "eager", "either name a backend on both sides"),
         ("eager@/no/such", "eager", "--a ...@/no/such: not a directory"),
         (f"eager@{ROOT}", "nosuch", "--b 'nosuch': unknown backend: choose from eager,"),
+        # A folder without normbench timed this install's on both sides: a PASS of nothing.
+        (
+            f"eager@{ROOT / 'docs'}",
+            "eager",
+            f"--a eager@{ROOT / 'docs'}: {ROOT / 'docs'} holds no normbench package",
+        ),
+        (f"@{ROOT}", f"@{ROOT / 'docs'}", "holds no normbench package"),
     ],
 )
 def test_ab_bad_sides(a, b, message, monkeypatch):

@@ -55,9 +55,20 @@ def build_ab_config(
         name_a, name_b = spec_a, spec_b
         # A side without @PATH runs this install: a bad name is refused here, in a moment,
         # not after every worker has imported torch.
-        for spec, at, option in ((spec_a, at_a, "--a"), (spec_b, at_b, "--b")):
+        for spec, at, option, install in ((spec_a, at_a, "--a", installs[0]),
+                                          (spec_b, at_b, "--b", installs[1])):  # fmt: skip
             if spec and not at:
                 resolve_side(spec, option)
+            # A checkout without normbench in it: the worker imports this install's, and the
+            # side times the same code as the other (PASS, comparing nothing). A plugin's side
+            # may come from a folder of its own.
+            cwd = install.cwd if install else None
+            if cwd and not spec.startswith("plugin:") and not (Path(cwd) / "normbench").is_dir():
+                raise UsageError(
+                    f"{option} {spec}@{at}: {cwd} holds no normbench package (no normbench/ "
+                    "folder), so this install's would be timed on both sides; give a checkout "
+                    "of normbench (e.g. `git worktree add ../base main`) or a virtual environment"
+                )
         # The cases only: a named side's case ids carry its own backend.
         local = backend or (["eager"] if spec_a else None)
     elif not spec_a:
