@@ -306,6 +306,12 @@ BROKEN = """
         x.copy_(y)
         return x
 
+    class Odd(BaseException):
+        pass
+
+    def raise_base(x, weight, eps):
+        raise Odd("not an Exception")
+
     class RaisesInBuild(Backend):
         name = "b_build"
         def build(self, variant, case):
@@ -322,6 +328,7 @@ BROKEN = """
         f("b_fwdonly", {"rmsnorm": fwd_only}, modes=("fwd",)),
         f("b_inplace", {"rmsnorm": overwrite}),
         f("b_inplace_ok", {"rmsnorm": overwrite}, semantics=Semantics(inplace=True)),
+        f("b_base", {"rmsnorm": raise_base}),
         RaisesInBuild(),
     ]
 """
@@ -342,6 +349,8 @@ def test_misbehaving_kernels_are_rows_naming_the_plugin(tmp_path):
         "b_none": ("mismatch", "y is a NoneType, not a tensor"),
         "b_inplace": ("mismatch", "modified an input or dy in place"),
         "b_build": ("error", "RuntimeError: no kernel for this shape"),
+        # A BaseException of its own ended the run in a traceback, exit 1, no report.
+        "b_base": ("error", "Odd: not an Exception"),
     }  # fmt: skip
     for name, (status, problem) in expected.items():
         got_status, note = s[(name, "fwd")]

@@ -342,7 +342,7 @@ def test_audit_interrupted_keeps_the_finished_archs(monkeypatch, tmp_path):
     assert calls == [["sm_80"], ["sm_90"]]
     assert res.output.count(BANNER) == 1
     run, frame = finished_rows(out, "audit-*")
-    assert run["interrupted"] is True
+    assert run["interrupted"] is True and run["wall_s"] > 0  # it was 0.0 for audit
     # sm_80's 2 dtypes x 2 N x 2 kernels, none of sm_90.
     assert len({r["case_id"] for r in run["rows"]}) == 8
     assert set(frame["arch"]) == {"sm_80"}
@@ -376,6 +376,6 @@ def test_diagnose_interrupted_keeps_the_finished_probes(monkeypatch, tmp_path):
     assert calls == [["overflow"], ["lipschitz"]]
     assert res.output.count(BANNER) == 1
     run, frame = finished_rows(out, "diagnose-*")
-    assert run["interrupted"] is True
+    assert run["interrupted"] is True and run["wall_s"] > 0  # it was 0.0 for diagnose
     assert {r["case_id"] for r in run["rows"]} == {"overflow"}
     assert len(frame) >= 1

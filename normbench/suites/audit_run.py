@@ -3,6 +3,7 @@ suites.audit, as typed results with a one-line summary, and --fail-on-spill's ex
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ def run(config: AuditConfig, progress: Progress | None = None, debug: bool = Fal
     from normbench.results.audit import summary
     from normbench.suites.audit import DEFAULT_DIMS, SUITE, _validate, run_audit
 
+    start = time.perf_counter()
     count = 0
 
     def say(message: str) -> None:  # one step per message; the total is not known up front
@@ -76,7 +78,7 @@ def run(config: AuditConfig, progress: Progress | None = None, debug: bool = Fal
             interrupted = True
             break
     return Run(SUITE, fingerprint("cpu"), config.to_dict(), rows, [summary(rows)],
-               interrupted=interrupted)  # fmt: skip
+               interrupted=interrupted, wall_s=time.perf_counter() - start)  # fmt: skip
 
 
 def exit_code(config: AuditConfig, run: Run) -> int:

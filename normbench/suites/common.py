@@ -90,8 +90,9 @@ class CaseLoop:
             except KeyboardInterrupt:
                 self.interrupted = True
                 break
-            # SystemExit too: a plugin's sys.exit() in a case must not end the run unreported.
-            except (Exception, SystemExit) as exc:  # one failing case must not lose the run
+            # Any BaseException too (a plugin's sys.exit(), its own BaseException subclass): only
+            # the user's stop ends the run; one failing case must not lose it.
+            except BaseException as exc:
                 if self.debug:
                     traceback.print_exc()
                 done = self.not_run(case, Status.ERROR, describe_error(exc))

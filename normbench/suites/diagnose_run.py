@@ -4,6 +4,7 @@ verdicts as typed results, and a summary line per figure."""
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +72,7 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
     from normbench.results import Run
     from normbench.suites.diagnose import SUITE, _validate, figure_findings, run_diagnose
 
+    start = time.perf_counter()
     depths = parse_ints(config.depths, "--depths") or None
     norms = unique(split(config.norms)) or None  # a repeated norm is compared once
     try:
@@ -98,4 +100,4 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
             break
     env = fingerprint(config.device)
     return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results),
-               interrupted=interrupted)  # fmt: skip
+               interrupted=interrupted, wall_s=time.perf_counter() - start)  # fmt: skip
