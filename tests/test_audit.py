@@ -9,7 +9,7 @@ import pytest
 
 from normbench.report.audit_view import view
 from normbench.results import Finding, Run, Status, dumps, load_run
-from normbench.results.audit import AuditRow, spilled, summary
+from normbench.results.audit import AuditRow, kernel_parts, spilled, summary
 from normbench.suites.audit import occupancy, run_audit
 from tests.kernel_reference import needs_compiler
 
@@ -197,3 +197,20 @@ def test_a_version_1_audit_file_still_loads(tmp_path):
     run = load_run(path)
     assert run.of(AuditRow) == [OK, SPILLS, FAILED]
     assert run.summary == ["3 configurations: 1 spill"]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "parts"),
+    [("rmsnorm_fwd", ("rmsnorm", "fwd", "")),
+     ("add_rmsnorm_bwd_res32", ("add_rmsnorm", "bwd", "res32")),
+     ("add_layernorm_fwd", ("add_layernorm", "fwd", "")),
+     ("layernorm_bwd_reduce_w16b32", ("layernorm", "bwd_reduce", "w16b32")),
+     ("rmsnorm_bwd_reduce", ("rmsnorm", "bwd_reduce", "")),
+     ("rmsnorm_fwd_res32_first", ("rmsnorm", "fwd", "res32_first"))],
+)  # fmt: skip
+def test_a_kernels_rows_name_its_variant_mode_and_options(kernel, parts):
+    # The rows once split the name at its first '_': variant 'add', mode 'rmsnorm_fwd', so
+    # df[df.variant == "add_rmsnorm"] found nothing (docs/formats.md: tidy columns).
+    assert kernel_parts(kernel) == parts
+    row = AuditRow.of(kernel, "sm_90", "bf16", 1024, status=Status.OK, registers=32)
+    assert {(r["variant"], r["mode"], r["options"]) for r in row.to_rows()} == {parts}

@@ -9,6 +9,7 @@ back from any of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,6 +24,18 @@ METRICS = (
     ("store_width_bytes", "B"),
     ("occupancy_pct", "%"),
 )
+
+
+# A kernel's name: the variant it serves, the pass, then its layer options ("add_rmsnorm_bwd_res32":
+# add_rmsnorm, bwd, res32). bwd_reduce before bwd, so the reduction is not read as bwd + options.
+KERNEL_NAME = re.compile(r"^((?:add_)?(?:rmsnorm|layernorm))_(fwd|bwd_reduce|bwd)(?:_(.+))?$")
+
+
+def kernel_parts(kernel: str) -> tuple[str, str, str]:
+    """(variant, mode, options) of a kernel's name, the tidy columns of its rows; a name of
+    another shape keeps it whole as the variant."""
+    m = KERNEL_NAME.match(kernel)
+    return (m[1], m[2], m[3] or "") if m else (kernel, "", "")
 
 
 @result_kind("audit")
@@ -64,10 +77,10 @@ class AuditRow(Result):
         return self.status is Status.OK
 
     def to_rows(self) -> list[dict[str, Any]]:
-        family, _, mode = self.kernel.partition("_")
+        variant, mode, options = kernel_parts(self.kernel)
         record = {f.name: plain(getattr(self, f.name)) for f in fields(self)}
         head = {
-            "kind": self.kind, "variant": family, "options": "", "backend": "triton",
+            "kind": self.kind, "variant": variant, "options": options, "backend": "triton",
             "shape": f"N={self.dim}", "mode": mode, **record,
         }  # fmt: skip
         return [
