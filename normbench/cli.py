@@ -273,7 +273,8 @@ def compare(
     from normbench.outdir import prepare_out
 
     formats = output.formats()
-    prepare_out(output.out)
+    if formats or output.plot:  # --format none writes nothing: no folder is made either
+        prepare_out(output.out)
     check_md(md)
     config = CompareConfig(
         threshold=parse_threshold(threshold),
@@ -314,7 +315,8 @@ def ab(
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     columns = chosen_columns(output.columns, "compare")
-    prepare_out(output.out)  # before measuring: a bad --out must not lose the run
+    if formats or output.plot:  # before measuring: a bad --out must not lose the run
+        prepare_out(output.out)
     check_md(md)
     with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
         result = measure("ab", config, f"ab {a} vs {b}")

@@ -455,6 +455,15 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
     assert not Path("-").exists() and not (tmp_path / "no").exists()
 
 
+def test_format_none_makes_no_folder(tmp_path, monkeypatch):
+    # compare and ab made an empty reports/ (their default --out) with --format none.
+    base = save(make_run([1.0, 1.0, 1.0], seed=1), tmp_path / "base.json")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["compare", base, base, "--format", "none"])
+    assert r.exit_code in (0, 4), r.output
+    assert not (tmp_path / "reports").exists()
+
+
 def one_sentence(r, code: int, *phrases: str) -> None:
     assert r.exit_code == code, r.output
     assert "Traceback" not in r.output
