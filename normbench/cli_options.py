@@ -143,7 +143,8 @@ NoWeightOpt = Annotated[
     bool, Opt("--no-weight", help="No weight and no bias (elementwise_affine=False).")
 ]
 WeightDtypeOpt = Annotated[
-    str | None, Opt("--weight-dtype", help="Weight (and bias) dtype apart from x's: fp32, bf16.")
+    str | None,
+    Opt("--weight-dtype", help="Weight (and bias) dtype apart from x's: fp32, fp16 or bf16."),
 ]
 RmsBiasOpt = Annotated[bool, Opt("--rms-bias", help="RMSNorm with a bias (as QuACK allows).")]
 ResidualDtypeOpt = Annotated[
