@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,7 @@ from normbench.compare_pairs import (
     check_compatible,
     comparable,
     fingerprint_diffs,
+    one_backend_each,
     pair_results,
     process_groups_of,
     samples_of,
@@ -91,7 +92,7 @@ from normbench.compare_summary import (
     headline,
 )
 from normbench.errors import BaselineError, UsageError
-from normbench.results import Measurement, Run, Status, load_run
+from normbench.results import Level, Measurement, Run, Status, load_run
 from normbench.results.compare import GEOMEAN_ID, CaseComparison, GeomeanRatio, Verdict
 
 if TYPE_CHECKING:
@@ -209,6 +210,9 @@ def compare_runs(
 
     config = config or CompareConfig()
     diffs = check_compatible(base.env, new.env, config.force, names[0])
+    regrouped = one_backend_each(base, new) if config.match == "case" else None
+    if regrouped:
+        config = replace(config, match="group")
     pairs = pair_results(base, new, config.match, names)  # refuses runs of other suites first
     diffs += check_cache_states(base, new, config.force, names[0])
     d = config.margin
@@ -278,6 +282,10 @@ def compare_runs(
         run.results.append(_geomean([reps[k] for k in judged_keys],
                                     [cis[k] for k in judged_keys], tau))  # fmt: skip
     run.findings = findings(run, config, diffs, base, new)
+    if regrouped:
+        run.add(f"One backend on each side ({regrouped[0]} in {names[0]}, {regrouped[1]} in "
+                f"{names[1]}): cases are matched on the case without the backend, as "
+                "`normbench ab` matches them.", Level.NOTE)  # fmt: skip
     return run
 
 

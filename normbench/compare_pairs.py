@@ -128,6 +128,17 @@ class Pair:
     new: SpeedResult | None
 
 
+def one_backend_each(base: Run, new: Run) -> tuple[str, str] | None:
+    """The backends of two runs of one backend each, a different one on each side (the A and
+    B files of `ab --a eager --b composite`); None otherwise. Such runs share no case id: they
+    are matched on the id without the backend, as ab matched them, not as all missing and all
+    new."""
+    a, b = ({r.backend for r in run.of(SpeedResult)} for run in (base, new))
+    if len(a) == 1 and len(b) == 1 and a != b:
+        return a.pop(), b.pop()
+    return None
+
+
 def pair_results(base: Run, new: Run, match: str, names: tuple[str, str]) -> list[Pair]:
     key = (lambda r: r.case_id) if match == "case" else _group_id
     b = timing_results(base, key, names[0])

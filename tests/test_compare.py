@@ -730,3 +730,20 @@ def test_geomean_is_its_own_result_with_the_old_row():
     (row,) = geo.to_rows()
     assert (row["case_id"], row["metric"], row["unit"], row["n"]) == (
         "suite/geomean", "geomean_ratio", "x", 2)  # fmt: skip
+
+
+def test_runs_of_one_backend_each_are_matched_without_it():
+    # ab's side files (`ab --a eager --b composite`) share no case id: compare called every case
+    # missing and new (exit 4). Matched as ab matches them, with a note saying so.
+    rng = np.random.default_rng(7)
+    base = make_run([1.0] * 3, seed=1)
+    new = Run("speed", dict(ENV), {}, [
+        timing_result(case_id(i, "composite"), rng.lognormal(math.log(1.5), 0.02, 40))
+        for i in range(3)])  # fmt: skip
+    cmp = compare_runs(base, new, CompareConfig(between_runs="off"))
+    assert set(verdicts(cmp).values()) == {REGRESSION}
+    assert any("One backend on each side (eager in baseline, composite in new run)" in line
+               for line in cmp.summary)  # fmt: skip
+    # With the same backends on both sides the full case id is matched, as before.
+    both = make_run([1.0] * 3, seed=2)
+    assert not any("One backend" in line for line in compare_runs(base, both).summary)
