@@ -129,10 +129,13 @@ class Pair:
 
 
 def one_backend_each(base: Run, new: Run) -> tuple[str, str] | None:
-    """The backends of two runs of one backend each, a different one on each side (the A and
-    B files of `ab --a eager --b composite`); None otherwise. Such runs share no case id: they
-    are matched on the id without the backend, as ab matched them, not as all missing and all
-    new."""
+    """The backends of the two side files of one `ab --a eager --b composite` (config "side";
+    one backend each, a different one on each side); None otherwise. They share no case id:
+    they are matched on the id without the backend, as ab matched them, not as all missing and
+    all new. Two speed runs of different backends are not: a gate must not compare other code
+    by accident."""
+    if "side" not in base.config or "side" not in new.config:
+        return None
     a, b = ({r.backend for r in run.of(SpeedResult)} for run in (base, new))
     if len(a) == 1 and len(b) == 1 and a != b:
         return a.pop(), b.pop()

@@ -214,8 +214,8 @@ def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _restore(before: list[torch.Tensor], after: tuple[torch.Tensor, ...]) -> bool:
-    """Put back inputs a backend modified in place, so the backends after it in the same case
-    group see them intact; True if any was modified."""
+    """Put back what a call modified in place (the prepared inputs, shared by the backends after
+    it in the same case group; fresh leaves; dy); True if any was modified."""
     import torch
 
     changed = False
@@ -228,6 +228,49 @@ def _restore(before: list[torch.Tensor], after: tuple[torch.Tensor, ...]) -> boo
 
 
 IN_PLACE = "modified an input or dy in place"
+
+
+class InPlaceWrite(Exception):
+    """The call wrote into a tensor it was given (an input, a fresh leaf, or dy)."""
+
+
+def own_copies(fn: Callable[..., Any], sem: Semantics) -> Callable[..., Any]:
+    """`fn`, given its own copies of its tensor arguments when it declares that it writes into
+    them (Semantics.inplace); else `fn` itself."""
+    if not sem.inplace:
+        return fn
+    import torch
+
+    def copied(**kw: Any) -> Any:
+        return fn(**{k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
+
+    return copied
+
+
+def watched_call(
+    fn: Callable[..., Any], p: Prepared, grads: bool, sem: Semantics
+) -> dict[str, torch.Tensor]:
+    """`fn` run once on the case (forward, and backward with `grads`), its outputs and
+    gradients by name. Raises InPlaceWrite when it wrote into anything it was given, also when
+    the call then failed (autograd's version check on a tensor saved for backward, most often):
+    an input or dy modified in place breaks every other consumer of it (Liger #370,
+    docs/numerics.md trap 11). What it wrote into is put back first, whatever it raised. With
+    gradients it is given fresh leaves, not the inputs: those are what must be watched."""
+    import torch
+
+    given = p.arguments(grads)
+    watched = p.writable(given)
+    before = [t.detach().clone() for t in watched]
+    try:
+        with torch.enable_grad() if grads else torch.no_grad():
+            got = _evaluate(own_copies(fn, sem), p, given, grads)
+    except BaseException as exc:
+        if _restore(before, watched) and isinstance(exc, Exception):
+            raise InPlaceWrite() from exc
+        raise
+    if _restore(before, watched):
+        raise InPlaceWrite()
+    return got
 
 
 def _call_problem(exc: Exception) -> str | None:
@@ -244,38 +287,20 @@ def _call_problem(exc: Exception) -> str | None:
 
 def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> GateResult:
     """Run `fn` once on the case and compare every output (and gradient) with the oracle."""
-    import torch
 
     ref, native = oracle(p, sem, grads)
     problem = signature_problem(fn, [*p.inputs, *p.scalars])
     if problem:
         return GateResult(False, (), problem)
-    if sem.inplace:
-        # A declared in-place kernel writes into its inputs: give it its own copies.
-        inner = fn
-
-        def fn(**kw: Any) -> Any:
-            return inner(**{k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
-
-    tensors = p.arguments(grads)
-    after = p.writable(tensors)
-    before = [t.detach().clone() for t in after]
-    with torch.enable_grad() if grads else torch.no_grad():
-        try:
-            got = _evaluate(fn, p, tensors, grads)
-        except Exception as exc:
-            # A write into an argument is the cause of what failed after it (autograd's
-            # version check on a tensor saved for backward, most often).
-            if _restore(before, after):
-                return GateResult(False, (), IN_PLACE)
-            problem = _call_problem(exc)
-            if problem is None:
-                raise
-            return GateResult(False, (), problem)
-    # An input or dy modified in place breaks every other consumer of it (Liger #370,
-    # docs/numerics.md trap 11).
-    if _restore(before, after):
+    try:
+        got = watched_call(fn, p, grads, sem)
+    except InPlaceWrite:
         return GateResult(False, (), IN_PLACE)
+    except Exception as exc:
+        problem = _call_problem(exc)
+        if problem is None:
+            raise
+        return GateResult(False, (), problem)
     for name, r in ref.items():
         if name not in got:
             return GateResult(False, (), f"returned no {name}")

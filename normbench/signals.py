@@ -3,9 +3,12 @@ send) stop a run exactly as Ctrl-C does, and the first of them is the only one t
 
 The first INT, TERM or HUP raises KeyboardInterrupt in the main thread, the path the case loop
 (normbench.suites.common.CaseLoop) already takes: stop at the case boundary, keep the finished
-cases. From that moment until the command returns, further signals are ignored, so that a
-second Ctrl-C cannot abort the writing of the reports of the finished cases: exit 130, the
-reports written (docs/design.md "Exit codes"). SIGKILL still ends a run that must die.
+cases. Once a command has begun measuring (`measuring`), it raises only inside a case; between
+cases, and after the last one while the reports are made, it is held until the next case starts
+or the command ends (exit 130). From the first signal until the command returns, further
+signals are ignored, so that a second Ctrl-C cannot abort the writing of the reports of the
+finished cases: exit 130, the reports written (docs/design.md "Exit codes"). SIGKILL still
+ends a run that must die.
 """
 
 from __future__ import annotations
@@ -55,12 +58,13 @@ def stop_requested() -> bool:
 
 @contextmanager
 def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
-    """Within it, INT, TERM and HUP all raise one KeyboardInterrupt (the first), the later ones
-    are ignored; the previous handlers are restored on the way out. A signal the process
-    inherited as ignored (`nohup`, a background job's INT) stays ignored. `exiting`: the
-    process ends right after (the command line), so after a stop the signals stay ignored
-    while it exits: a late Ctrl-C must not turn exit 130 into a traceback. Outside the main
-    thread (where Python cannot install handlers) it changes nothing."""
+    """Within it, INT, TERM and HUP all raise one KeyboardInterrupt (the first; once measuring
+    has begun, only inside a `measuring` block, held elsewhere), the later ones are ignored;
+    the previous handlers are restored on the way out. A signal the process inherited as
+    ignored (`nohup`, a background job's INT) stays ignored. `exiting`: the process ends right
+    after (the command line), so after a stop the signals stay ignored while it exits: a late
+    Ctrl-C must not turn exit 130 into a traceback. Outside the main thread (where Python
+    cannot install handlers) it changes nothing."""
     global _current
     if threading.current_thread() is not threading.main_thread() or _current.active:
         yield _current  # a policy already stands (nested commands): it keeps its handlers
@@ -104,10 +108,10 @@ def measuring() -> Iterator[None]:
         yield
         return
     state.holding = True
-    if state.requested:
-        raise KeyboardInterrupt
-    state.open = True
+    state.open = True  # before the check: a signal between the two must not be held
     try:
+        if state.requested:
+            raise KeyboardInterrupt
         yield
     finally:
         state.open = False

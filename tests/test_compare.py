@@ -737,9 +737,13 @@ def test_runs_of_one_backend_each_are_matched_without_it():
     # missing and new (exit 4). Matched as ab matches them, with a note saying so.
     rng = np.random.default_rng(7)
     base = make_run([1.0] * 3, seed=1)
-    new = Run("speed", dict(ENV), {}, [
+    new = Run("speed", dict(ENV), {"side": "B"}, [
         timing_result(case_id(i, "composite"), rng.lognormal(math.log(1.5), 0.02, 40))
         for i in range(3)])  # fmt: skip
+    # Two speed runs of different backends are not regrouped: all missing and new.
+    plain = compare_runs(base, new, CompareConfig(between_runs="off"))
+    assert set(verdicts(plain).values()) == {MISSING, NEW}
+    base = replace(base, config={"side": "A"})
     cmp = compare_runs(base, new, CompareConfig(between_runs="off"))
     assert set(verdicts(cmp).values()) == {REGRESSION}
     assert any("One backend on each side (eager in baseline, composite in new run)" in line

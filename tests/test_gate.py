@@ -128,3 +128,19 @@ def test_function_backend_helper():
     assert "has no layernorm" in b.supports(case)
     assert "bf16" in b.supports(Case("rmsnorm", "mine", "bf16", SHAPE, "fwd"))
     assert b.supports(Case("rmsnorm", "mine", "fp32", SHAPE, "fwd")) is None
+
+
+def test_the_inputs_are_put_back_whatever_the_kernel_raises():
+    # The case loop turns a plugin's sys.exit() into an error row and goes on to the next
+    # backend of the case group, which must see the inputs intact.
+    def writes_then_exits(x, weight, eps):
+        with torch.no_grad():
+            x.mul_(0)
+        raise SystemExit(3)
+
+    case = Case("rmsnorm", "x", "fp32", Shape(1, 4, 32), "fwd")
+    p = prepare(get_variant("rmsnorm"), case)
+    x = p.inputs["x"].clone()
+    with pytest.raises(SystemExit):
+        check(writes_then_exits, p, EAGER, grads=False)
+    assert torch.equal(p.inputs["x"], x)

@@ -379,3 +379,22 @@ def test_diagnose_interrupted_keeps_the_finished_probes(monkeypatch, tmp_path):
     assert run["interrupted"] is True and run["wall_s"] > 0  # it was 0.0 for diagnose
     assert {r["case_id"] for r in run["rows"]} == {"overflow"}
     assert len(frame) >= 1
+
+
+def test_ab_stopped_in_its_first_case_is_130_with_its_reports(monkeypatch, tmp_path):
+    # Nothing timed on either side: compare_runs refused the empty sides ("has no timing
+    # rows", exit 3) and the command ended without a report.
+    import normbench.suites.ab as ab
+
+    def stopped(self, case):
+        raise KeyboardInterrupt  # as the stop signal's handler raises it inside the case
+
+    monkeypatch.setattr(ab.ABCase, "__call__", stopped)
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(app, ["ab", "--a", "eager", "--b", "composite", "--variant",
+                                   "rmsnorm", "--dim", "64", "--batch", "1", "--seq", "8",
+                                   "--out", str(out), "--format", "json"])  # fmt: skip
+    assert res.exit_code == 130, res.output
+    assert "Interrupted before any case was timed on both sides" in res.output
+    (run,) = [json.loads(p.read_text()) for p in out.glob("ab-*[0-9].json")]
+    assert run["interrupted"] is True and run["rows"] == []

@@ -295,6 +295,22 @@ def test_a_hidden_write_into_an_argument_fails(add_backend, name):
     assert v.verdict == FAIL and v.reason == "modifies an input or dy in place (Liger #370)"
 
 
+def test_a_declared_in_place_kernel_gets_its_own_copies(add_backend):
+    # Semantics(inplace=True): the kernel writes its output into x, as it says it does. The
+    # speed and memory gates give it copies; stability did not, and once it watched the leaves
+    # it called such a kernel FAIL in bwd and fwd+bwd (docs/plugins.md).
+    def overwrite(x, weight, eps):
+        y = _rms(x, x.float().pow(2).mean(-1, keepdim=True), weight, eps)
+        x.copy_(y)
+        return x
+
+    name = add_backend("overwrite", {"rmsnorm": overwrite}, semantics=Semantics(inplace=True))
+    assert check_case(name, "rmsnorm", "fp16", dim=256, rows=4).verdict == PASS
+    bad = add_backend("overwrite_undeclared", {"rmsnorm": overwrite})
+    v = check_case(bad, "rmsnorm", "fp16", dim=256, rows=4)
+    assert v.verdict == FAIL and "in-place operation" in v.reason  # autograd refused it
+
+
 def test_no_eps_gives_nan_on_zero_and_constant_rows(add_backend):
     # docs/numerics.md traps 6 and 7: 0 / sqrt(0) and a zero variance without eps are NaN.
     def rms_no_eps(x, weight, eps):

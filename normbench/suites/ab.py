@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from normbench.errors import UsageError
-from normbench.results import Finding, Status
+from normbench.errors import BaselineError, UsageError
+from normbench.results import Finding, Level, Status
 from normbench.results.compare import SideResult
 from normbench.suites.ab_timing import LocalSide, Ready, RemoteSide, time_sides
 from normbench.suites.common import CaseLoop, PreparedCache, Progress, not_run
@@ -313,7 +313,16 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     # so unreliable cases are judged (with a warning) and no between-run floor is assumed.
     cmp_config = replace(config.compare, match="case" if whole else "group", labels=labels,
                          judge_unreliable=True, between_run_floor=False)  # fmt: skip
-    comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
+    try:
+        comparison = compare_runs(runs[0], runs[1], cmp_config, labels)
+    except BaselineError:
+        if not loop.interrupted:
+            raise
+        # Stopped before a case was timed on both sides: nothing to compare (it was exit 3,
+        # "has no timing rows"), an interrupted comparison of no case.
+        comparison = Run("compare", env, {"labels": list(labels)}, [], interrupted=True)
+        comparison.add("Interrupted before any case was timed on both sides: nothing was "
+                       "compared.", Level.WARNING)  # fmt: skip
     where = "in worker processes" if config.remote else "in one process"
     comparison.findings[1:1] = [
         Finding(

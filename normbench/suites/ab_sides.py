@@ -61,9 +61,11 @@ def build_ab_config(
                 resolve_side(spec, option)
             # A checkout without normbench in it: the worker imports this install's, and the
             # side times the same code as the other (PASS, comparing nothing). A plugin's side
-            # may come from a folder of its own.
+            # (plugin:SPEC, or a backend of --plugin's package) may come from a folder of its
+            # own: the worker imports the plugin from there.
             cwd = install.cwd if install else None
-            if cwd and not spec.startswith("plugin:") and not (Path(cwd) / "normbench").is_dir():
+            own = spec.startswith("plugin:") or bool(args.plugin)
+            if cwd and not own and not (Path(cwd) / "normbench").is_dir():
                 raise UsageError(
                     f"{option} {spec}@{at}: {cwd} holds no normbench package (no normbench/ "
                     "folder), so this install's would be timed on both sides; give a checkout "

@@ -116,13 +116,15 @@ def aa_comparisons(
         env: dict = {}
         for k in range(config.repeats):
             for j, b in enumerate(sel.backends):
+                if _held_stop(out, measured):  # a stop between repeats: start no workers
+                    return out, env
                 speed = replace(config.speed, selection=replace(sel, backends=(b,)))
                 step = k * len(sel.backends) + j
                 res = run_ab(ABConfig(speed, b, b, cmp), _scaled(progress, step, steps), debug)
                 res.comparison.interrupted = res.a.interrupted
                 out.append(res.comparison)
                 env = res.a.env
-                if _stopped(res.a, measured):
+                if _stopped(res.a, measured, last=step + 1 == steps):
                     measured.repeats = k + 1
                     return out, env
             measured.repeats = k + 1
@@ -131,18 +133,28 @@ def aa_comparisons(
 
     from normbench.suites.speed import run_speed
 
-    runs = []
+    runs: list[Run] = []
     for k in range(config.repeats):
+        if _held_stop(runs, measured):
+            break
         try:
-            runs.append(run_speed(config.speed, _scaled(progress, k, config.repeats), debug))
+            run = run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
         except KeyboardInterrupt:
             # Outside a case (a repeat setting up): the repeats before it stand, if any.
             if not runs:
                 raise
             measured.interrupted = True
             break
+        if not _timed(run):
+            # Stopped before its first case finished: nothing to compare, the ones before
+            # stand (with none, the command ends as interrupted).
+            if not runs:
+                raise KeyboardInterrupt
+            measured.interrupted = True
+            break
+        runs.append(run)
         measured.repeats = k + 1
-        if _stopped(runs[-1], measured):
+        if _stopped(runs[-1], measured, last=k + 1 == config.repeats):
             break
     pairs = combinations(range(len(runs)), 2)
     comparisons = []
@@ -153,13 +165,36 @@ def aa_comparisons(
     return comparisons, runs[-1].env
 
 
-def _stopped(run: Run, measured: Measured) -> bool:
-    """The run was cut short by a stop signal: no further repeat (before, a Ctrl-C cut one
-    repeat short and the calibration went on as if nothing had happened)."""
+def _stopped(run: Run, measured: Measured, last: bool = False) -> bool:
+    """The run was cut short by a stop signal, or one came after it: no further repeat
+    (before, a Ctrl-C cut one repeat short and the calibration went on as if nothing had
+    happened). A stop held after the `last` repeat cut nothing short: the calibration is whole
+    (the command still exits 130)."""
     from normbench.signals import stop_requested
 
-    measured.interrupted = measured.interrupted or run.interrupted or stop_requested()
-    return measured.interrupted
+    held = stop_requested() and not last
+    measured.interrupted = measured.interrupted or run.interrupted or held
+    return measured.interrupted or stop_requested()
+
+
+def _held_stop(done: list, measured: Measured) -> bool:
+    """A stop held before the next repeat starts: True (interrupted) when some stand, else
+    KeyboardInterrupt (nothing to keep)."""
+    from normbench.signals import stop_requested
+
+    if not stop_requested():
+        return False
+    if not done:
+        raise KeyboardInterrupt
+    measured.interrupted = True
+    return True
+
+
+def _timed(run: Run) -> bool:
+    """Whether the run holds a timed case."""
+    from normbench.results.speed import SpeedResult
+
+    return any(r.value("time") is not None for r in run.of(SpeedResult))
 
 
 def _judged(run: Run) -> list[CaseComparison]:

@@ -59,16 +59,18 @@ def tainted_rows(p: Prepared) -> torch.Tensor | None:
     return rows if rows is not None and bool(rows.any()) else None
 
 
-def _run(
-    fn: Callable[..., Any], p: Prepared, tensors: dict[str, torch.Tensor | None], grads: bool
-) -> dict[str, torch.Tensor]:
-    from normbench.gate import _evaluate
+def _run(fn: Callable[..., Any], p: Prepared, grads: bool, sem: Any) -> dict[str, torch.Tensor]:
+    """normbench.gate.watched_call; InPlaceWrite passes, the implementation's own errors are
+    ImplementationError."""
+    from normbench.gate import InPlaceWrite, watched_call
 
     try:
         # inf/NaN inputs make numpy (Triton's interpreter) warn on every op: the verdict says it.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return _evaluate(fn, p, tensors, grads)
+            return watched_call(fn, p, grads, sem)
+    except InPlaceWrite:
+        raise
     except Exception as exc:
         raise ImplementationError(describe_error(exc)) from exc
 
@@ -115,25 +117,17 @@ def evaluate(
 ) -> CaseVerdict:
     """Run the implementation on the prepared case (forward, and backward unless the mode is fwd)
     and judge every output and gradient. Raises ImplementationError when it raises."""
-    from normbench.gate import _restore, _shape_problem, oracle
+    from normbench.gate import InPlaceWrite, _shape_problem, oracle
     from normbench.verdicts import failed_result
 
     grads = p.case.mode != "fwd"
     sem = backend.semantics_for(variant.name)
     ref, native = oracle(p, sem, grads)
     fn = backend.build(variant, p.case)
-    given = p.arguments(grads)
-    watched = p.writable(given)
-    before = [t.detach().clone() for t in watched]
     try:
-        got = _run(fn, p, given, grads)
-    except ImplementationError:
-        # A write into an argument is the cause of what failed after it (autograd's version
-        # check on a tensor saved for backward, most often).
-        if _restore(before, watched):
-            return failed_result(IN_PLACE)
-        raise
-    if _restore(before, watched):
+        got = _run(fn, p, grads, sem)
+        differs = _bitwise_differs(got, _run(fn, p, grads, sem)) if determinism else []
+    except InPlaceWrite:
         return failed_result(IN_PLACE)
     for name, r in ref.items():
         if name not in got:
@@ -141,9 +135,6 @@ def evaluate(
         problem = _shape_problem(name, got[name], r, p.dtype_of(name))
         if problem:
             return failed_result(problem)
-    differs: list[str] = []
-    if determinism:
-        differs = _bitwise_differs(got, _run(fn, p, p.arguments(grads), grads))
     tainted = tainted_rows(p)
     checks = [
         check_tensor(
