@@ -248,6 +248,32 @@ def test_calibrate_stops_after_the_interrupted_repeat(monkeypatch):
     assert get_suite("calibrate").exit_code(None, run) == 130
 
 
+@pytest.mark.parametrize("held_after", [2, 5])
+def test_calibrate_with_a_stop_held_between_repeats(monkeypatch, held_after):
+    # A stop that lands between two repeats is held (normbench.signals.measuring): the next
+    # repeat must not start (it came back empty and was compared: exit 2). Held after the
+    # last repeat, it cut nothing short: the calibration is whole.
+    import normbench.suites.calibrate as cal
+    import normbench.suites.speed as speed
+
+    calls = []
+
+    def fake_run_speed(config, progress=None, debug=False):
+        calls.append(1)
+        with measuring():
+            pass
+        if len(calls) == held_after:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return _speed_run(4, len(calls))
+
+    monkeypatch.setattr(speed, "run_speed", fake_run_speed)
+    with stop_on_signals():
+        run = cal.run_calibrate(cal.CalibrateConfig(_NoSpeed(), repeats=5))
+    assert len(calls) == held_after
+    assert run.interrupted is (held_after < 5)
+
+
 # --- the policy in process -----------------------------------------------------------------------
 
 
