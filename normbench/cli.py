@@ -19,7 +19,7 @@ from normbench.cli_run import CASE_LOOP, STATE, fail, gate_finish, guarded, meas
 from normbench.config import DEFAULT_THRESHOLD
 from normbench.config_args import LAYER_OPTIONS, OutputArgs, SelectionArgs, TimingArgs
 from normbench.formats import GATE_FORMATS, RERENDER_FORMATS
-from normbench.outdir import check_md
+from normbench.outdir import check_md, prepare_reports
 from normbench.suites.audit import ARCHS
 from normbench.suites.calibrate import REPEATS as CALIBRATE_REPEATS
 
@@ -266,26 +266,24 @@ def compare(
     from normbench.compare import (
         CompareConfig,
         compare_files,
-        load_calibrated_noise,
-        load_calibration,
         parse_threshold,
+        read_calibration,
     )
-    from normbench.outdir import prepare_out
 
     formats = output.formats()
-    if formats or output.plot:  # --format none writes nothing: no folder is made either
-        prepare_out(output.out)
+    prepare_reports(output.out, formats, output.plot)
     check_md(md)
+    cal = read_calibration(calibration) if calibration else None
     config = CompareConfig(
         threshold=parse_threshold(threshold),
         force=force,
         seed=seed,
-        calibrated_margin=load_calibration(calibration) if calibration else None,
-        calibrated_noise=load_calibrated_noise(calibration) if calibration else None,
+        calibrated_margin=cal.margin if cal else None,
+        calibrated_noise=cal.noise if cal else None,
         between_runs=between_runs,
     )
     columns = chosen_columns(output.columns, "compare")
-    gate_finish(compare_files(base, new, config, calibration), output.out, formats, md,
+    gate_finish(compare_files(base, new, config, cal), output.out, formats, md,
                 plot=output.plot, columns=columns)  # fmt: skip
 
 
@@ -309,14 +307,12 @@ def ab(
     lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
     confirmed slower, 4 when no case could be compared."""
     from normbench.cli_render import keep_finished, write_sides
-    from normbench.outdir import prepare_out
     from normbench.suites.ab_sides import build_ab_config, report_stem
 
     formats = output.formats()
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     columns = chosen_columns(output.columns, "compare")
-    if formats or output.plot:  # before measuring: a bad --out must not lose the run
-        prepare_out(output.out)
+    prepare_reports(output.out, formats, output.plot)
     check_md(md)
     with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
         result = measure("ab", config, f"ab {a} vs {b}")

@@ -87,10 +87,9 @@ def run_suite(
 ) -> Any:
     """Run `suite`, print and write its reports (`columns`: the tables' columns shown, checked
     by the caller before), then exit with the code its results call for (0 returns the run)."""
-    from normbench.outdir import prepare_out
+    from normbench.outdir import prepare_reports
 
-    if formats or plot:  # a bad --out is one sentence before anything is measured, not after
-        prepare_out(out)
+    prepare_reports(out, formats, plot)
     with keep_finished(out, CASE_LOOP.get(suite, suite), formats) as partial:  # each on disk
         run = measure(suite, config)
         finish(run, out, formats, plot, partial=partial, columns=columns)

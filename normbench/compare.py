@@ -51,10 +51,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from normbench.compare_inputs import (
+    Calibration,
     check_calibration_setup,
     load_baseline,
     load_calibrated_noise,
     load_calibration,
+    read_calibration,
 )
 from normbench.compare_judge import (
     ALPHA,
@@ -105,7 +107,7 @@ __all__ = [
     "SAME", "UNRELIABLE", "VERDICTS", "CompareConfig", "Judgement", "between_run_noise",
     "check_compatible", "compare_files", "compare_runs", "counts", "exit_code",
     "fingerprint_diffs", "geomean", "headline", "judge", "load_baseline", "load_calibrated_noise",
-    "load_calibration", "parse_threshold", "widen",
+    "load_calibration", "parse_threshold", "read_calibration", "widen",
 ]  # fmt: skip
 
 SUITE = "compare"
@@ -388,7 +390,7 @@ def compare_files(
     base_path: str | Path,
     new_path: str | Path,
     config: CompareConfig | None = None,
-    calibration: str | Path | None = None,
+    calibration: Calibration | None = None,
 ) -> Run:
     """`compare`: two saved runs, and the `calibrate` run whose margin and noise `config`
     carries, checked to come from the new run's setup."""

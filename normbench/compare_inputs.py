@@ -4,6 +4,7 @@ exit 3) and a `normbench calibrate` run (its margin, and the between-run noise i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from normbench.errors import BaselineError
@@ -40,16 +41,35 @@ def _calibration(path: str | Path) -> tuple[Run, float]:
     return run, value
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What compare takes from a `normbench calibrate` run, read once."""
+
+    path: str
+    margin: float  # the smallest margin with under 1% A/A false alarms, a fraction
+    noise: float | None  # the between-run noise (tau) that may stand for the floor, or None
+    env: dict  # its device fingerprint: it must be the new run's (check_calibration_setup)
+
+
+def read_calibration(path: str | Path) -> Calibration:
+    """The calibration at `path`, its margin and noise checked (BaselineError, exit 3)."""
+    run, margin = _calibration(path)
+    return Calibration(str(path), margin / 100, _noise(run, path), dict(run.env))
+
+
 def load_calibration(path: str | Path) -> float:
     """The margin a `normbench calibrate` run recommends (a fraction)."""
-    return _calibration(path)[1] / 100
+    return read_calibration(path).margin
 
 
 def load_calibrated_noise(path: str | Path) -> float | None:
     """The between-run noise (1 sd of log ratio) a `normbench calibrate` run of separate runs
     measured; None when it recorded none (--interleaved, or a file from before it did) or too
     few comparisons to stand for the floor (MIN_CALIBRATION_COMPARISONS)."""
-    run, _ = _calibration(path)
+    return read_calibration(path).noise
+
+
+def _noise(run: Run, path: str | Path) -> float | None:
     row = next((r for r in run.of(BetweenRunNoise) if r.tau is not None), None)
     if row is None:
         return None
@@ -64,12 +84,12 @@ def load_calibrated_noise(path: str | Path) -> float | None:
     return tau
 
 
-def check_calibration_setup(path: str | Path, new_env: dict, force: bool) -> None:
+def check_calibration_setup(calibration: Calibration, new_env: dict, force: bool) -> None:
     """A calibration measured on another device, driver, torch, triton or thread count says
     nothing of this run's noise: refused like such a baseline (exit 3), unless `force`."""
     from normbench.compare_pairs import check_compatible
 
-    check_compatible(_calibration(path)[0].env, new_env, force, f"calibration {path}")
+    check_compatible(calibration.env, new_env, force, f"calibration {calibration.path}")
 
 
 def load_baseline(path: str | Path) -> Run:

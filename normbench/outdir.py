@@ -53,6 +53,13 @@ def prepare_out(out: str | Path, option: str = "--out") -> Path:
     return path
 
 
+def prepare_reports(out: str | Path, formats: tuple[str, ...], plot: bool = False) -> None:
+    """prepare_out before anything is measured (a bad --out is one sentence then, not after),
+    when anything will be written: `--format none` without plots makes no folder."""
+    if formats or plot:
+        prepare_out(out)
+
+
 def check_md(md: str | Path | None) -> None:
     """`--md FILE`, the file a gate's verdict is appended to (GitHub's step summary): refused in
     one sentence (exit 2) before anything is measured when it could not take it, so a verdict

@@ -11,6 +11,7 @@ from pathlib import Path
 from normbench.capture.records import CaptureMeta
 from normbench.config import Selection, SpeedConfig, StabilityConfig, Strings, unique
 from normbench.config_args import (
+    LAYER_OPTIONS,
     SPEED_DEFAULTS,
     STABILITY_DEFAULTS,
     DeviceDefaults,
@@ -28,10 +29,9 @@ from normbench.validate import given
 
 REPLAYED = ("layernorm", "rmsnorm")  # the variants a captured layer's tensors make sense for
 SHAPE_OPTIONS = (("dim", "--dim"), ("batch", "--batch"), ("seq", "--seq"), ("heads", "--heads"))
-# The layer's own options: a captured layer has its weight, bias and dtypes already (they were
-# silently dropped before).
-LAYER_OPTIONS = (("no_weight", "--no-weight"), ("weight_dtype", "--weight-dtype"),
-                 ("rms_bias", "--rms-bias"), ("residual_dtype", "--residual-dtype"))  # fmt: skip
+# The layer's own options (heads is a shape option above): a captured layer has its weight,
+# bias and dtypes already (they were silently dropped before).
+OWN_OPTIONS = tuple((f, "--" + f.replace("_", "-")) for f in LAYER_OPTIONS if f != "heads")
 
 
 def captured_selection(
@@ -49,7 +49,7 @@ def captured_selection(
         if getattr(args, field):
             raise UsageError(f"{flag} cannot be combined with {option}: the shapes are the "
                              "captured layers'")  # fmt: skip
-    for field, flag in LAYER_OPTIONS:
+    for field, flag in OWN_OPTIONS:
         if getattr(args, field):
             raise UsageError(f"{flag} cannot be combined with {option}: each captured layer "
                              "keeps its own weight, bias and dtypes")  # fmt: skip
