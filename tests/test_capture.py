@@ -160,16 +160,22 @@ def test_file_round_trip_and_refusals(tmp_path):
         read_meta(tmp_path / "missing.safetensors")
 
 
-def test_a_header_that_lies_about_a_shape_is_refused(tmp_path):
+def _with_header(tmp_path, name: str, field: str, value):
+    """A capture of post_ln whose header's first layer says `field` is `value`."""
     import safetensors.torch
 
     _, _, cap = _capture(cm.post_ln, grads=False)
     header = cap.header()
-    header["layers"][0]["shape"] = [2, 6, 16]
+    header["layers"][0][field] = value
     tensors = {f"layer{layer.meta.index}.{k}": t for layer in cap.layers
                for k, t in layer.tensors().items()}  # fmt: skip
-    path = tmp_path / "lies.safetensors"
+    path = tmp_path / f"{name}.safetensors"
     safetensors.torch.save_file(tensors, str(path), metadata={"normbench": json.dumps(header)})
+    return path
+
+
+def test_a_header_that_lies_about_a_shape_is_refused(tmp_path):
+    path = _with_header(tmp_path, "lies", "shape", [2, 6, 16])
     with pytest.raises(UsageError, match=r"layer0.x has shape \(2, 6, 32\), its header says"):
         read_meta(path)
 
@@ -178,15 +184,7 @@ def test_a_header_that_lies_about_a_shape_is_refused(tmp_path):
 def test_a_header_with_an_eps_no_model_has_is_refused(tmp_path, eps):
     # -1 ended in a traceback (a math domain error in the summary); NaN made every output NaN
     # on both sides, and the layer PASSed.
-    import safetensors.torch
-
-    _, _, cap = _capture(cm.post_ln, grads=False)
-    header = cap.header()
-    header["layers"][0]["eps"] = eps
-    tensors = {f"layer{layer.meta.index}.{k}": t for layer in cap.layers
-               for k, t in layer.tensors().items()}  # fmt: skip
-    path = tmp_path / "eps.safetensors"
-    safetensors.torch.save_file(tensors, str(path), metadata={"normbench": json.dumps(header)})
+    path = _with_header(tmp_path, "eps", "eps", eps)
     with pytest.raises(UsageError, match=r"layer 0 \(.*\) has eps"):
         read_meta(path)
 
