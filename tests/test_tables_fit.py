@@ -228,6 +228,26 @@ def test_the_console_honours_columns_and_is_wide_without_it(monkeypatch):
     assert console.make_console().width == 80  # not a terminal here: COLUMNS still wins
     monkeypatch.delenv("COLUMNS")
     assert console.make_console().width == console.WIDE
+    # COLUMNS=5 printed every table as empty boxes: the console is never that narrow.
+    monkeypatch.setenv("COLUMNS", "5")
+    assert console.make_console().width == console.MIN_WIDTH
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_at_the_narrowest_every_character_of_every_cell_is_printed(name, tmp_path):
+    run = RUNS[name](tmp_path)
+    con = Console(width=console.MIN_WIDTH, record=True, file=io.StringIO(), color_system=None)
+    console.render(run, con)
+    text = con.export_text()
+    assert max(len(line) for line in text.splitlines()) <= console.MIN_WIDTH
+    printed = [c for c in text if c.isalnum()]
+    for t in shown(run):
+        # A column with one value in every row is said once above its table.
+        once = set(console.constant_columns(t))
+        cells = "".join(c for r in t.rows for i, c in enumerate(r) if i not in once)
+        cells += "".join(t.rows[0][i] for i in once)
+        for ch in {c for c in cells if c.isalnum()}:
+            assert printed.count(ch) >= cells.count(ch), (t.title, ch)
 
 
 def test_piped_speed_has_no_escape_codes_and_fits_columns(tmp_path):

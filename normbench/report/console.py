@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 STATUS_STYLE = {"ok": "green", "skipped": "dim", "mismatch": "bold red", "error": "red"}
 WIDE = 160  # a file or CI log without COLUMNS: wide rows read better than wrapped ones
+# Narrower than this (COLUMNS=5), a table's columns had no room left and rich printed them
+# empty: the console is never narrower; the terminal wraps what does not fit it.
+MIN_WIDTH = 40
 Layout = tuple[str, int, bool]  # rich box, cell padding left and right, outer edges drawn
 # From roomiest to tightest: each inner border costs 3 columns, then 3 with a thin line, then 1.
 LAYOUTS: tuple[Layout, ...] = (
@@ -48,6 +51,8 @@ def make_console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr)  # rich reads COLUMNS itself, and a terminal's size
     if not console.is_terminal and _columns_env() is None:
         console = Console(stderr=stderr, width=WIDE)
+    elif console.width < MIN_WIDTH:
+        console = Console(stderr=stderr, width=MIN_WIDTH)
     return console
 
 
