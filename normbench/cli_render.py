@@ -114,7 +114,9 @@ def finish(
     try:
         paths = write_reports(run, out, formats, stem=stem, plots=plot, columns=columns)
     except OSError as exc:
-        kept = f"; the finished cases are in {partial.path}" if partial is not None else ""
+        # Only where the partial file is still there (the folder itself may be what went away).
+        kept = (f"; the finished cases are in {partial.path}"
+                if partial is not None and partial.path.is_file() else "")  # fmt: skip
         raise NormbenchError(
             f"cannot write the reports in {out} ({exc.strerror or exc}){kept}"
         ) from None

@@ -216,6 +216,33 @@ def test_reports_that_cannot_be_written_name_the_partial_file(tmp_path, monkeypa
     assert load_run(partial.path).results == run.results[:1]  # kept: the finished case
 
 
+def test_reports_that_cannot_be_written_name_no_partial_file_that_is_gone(tmp_path, monkeypatch):
+    # The --out folder replaced by a file mid-run: the message named a partial file that no
+    # longer existed.
+    import errno
+    import shutil
+
+    import normbench.report as report
+    from normbench.cli_render import finish, keep_finished
+    from normbench.errors import NormbenchError
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def gone(*args, **kwargs):
+        shutil.rmtree(out)
+        out.write_text("not a folder")
+        raise OSError(errno.ENOTDIR, "Not a directory")
+
+    monkeypatch.setattr(report, "write_reports", gone)
+    run = small_run()
+    refused = pytest.raises(NormbenchError, match="Not a directory")
+    with refused as info, keep_finished(out, "speed", ("json",)) as partial:
+        record_finished("speed", run.results[0])
+        finish(run, out, ("json",), partial=partial)
+    assert "the finished cases are in" not in str(info.value)
+
+
 def test_a_partial_file_cut_short_loads_what_is_whole(tmp_path):
     run = small_run()
     path = tmp_path / "speed-x.partial.jsonl"
