@@ -388,3 +388,14 @@ def test_stability_runs_plugins_and_names_a_broken_one(tmp_path):
     bad = verdicts[("nan_kernel", "normal")]
     assert bad["verdict"] == "FAIL"
     assert bad["note"].startswith(f"plugin nan_kernel (plugin file {f}): ")
+
+
+def test_compile_times_every_mode(tmp_path):
+    # Every compile/bwd row was an error: `bwd` replays one backward graph (retain_graph=True),
+    # which a backward compiled with donated buffers refuses.
+    reason = registry.get_backend("compile").available()
+    if reason:
+        pytest.skip(reason)
+    got = small_speed(("compile",), tmp_path, modes=("fwd", "bwd", "fwd+bwd"))
+    assert {mode: status for (_, mode), (status, _) in got.items()} == {
+        "fwd": "ok", "bwd": "ok", "fwd+bwd": "ok"}, got  # fmt: skip

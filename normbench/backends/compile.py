@@ -28,4 +28,11 @@ class CompileBackend(Backend):
         # A fresh dynamo state per case: the compile time measured is this case's own, and a sweep
         # never hits the recompile limit (past it dynamo silently falls back to eager).
         torch._dynamo.reset()
+        # `bwd` times one backward graph replayed (retain_graph=True), which a backward compiled
+        # with donated buffers refuses: every compile/bwd row was an error. Elsewhere they stay
+        # on, as a user's compiled training step has them. Read when the first call compiles.
+        from torch._functorch import config as functorch_config
+
+        if hasattr(functorch_config, "donated_buffer"):
+            functorch_config.donated_buffer = case.mode != "bwd"
         return torch.compile(FUNCTIONS[variant.name], dynamic=False)
