@@ -34,3 +34,9 @@ def fmt_bytes(n: float | None) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g} {unit}" if abs(n) < 1000 * size else f"{n / size:.0f} {unit}"
     return f"{n:.0f} B"
+
+
+def a_type(obj: object) -> str:
+    """'a NoneType', 'an ellipsis': the type of `obj` named with its article, for messages."""
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

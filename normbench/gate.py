@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from normbench.dtypes import to_torch
+from normbench.fmt import a_type
 from normbench.inputs import make_tensors
 from normbench.numerics import TensorError, compare
 
@@ -107,7 +108,7 @@ def _check_outputs(outs: tuple, names: tuple[str, ...], grads: bool) -> None:
         )
     for name, o in zip(names, outs):
         if not isinstance(o, torch.Tensor):
-            raise OutputProblem(f"{name} is a {type(o).__name__}, not a tensor")
+            raise OutputProblem(f"{name} is {a_type(o)}, not a tensor")
     if grads and not any(o.requires_grad for o in outs):
         raise OutputProblem(
             f"{names[0]} has no gradient: the function is not differentiable by autograd "
@@ -197,7 +198,7 @@ def _shape_problem(name: str, got: Any, want: torch.Tensor, dtype: str) -> str |
     import torch
 
     if not isinstance(got, torch.Tensor):
-        return f"{name} is a {type(got).__name__}, not a tensor"
+        return f"{name} is {a_type(got)}, not a tensor"
     if tuple(got.shape) != tuple(want.shape):
         return f"{name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
     checked = ("y", "residual_out", "dx", "dresidual", "dweight", "dbias")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from normbench.backends.base import Backend, backend_from_functions
 from normbench.errors import UsageError
+from normbench.fmt import a_type
 from normbench.variants.base import MODES, Semantics
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def validate(backend: Backend, label: str) -> Backend:
     if isinstance(functions, Mapping):
         for v, fn in functions.items():
             if not callable(fn):
-                raise PluginError(f"{who}: {v} is a {type(fn).__name__}, not a function")
+                raise PluginError(f"{who}: {v} is {a_type(fn)}, not a function")
     elif type(backend).build is Backend.build:
         raise PluginError(f"{who} does not implement build(variant, case)")
     return backend

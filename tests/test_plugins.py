@@ -253,7 +253,7 @@ def test_entry_points_are_listed_and_a_broken_one_does_not_break_list(tmp_path, 
         ("noobj.py", "X = 1\n", ":NOPE", "has no 'NOPE' (it defines X)"),
         ("wrongtype.py", "X = 1\n", ":X", "got a int; expected a Backend instance"),
         ("badvariant.py", "X = {'rmsnrom': print}\n", ":X", "declares unknown variant 'rmsnrom'"),
-        ("notfn.py", "X = {'rmsnorm': 3}\n", ":X", "rmsnorm is a int, not a function"),
+        ("notfn.py", "X = {'rmsnorm': 3}\n", ":X", "rmsnorm is an int, not a function"),
         ("badname.py", "from normbench.backends.base import backend_from_functions as f\n"
          "X = f('a,b', {'rmsnorm': print})\n", ":X", "backend name 'a,b' must be"),
         ("factory.py", "def X():\n    raise ValueError('bad config')\n", ":X",
