@@ -394,13 +394,13 @@ def compare_files(
 ) -> Run:
     """`compare`: two saved runs, and the `calibrate` run whose margin and noise `config`
     carries, checked to come from the new run's setup."""
+    from normbench.env import FINGERPRINT_KEYS
+
     base = load_baseline(base_path)
     try:
         new = load_run(new_path)
     except BaselineError as exc:  # the new run is input, not a baseline: exit 2
         raise UsageError(f"new run {exc}") from None
-    from normbench.env import FINGERPRINT_KEYS
-
     config = config or CompareConfig()
     if not config.force and not any(k in new.env for k in FINGERPRINT_KEYS):
         # Then every fingerprint key would differ, and the baseline be blamed (exit 3).

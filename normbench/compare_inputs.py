@@ -3,13 +3,13 @@ exit 3) and a `normbench calibrate` run (its margin, and the between-run noise i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from normbench.errors import BaselineError
 from normbench.results import Run, load_run
 from normbench.results.compare import BetweenRunNoise, MinMargin
+from normbench.results.files import finite_number
 
 # A calibration's between-run noise stands in for the stated floor only when it was measured
 # over this many A/A case comparisons: one comparison once gave tau 0 and, replacing the 10% CPU
@@ -20,19 +20,13 @@ MIN_CALIBRATION_COMPARISONS = 20
 MAX_MARGIN_PCT, MAX_TAU = 50.0, 1.0
 
 
-def _number(v: object) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
 def _calibration(path: str | Path) -> tuple[Run, float]:
     """The calibration run and its margin (%), checked to be one the gate could use."""
     run = load_run(path)
     margin = next((r for r in run.of(MinMargin) if r.value is not None), None)
     if run.suite != "calibrate" or margin is None:
         raise BaselineError(f"{path}: not a `normbench calibrate` run (no min_margin row)")
-    value = _number(margin.value)
+    value = finite_number(margin.value)
     if value is None or not 0 <= value <= MAX_MARGIN_PCT:
         raise BaselineError(
             f"{path}: min_margin {margin.value!r} is not a margin the gate takes (0 to "
@@ -73,7 +67,7 @@ def _noise(run: Run, path: str | Path) -> float | None:
     row = next((r for r in run.of(BetweenRunNoise) if r.tau is not None), None)
     if row is None:
         return None
-    tau = _number(row.tau)
+    tau = finite_number(row.tau)
     if tau is None or not 0 <= tau <= MAX_TAU:
         raise BaselineError(
             f"{path}: between-run noise tau {row.tau!r} is not a noise (a number from 0 to "

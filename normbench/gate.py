@@ -43,16 +43,6 @@ class Prepared:
             for k, v in self.inputs.items()
         }
 
-    def arguments(self, grads: bool) -> dict[str, torch.Tensor | None]:
-        """The tensors a call is given: fresh leaves when gradients are taken, else the inputs."""
-        return self.leaves() if grads else dict(self.inputs)
-
-    def writable(self, given: dict[str, torch.Tensor | None]) -> tuple[torch.Tensor, ...]:
-        """What a call given `given` could write into: those tensors and the output gradients.
-        With gradients the call gets fresh leaves, not the inputs, so it is the leaves that must
-        be watched for an in-place write (docs/numerics.md trap 11)."""
-        return (*self.dys, *(v for v in given.values() if v is not None))
-
     def tensors(self) -> list[torch.Tensor]:
         """The inputs that exist, in argument order."""
         return [v for v in self.inputs.values() if v is not None]
@@ -259,8 +249,8 @@ def watched_call(
     gradients it is given fresh leaves, not the inputs: those are what must be watched."""
     import torch
 
-    given = p.arguments(grads)
-    watched = p.writable(given)
+    given = p.leaves() if grads else dict(p.inputs)
+    watched = (*p.dys, *(v for v in given.values() if v is not None))
     before = [t.detach().clone() for t in watched]
     try:
         with torch.enable_grad() if grads else torch.no_grad():

@@ -196,23 +196,31 @@ def test_the_partial_file_holds_the_tidy_rows_and_is_removed_after_the_reports(t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_reports_that_cannot_be_written_name_the_partial_file(tmp_path, monkeypatch):
-    import errno
-
+def unwritable_reports(out, monkeypatch, fail, match: str):
+    """finish() of a one-case run whose write_reports calls `fail` (which raises OSError):
+    the NormbenchError's message, and the run and its partial file."""
     import normbench.report as report
     from normbench.cli_render import finish, keep_finished
     from normbench.errors import NormbenchError
 
+    monkeypatch.setattr(report, "write_reports", fail)
+    run = small_run()
+    refused = pytest.raises(NormbenchError, match=match)
+    with refused as info, keep_finished(out, "speed", ("json",)) as partial:
+        record_finished("speed", run.results[0])
+        finish(run, out, ("json",), partial=partial)
+    return str(info.value), run, partial
+
+
+def test_reports_that_cannot_be_written_name_the_partial_file(tmp_path, monkeypatch):
+    import errno
+
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report, "write_reports", full)
-    run = small_run()
-    refused = pytest.raises(NormbenchError, match="No space left on device")
-    with refused as info, keep_finished(tmp_path, "speed", ("json",)) as partial:
-        record_finished("speed", run.results[0])
-        finish(run, tmp_path, ("json",), partial=partial)
-    assert str(partial.path) in str(info.value)
+    message, run, partial = unwritable_reports(tmp_path, monkeypatch, full,
+                                               "No space left on device")  # fmt: skip
+    assert str(partial.path) in message
     assert load_run(partial.path).results == run.results[:1]  # kept: the finished case
 
 
@@ -222,10 +230,6 @@ def test_reports_that_cannot_be_written_name_no_partial_file_that_is_gone(tmp_pa
     import errno
     import shutil
 
-    import normbench.report as report
-    from normbench.cli_render import finish, keep_finished
-    from normbench.errors import NormbenchError
-
     out = tmp_path / "out"
     out.mkdir()
 
@@ -234,13 +238,8 @@ def test_reports_that_cannot_be_written_name_no_partial_file_that_is_gone(tmp_pa
         out.write_text("not a folder")
         raise OSError(errno.ENOTDIR, "Not a directory")
 
-    monkeypatch.setattr(report, "write_reports", gone)
-    run = small_run()
-    refused = pytest.raises(NormbenchError, match="Not a directory")
-    with refused as info, keep_finished(out, "speed", ("json",)) as partial:
-        record_finished("speed", run.results[0])
-        finish(run, out, ("json",), partial=partial)
-    assert "the finished cases are in" not in str(info.value)
+    message, _, _ = unwritable_reports(out, monkeypatch, gone, "Not a directory")
+    assert "the finished cases are in" not in message
 
 
 def test_a_partial_file_cut_short_loads_what_is_whole(tmp_path):

@@ -6,7 +6,6 @@ read back with every check a hand-made or foreign file could fail, each one sent
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from normbench.capture.records import (
     torch_dtype,
 )
 from normbench.errors import UsageError
+from normbench.results.files import finite_number
 
 if TYPE_CHECKING:
     import torch
@@ -138,7 +138,8 @@ def _header(handle: Any, path: Path, option: str) -> dict:
 def _is_eps(v: Any) -> bool:
     """A layer's eps as a model has one: a finite number, 0 or more (a negative one is no norm,
     and NaN turns every output NaN, which then matched a NaN reference)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    eps = finite_number(v)
+    return eps is not None and eps >= 0
 
 
 def _layers(header: dict, path: Path, option: str) -> tuple[LayerMeta, ...]:

@@ -164,6 +164,11 @@ def _is_number(v: Any) -> bool:
     return not isinstance(v, int) or abs(v) <= sys.float_info.max
 
 
+def finite_number(v: Any) -> float | None:
+    """`v` as a float when it is a finite JSON number (not a bool, not NaN or inf), else None."""
+    return float(v) if _is_number(v) and math.isfinite(v) else None
+
+
 def _short(v: Any) -> str:
     """A value for a message: a huge integer is named by its size, not printed."""
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) > sys.float_info.max:

@@ -39,6 +39,7 @@ from normbench.results.compare import (
     SuiteNoiseFloor,
     Verdict,
 )
+from normbench.signals import stop_requested
 
 if TYPE_CHECKING:
     from normbench.config import SpeedConfig
@@ -116,7 +117,8 @@ def aa_comparisons(
         env: dict = {}
         for k in range(config.repeats):
             for j, b in enumerate(sel.backends):
-                if _held_stop(out, measured):  # a stop between repeats: start no workers
+                if stop_requested():  # held between repeats: start no workers
+                    _end_early(out, measured)
                     return out, env
                 speed = replace(config.speed, selection=replace(sel, backends=(b,)))
                 step = k * len(sel.backends) + j
@@ -135,22 +137,15 @@ def aa_comparisons(
 
     runs: list[Run] = []
     for k in range(config.repeats):
-        if _held_stop(runs, measured):
+        if stop_requested():  # held between repeats
+            _end_early(runs, measured)
             break
         try:
             run = run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
-        except KeyboardInterrupt:
-            # Outside a case (a repeat setting up): the repeats before it stand, if any.
-            if not runs:
-                raise
-            measured.interrupted = True
-            break
-        if not _timed(run):
-            # Stopped before its first case finished: nothing to compare, the ones before
-            # stand (with none, the command ends as interrupted).
-            if not runs:
-                raise KeyboardInterrupt
-            measured.interrupted = True
+        except KeyboardInterrupt:  # outside a case: the repeat was setting up
+            run = None
+        if run is None or not _timed(run):  # stopped before its first case finished
+            _end_early(runs, measured)
             break
         runs.append(run)
         measured.repeats = k + 1
@@ -170,24 +165,17 @@ def _stopped(run: Run, measured: Measured, last: bool = False) -> bool:
     (before, a Ctrl-C cut one repeat short and the calibration went on as if nothing had
     happened). A stop held after the `last` repeat cut nothing short: the calibration is whole
     (the command still exits 130)."""
-    from normbench.signals import stop_requested
-
     held = stop_requested() and not last
     measured.interrupted = measured.interrupted or run.interrupted or held
     return measured.interrupted or stop_requested()
 
 
-def _held_stop(done: list, measured: Measured) -> bool:
-    """A stop held before the next repeat starts: True (interrupted) when some stand, else
-    KeyboardInterrupt (nothing to keep)."""
-    from normbench.signals import stop_requested
-
-    if not stop_requested():
-        return False
+def _end_early(done: list, measured: Measured) -> None:
+    """A stop before a repeat timed anything: the repeats `done` stand, the calibration
+    interrupted; with none, KeyboardInterrupt (the command ends as interrupted)."""
     if not done:
         raise KeyboardInterrupt
     measured.interrupted = True
-    return True
 
 
 def _timed(run: Run) -> bool:

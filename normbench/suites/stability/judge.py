@@ -126,15 +126,15 @@ def evaluate(
     fn = backend.build(variant, p.case)
     try:
         got = _run(fn, p, grads, sem)
+        for name, r in ref.items():
+            if name not in got:
+                return failed_result(f"returned no {name}")
+            problem = _shape_problem(name, got[name], r, p.dtype_of(name))
+            if problem:
+                return failed_result(problem)
         differs = _bitwise_differs(got, _run(fn, p, grads, sem)) if determinism else []
     except InPlaceWrite:
         return failed_result(IN_PLACE)
-    for name, r in ref.items():
-        if name not in got:
-            return failed_result(f"returned no {name}")
-        problem = _shape_problem(name, got[name], r, p.dtype_of(name))
-        if problem:
-            return failed_result(problem)
     tainted = tainted_rows(p)
     checks = [
         check_tensor(
