@@ -21,6 +21,13 @@ class BaselineError(NormbenchError):
     exit_code = 3
 
 
+class CannotJudgeError(NormbenchError):
+    """The measurement could not answer what was asked (exit 4): every comparison was timed
+    while the machine was unreliable. Not bad input: a quieter machine answers it."""
+
+    exit_code = 4
+
+
 def describe_error(exc: BaseException) -> str:
     """One line a person can act on, for an exception raised inside a case or by a model."""
     name = type(exc).__name__

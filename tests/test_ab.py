@@ -187,6 +187,21 @@ def test_speed_with_baseline(tmp_path):
         assert "cases (" not in r.output  # nothing measured
 
 
+def test_calibrate_on_a_machine_too_busy_for_any_comparison_cannot_judge(tmp_path, monkeypatch):
+    """Every A/A comparison with a side timed while the machine was busy is not bad input (2):
+    it is the gate's "could not judge" (4), which a quieter machine answers."""
+    import normbench.timing
+
+    real = normbench.timing.assess
+    busy = ("other processes used 60% of the CPUs",)
+    monkeypatch.setattr(normbench.timing, "assess", lambda *a, **k: (real(*a, **k)[0], busy))
+    r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, "--repeats", "2",
+                            "--out", str(tmp_path), "--format", "json"])  # fmt: skip
+    assert r.exit_code == 4, r.output
+    assert "had a side timed while the machine was unreliable" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_calibrate_interleaved(tmp_path):
     args = ["--repeats", "2", "--interleaved", "--out", str(tmp_path), "--format", "json"]
     r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, *args])

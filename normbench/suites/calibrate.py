@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from normbench.compare_inputs import MIN_CALIBRATION_COMPARISONS
-from normbench.errors import UsageError
+from normbench.errors import CannotJudgeError, UsageError
 from normbench.results import Finding, Level, Measurement, Run
 from normbench.results.compare import (
     BETWEEN_ID,
@@ -274,7 +274,7 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     if not results and measured.interrupted:
         return _cut_short(config, env, measured, unreliable, time.perf_counter() - start)
     if not results and unreliable:
-        raise UsageError(
+        raise CannotJudgeError(
             f"all {unreliable} A/A case comparisons had a side timed while the machine was "
             "unreliable (see each case's note): nothing to calibrate; re-run on a quiet machine "
             "or raise --time-budget"
