@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from normbench.results import Finding, Run, Status
+from normbench.results import Finding, Level, Run, Status
 from normbench.results.stability import StabilityResult, SweepPointResult, SweepRangeResult
 from normbench.suites.common import CaseLoop, PreparedCache, Progress
 from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate, not_applicable
@@ -144,6 +144,26 @@ def failed(run: Run, level: str) -> bool:
     return RANK[run_verdict(run)] >= RANK[level]
 
 
+def gate_finding(run: Run, level: str) -> Finding:
+    """What --fail-on made of the run, so an exit 1 or 4 in a CI log says why."""
+    rows = (*run.of(StabilityResult), *run.of(SweepPointResult))
+    reached = sum(
+        1 for r in rows
+        if r.status is not Status.SKIPPED and r.verdict is not None
+        and RANK[r.verdict.value] >= RANK[level]
+    )  # fmt: skip
+    what = "FAIL" if level == FAIL else "WARN or FAIL"
+    if reached:
+        return Finding(f"--fail-on {level}: {reached} cases reached {what}: exit 1.", Level.WARNING)
+    if n := unjudged(run):
+        return Finding(
+            f"--fail-on {level}: no case reached {what}, but {n} could not run (error rows "
+            "without a verdict): exit 4, the gate could not judge them.",
+            Level.WARNING,
+        )
+    return Finding(f"--fail-on {level}: no case reached {what}.")
+
+
 def exit_code(config: StabilityConfig, run: Run) -> int:
     """130 when Ctrl-C stopped the run, 1 when --fail-on's level was reached, 4 under --fail-on
     when no case reached it but some could not run (the gate could not judge them), else 0."""
@@ -160,16 +180,25 @@ def run_stability(
     config: StabilityConfig, progress: Progress | None = None, debug: bool = False
 ) -> Run:
     """Run the stability suite and return the run (reports are written by the caller)."""
-    import torch
-
-    from normbench.env import fingerprint
-
     if config.inputs:  # a capture's layers instead of the synthetic inputs
         from normbench.suites.stability.replay import layer_findings, run_replay
 
         run = run_replay(config, progress, debug)  # its findings: what was captured
         run.findings.extend([*findings(run), *layer_findings(run.of(StabilityResult))])
-        return run
+    else:
+        run = _run_matrix(config, progress, debug)
+        run.findings.extend(findings(run))
+    if config.fail_on and not run.interrupted:
+        run.findings.append(gate_finding(run, config.fail_on))
+    return run
+
+
+def _run_matrix(config: StabilityConfig, progress: Progress | None, debug: bool) -> Run:
+    """The synthetic matrix, then the range sweeps."""
+    import torch
+
+    from normbench.env import fingerprint
+
     start = time.perf_counter()
     arm_interpreter()
     sel = config.selection
@@ -181,7 +210,5 @@ def run_stability(
     if config.sweep and not interrupted:
         swept, interrupted = run_sweeps(config, progress, debug)
         results = [*results, *swept]
-    run = Run(SUITE, env, config.to_dict(), list(results), interrupted=interrupted)
-    run.findings.extend(findings(run))
-    run.wall_s = time.perf_counter() - start
-    return run
+    return Run(SUITE, env, config.to_dict(), list(results), interrupted=interrupted,
+               wall_s=time.perf_counter() - start)  # fmt: skip
