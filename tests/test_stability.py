@@ -492,7 +492,8 @@ def test_cli_stability_flags_the_fixture_and_fail_on(tmp_path):
         # The exit 1 says why in the log: how many cases reached the level.
         fails = sum(1 for r in load_run(next(tmp_path.glob("*.json"))).of(StabilityResult)
                     if r.verdict is Verdict.FAIL)  # fmt: skip
-        assert fails and f"--fail-on FAIL: {fails} cases reached FAIL: exit 1." in bad.output
+        cases = "1 case" if fails == 1 else f"{fails} cases"
+        assert fails and f"--fail-on FAIL: {cases} reached FAIL: exit 1." in bad.output
         assert "rows silently zero" in bad.output and "worst case per implementation" in bad.output
         sweep = ["--dist", "normal", "--sweep-range", "7:9", "--format", "none"]
         swept = runner.invoke(app, [*base, "--backend", "fp16_square", *sweep])

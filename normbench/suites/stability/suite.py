@@ -154,7 +154,8 @@ def gate_finding(run: Run, level: str) -> Finding:
     )  # fmt: skip
     what = "FAIL" if level == FAIL else "WARN or FAIL"
     if reached:
-        return Finding(f"--fail-on {level}: {reached} cases reached {what}: exit 1.", Level.WARNING)
+        cases = "1 case" if reached == 1 else f"{reached} cases"
+        return Finding(f"--fail-on {level}: {cases} reached {what}: exit 1.", Level.WARNING)
     if n := unjudged(run):
         return Finding(
             f"--fail-on {level}: no case reached {what}, but {n} could not run (error rows "
