@@ -67,7 +67,7 @@ def speed(
     from normbench.config_args import build_selection, build_speed_config
 
     columns = chosen_columns(output.columns, "speed", *(["compare"] if baseline else []))
-    formats = output.formats()
+    formats = output.formats("speed")
     kw = {"memory": memory, "plot": output.plot, "extra": sel.run_extra()}
     if shapes_from is not None:
         from normbench.capture.selection import shapes_config
@@ -103,7 +103,7 @@ def memory(
     from normbench.config_args import build_selection, memory_defaults
     from normbench.suites.memory import MemoryConfig
 
-    formats = output.formats()
+    formats = output.formats("memory")
     selection = build_selection(sel, memory_defaults(quick))
     config = MemoryConfig(selection=selection, out=output.out, formats=formats, plot=output.plot,
                           extra=sel.run_extra(), quick=quick)  # fmt: skip
@@ -139,7 +139,7 @@ def stability(
     """
     from normbench.config_args import build_stability_config, build_stability_selection
 
-    formats = output.formats()
+    formats = output.formats("stability", sweep=sweep_range is not None)
     if inputs is not None:
         from normbench.capture.selection import replay_config
 
@@ -270,7 +270,7 @@ def compare(
         read_calibration,
     )
 
-    formats = output.formats()
+    formats = output.formats("compare")
     prepare_reports(output.out, formats, output.plot)
     check_md(md)
     cal = read_calibration(calibration) if calibration else None
@@ -309,7 +309,7 @@ def ab(
     from normbench.cli_render import keep_finished, write_sides
     from normbench.suites.ab_sides import build_ab_config, report_stem
 
-    formats = output.formats()
+    formats = output.formats("ab")
     config = build_ab_config(a, b, sel, timing, output.out, formats, threshold, processes)
     columns = chosen_columns(output.columns, "compare")
     prepare_reports(output.out, formats, output.plot)
@@ -341,7 +341,7 @@ def calibrate(
     from normbench.config_args import build_selection, build_speed_config
     from normbench.suites.calibrate import CalibrateConfig
 
-    formats = output.formats()
+    formats = output.formats("calibrate")
     speed_config = build_speed_config(build_selection(sel), timing, output.out, formats)
     config = CalibrateConfig(speed_config, repeats=repeats, interleaved=interleaved)
     run_suite("calibrate", config, output.out, formats,
@@ -363,7 +363,7 @@ def audit(
     shared memory, global load/store width, occupancy."""
     from normbench.suites.audit_run import build_audit_config
 
-    formats = output.formats()
+    formats = output.formats("audit")
     config = build_audit_config(arch, dtype, dim, fail_on_spill)
     run_suite("audit", config, output.out, formats,
               columns=chosen_columns(output.columns, "audit"))  # fmt: skip
@@ -386,7 +386,7 @@ def diagnose(
     """The folk claims about normalization, measured: a verdict per claim with its numbers."""
     from normbench.suites.diagnose_run import build_diagnose_config
 
-    formats = output.formats()
+    formats = output.formats("diagnose")
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
     run_suite("diagnose", config, output.out, formats,

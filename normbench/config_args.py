@@ -21,7 +21,7 @@ from normbench.config import (
     unique,
 )
 from normbench.dtypes import canonical
-from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT, parse_formats
+from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT, metrics_of, parse_formats
 from normbench.inputs import default_dists
 from normbench.options import NormOptions
 from normbench.validate import check_threads, given
@@ -206,9 +206,15 @@ class OutputArgs:
     columns: list[str] | None = None  # the tables' columns shown (normbench.report.columns)
     metrics: str | None = None  # the metrics the CSV, gab and liger exports keep (None: all)
 
-    def formats(self) -> tuple[str, ...]:
-        # The formats carry --metrics to the writer; `--out -` takes exactly one format.
-        return parse_formats(self.fmt, self.out, self.plot, self.metrics)
+    def formats(self, suite: str = "", sweep: bool = False) -> tuple[str, ...]:
+        """The formats, carrying --metrics to the writer; `--out -` takes exactly one format,
+        and a gab file that `suite`'s run (`sweep`: stability with --sweep-range) could never
+        fill is refused."""
+        from normbench.results.metrics import check_defaults_direction
+
+        formats = parse_formats(self.fmt, self.out, self.plot, self.metrics)
+        check_defaults_direction(suite, formats, metrics_of(formats), sweep)
+        return formats
 
 
 STABILITY_BACKENDS = "eager,composite,triton,triton-llama,gemma,triton-gemma"

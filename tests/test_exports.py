@@ -341,6 +341,41 @@ def test_gab_with_a_bigger_is_better_metric_only_points_to_gab_bigger(tmp_path):
     assert list(tmp_path.iterdir()) == []  # refused before measuring
 
 
+@pytest.mark.parametrize("cmd, suite", [
+    (["memory"], "memory"),
+    (["stability", "--fp16"], "stability without --sweep-range"),
+    (["calibrate"], "calibrate"),
+    (["ab", "--a", "eager", "--b", "composite"], "ab"),
+    (["compare", "base.json", "new.json"], "compare"),
+])  # fmt: skip
+def test_gab_bigger_of_a_suite_with_no_bigger_is_better_metric_is_refused(tmp_path, cmd, suite):
+    """Such a file could only ever be `[]`: refused before measuring (or reading the runs)."""
+    result = runner.invoke(app, [*cmd, "--format", "gab-bigger", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"normbench: --format gab-bigger: {suite} has no bigger-is-")
+    assert "use --format gab" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_refusal_holds_only_where_the_file_would_be_empty():
+    from normbench.results.metrics import GAB_DEFAULTS, bigger_is_better, check_defaults_direction
+
+    for suite, defaults in GAB_DEFAULTS.items():
+        for fmt, bigger in (("gab", False), ("gab-bigger", True)):
+            for sweep in (False, True):
+                names = [m for m in defaults
+                         if sweep or suite != "stability" or m != "safe_scale_max"]  # fmt: skip
+                empty = not any(bigger_is_better(m) == bigger for m in names)
+                try:
+                    check_defaults_direction(suite, (fmt,), (), sweep)
+                    refused = False
+                except UsageError:
+                    refused = True
+                assert refused == empty, (suite, fmt, sweep)
+    check_defaults_direction("memory", ("gab-bigger",), ("saved_*",))  # --metrics: judged apart
+    check_defaults_direction("stability", ("gab-bigger",), (), sweep=True)  # safe_scale_max
+
+
 # --- Liger-Kernel --------------------------------------------------------------------------------
 
 

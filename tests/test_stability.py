@@ -499,6 +499,7 @@ def test_cli_stability_flags_the_fixture_and_fail_on(tmp_path):
         swept = runner.invoke(app, [*base, "--backend", "fp16_square", *sweep])
         assert swept.exit_code == 0, swept.output
         assert "Safe range rmsnorm/fp16_square/fp16 N=256: 2^7 .. 2^8." in swept.output
+        assert "Determinism: the 1 checked case bitwise identical over two runs" in swept.output
     finally:
         unregister_backend("fp16_square")
     runs = list(tmp_path.glob("*.json"))

@@ -135,3 +135,29 @@ def check_direction(formats: Sequence[str], names: Sequence[str]) -> None:
             f"--format gab-bigger holds bigger-is-better metrics (bandwidth, speedup, pct_sol) "
             f"and {', '.join(smaller)} smaller-is-better: use --format gab for them"
         )
+
+
+# stability's metrics that only a --sweep-range run has.
+SWEEP_METRICS = ("sweep_verdict", "safe_scale_max", "safe_scale_min")
+
+
+def check_defaults_direction(
+    suite: str, formats: Sequence[str], names: Sequence[str], sweep: bool = False
+) -> None:
+    """A gab file of the suite's default metrics (no --metrics given) that could only ever be
+    `[]` is refused before anything is measured: memory, compare, ab and calibrate have no
+    bigger-is-better metric for gab-bigger, stability has one only with --sweep-range."""
+    defaults = GAB_DEFAULTS.get(suite)
+    if names or defaults is None:
+        return  # check_direction judged the names given; diagnose's metrics are its probes'
+    if suite == "stability" and not sweep:
+        defaults = tuple(m for m in defaults if m not in SWEEP_METRICS)
+    for fmt, bigger, other in (("gab", False, "gab-bigger"), ("gab-bigger", True, "gab")):
+        if fmt in formats and not any(bigger_is_better(m) == bigger for m in defaults):
+            why = " without --sweep-range" if suite == "stability" else ""
+            want, have = ("bigger", "smaller") if bigger else ("smaller", "bigger")
+            raise UsageError(
+                f"--format {fmt}: {suite}{why} has no {want}-is-better metric ("
+                f"{_readable(defaults)}: {have}-is-better), so the file would be empty: use "
+                f"--format {other}"
+            )

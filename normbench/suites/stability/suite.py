@@ -112,7 +112,8 @@ def findings(run: Run) -> list[Finding]:
         out.append(Finding(
             "Determinism: " + (
                 f"two runs differ bitwise for {', '.join(bad)}." if bad else
-                f"all {len(checked)} checked cases bitwise identical over two runs, fwd and bwd."
+                ("the 1 checked case" if len(checked) == 1 else f"all {len(checked)} checked "
+                 "cases") + " bitwise identical over two runs, fwd and bwd."
             )
         ))  # fmt: skip
     for r in run.of(SweepRangeResult):
