@@ -11,6 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from normbench.cli import app
+from normbench.errors import BaselineError
 from normbench.report import console, write_reports
 from normbench.report.html import render as html_render
 from normbench.report.markdown import md_table
@@ -114,6 +115,7 @@ def other_device(path, tmp_path, name="NVIDIA H100 80GB HBM3", copy=3000.0):
     """The same run as if measured on another machine."""
     data = json.loads(path.read_text())
     data["env"].update(device_name=name, copy_bandwidth_gbps=copy, driver="550.54")
+    data["created"] = "2026-01-02T03:04:05+0000"  # measured at another time, too
     for r in data["rows"]:
         if r["metric"] == "bandwidth" and r["value"]:
             r["value"] *= 100
@@ -135,6 +137,10 @@ def test_report_merges_runs_from_two_machines(speed_out, tmp_path):
     n = len(tidy_rows(load_run(cpu)))
     assert len(csv) == 2 * n  # rows keyed by (case, device): none lost to the other machine
     assert set(csv.device_name) == {load_run(cpu).env["device_name"], "NVIDIA H100 80GB HBM3"}
+    # Each row says when its own run was made, not when the runs were merged.
+    made = {load_run(cpu).env["device_name"]: load_run(cpu).created,
+            "NVIDIA H100 80GB HBM3": "2026-01-02T03:04:05+0000"}  # fmt: skip
+    assert (csv.created == csv.device_name.map(made)).all()
     md = next(tmp_path.glob("speed-merged-*.md")).read_text()
     env = {r[0]: r[1:] for r in md_rows(md) if len(r) == 3}
     assert env["environment"][0].startswith("cpu: ")
@@ -166,6 +172,42 @@ def test_merge_keys_rows_by_case_and_fingerprint():
     (m2,) = merge([m, c], ["m.json", "c.json"])
     assert list(m2.env["devices"]) == ["A (torch 2.5)", "A (torch 2.6)", "C"]
     assert len(m2.results) == 3
+
+
+def test_a_merged_result_keeps_its_own_runs_time_through_a_file_and_a_second_merge(tmp_path):
+    a = Run("speed", {"device_name": "A"}, {}, [row("c1"), row("c2")], created="2026-01-01T00:00")
+    a2 = Run("speed", {"device_name": "A"}, {}, [row("c2")], created="2026-02-02T00:00")
+    (m,) = merge([a, a2], ["a.json", "a2.json"])
+    # Two runs on one device: rows from each, each with its own run's time.
+    assert {r.case_id: r.created for r in m.results} == {"c1": "2026-01-01T00:00",
+                                                         "c2": "2026-02-02T00:00"}  # fmt: skip
+    path = tmp_path / "m.json"
+    path.write_text(dumps(m))
+    back = load_run(path)
+    assert {r.case_id: r.created for r in back.results} == {r.case_id: r.created
+                                                            for r in m.results}  # fmt: skip
+    c = Run("speed", {"device_name": "C"}, {}, [row("c3")], created="2026-03-03T00:00")
+    (m2,) = merge([back, c], ["m.json", "c.json"])
+    assert sorted(r.created for r in m2.results) == [
+        "2026-01-01T00:00", "2026-02-02T00:00", "2026-03-03T00:00"]  # fmt: skip
+    from normbench.report.csv import render as csv_render
+    from normbench.report.liger import rows as liger_rows
+
+    csv = pd.read_csv(io.StringIO(csv_render(m2)))
+    assert dict(zip(csv.case_id, csv.created, strict=True)) == {
+        r.case_id: r.created for r in m2.results}  # fmt: skip
+    assert sorted(r["timestamp"] for r in liger_rows(m2)) == [
+        "2026-01-01T00:00",
+        "2026-02-02T00:00",
+        "2026-03-03T00:00",
+    ]  # not Liger's form: as given
+    # A plain run's rows carry no time of their own: the file's `created` says it.
+    assert "created" not in json.loads(dumps(a))["rows"][0]
+    bad = json.loads(path.read_text())
+    bad["rows"][0]["created"] = 5
+    path.write_text(json.dumps(bad))
+    with pytest.raises(BaselineError, match="'created' must be text, got 5"):
+        load_run(path)
 
 
 def test_runs_of_different_suites_are_rendered_apart(speed_out, tmp_path):

@@ -20,7 +20,9 @@ def render(run: Run, metrics: Sequence[str] = ()) -> str:
     df = export_frame(run, metrics)
     # Per row: a merged run holds several devices.
     df.insert(0, "device_name", row_devices(run, df.to_dict("records")))
-    df.insert(1, "created", run.created)
+    # When each row was measured: a merged run's rows keep their own run's time.
+    own = df.pop("created") if "created" in df else None
+    df.insert(1, "created", run.created if own is None else own.fillna(run.created))
     if not df.device.astype(bool).any():
         df = df.drop(columns="device")  # a device label is a merged run's
     return df.to_csv(index=False)

@@ -92,6 +92,12 @@ def _config(r: Mapping[str, Any], env: Mapping[str, Any]) -> str:
     return json.dumps(config)
 
 
+def _created(r: dict[str, Any]) -> str:
+    """When a merged run's row was measured ("" in a plain run: the run's time)."""
+    v = r.get("created")
+    return v if isinstance(v, str) else ""
+
+
 def rows(run: Run, metrics: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The run's rows in Liger's columns: measured values of cases with a hidden size."""
     frame = export_frame(run, metrics or DEFAULTS.get(run.suite, ()))
@@ -121,7 +127,7 @@ def rows(run: Run, metrics: Sequence[str] = ()) -> list[dict[str, Any]]:
             "y_value_20": (p20 if p20 is not None else value) * scale,
             "y_value_80": (p80 if p80 is not None else value) * scale,
             "extra_benchmark_config_str": _config(r, env), "gpu_name": gpu,
-            "timestamp": _timestamp(run.created), "liger_version": "",
+            "timestamp": _timestamp(_created(r) or run.created), "liger_version": "",
         })  # fmt: skip
     return out
 

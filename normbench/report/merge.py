@@ -115,13 +115,13 @@ def _merge_suite(suite: str, parts: list[tuple[str, Run]]) -> Run:
     labels = dict(zip(fps, labels_for([envs[fp] for fp in fps]), strict=True))
     keyed: dict[tuple[str, str, str], Result] = {}
     replaced = 0
-    for _, env, results, _ in groups:
+    for _, env, results, run in groups:
         label = labels[fingerprint_of(env)]
         for r in results:
             key = (r.kind, r.case_id, label)
             replaced += key in keyed
             keyed.pop(key, None)  # the replacement goes where the later file put it
-            keyed[key] = r.with_device(label)
+            keyed[key] = r.with_device(label, run.created)
     where = ", ".join(f"{name} ({labels[fingerprint_of(env)]})" for name, env, _, _ in groups)
     findings = [Finding(f"Merged {len(parts)} runs: {where}.")]
     if replaced:

@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,8 @@ COLUMNS = (
     "status", "note", "p20", "p80", "ci_low", "ci_high", "n", "kind", "options", "batch", "seq",
     "heads", "dim", "rows", "value_text", "device",
 )  # fmt: skip
-TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit", "value_text")
+TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit", "value_text",
+        "created")  # fmt: skip
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
 WHOLE = ("n", "batch", "seq", "heads", "dim", "rows")  # counts and sizes: whole, never negative
 
@@ -67,6 +69,9 @@ def result_rows(suite: str, result: Result, samples: bool = True) -> list[dict[s
     out = []
     for row in result.to_rows():
         row = {"suite": suite, **row}
+        row.pop("created", None)  # a record's own fields (audit) hold it too: written once
+        if result.created:  # a merged run's result: when its run was made
+            row["created"] = result.created
         if not samples:
             row.pop("samples", None)
         out.append(row)
@@ -153,7 +158,15 @@ def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
         groups.setdefault(
             (r.get("kind") or "case", r["case_id"], r.get("device") or ""), []
         ).append(r)
-    return [KINDS.get(kind, UnknownResult).from_rows(g) for (kind, _, _), g in groups.items()]
+    return [_created(KINDS.get(kind, UnknownResult).from_rows(g), g)
+            for (kind, _, _), g in groups.items()]  # fmt: skip
+
+
+def _created(result: Result, rows: list[dict[str, Any]]) -> Result:
+    """A merged run's result with the time its own run was made (each kind reads its fields;
+    this one every result has)."""
+    when = rows[0].get("created")  # text, or absent (check_row)
+    return replace(result, created=when) if when else result
 
 
 def _is_number(v: Any) -> bool:

@@ -149,6 +149,8 @@ class Result:
     case_id: str
     # The device label of a run merged from several machines ("" for a plain run).
     device: str = field(default="", kw_only=True)
+    # When the run that measured it was made, in a merged run ("" in a plain run: the run's).
+    created: str = field(default="", kw_only=True)
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One tidy row (a plain dict) per field set: the default is the dataclass as one row."""
@@ -159,8 +161,10 @@ class Result:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in rows[0].items() if k in names})
 
-    def with_device(self: R, label: str) -> R:
-        return replace(self, device=label)
+    def with_device(self: R, label: str, created: str = "") -> R:
+        """The result as a merged run holds it: its device label and, unless it has one from an
+        earlier merge, when its own run was made."""
+        return replace(self, device=label, created=self.created or created)
 
 
 def plain(v: Any) -> Any:
