@@ -390,7 +390,7 @@ def diagnose(
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
     run_suite("diagnose", config, output.out, formats,
-              columns=chosen_columns(output.columns, "diagnose"))  # fmt: skip
+              columns=chosen_columns(output.columns, "diagnose"), stem=config.stem or None)  # fmt: skip
 
 
 def main() -> None:

@@ -84,15 +84,17 @@ def run_suite(
     formats: tuple[str, ...],
     plot: bool = False,
     columns: tuple[str, ...] = (),
+    stem: str | None = None,
 ) -> Any:
     """Run `suite`, print and write its reports (`columns`: the tables' columns shown, checked
-    by the caller before), then exit with the code its results call for (0 returns the run)."""
+    by the caller before; `stem`: their name, when the run chose it), then exit with the code
+    its results call for (0 returns the run)."""
     from normbench.outdir import prepare_reports
 
     prepare_reports(out, formats, plot)
     with keep_finished(out, CASE_LOOP.get(suite, suite), formats) as partial:  # each on disk
         run = measure(suite, config)
-        finish(run, out, formats, plot, partial=partial, columns=columns)
+        finish(run, out, formats, plot, stem=stem, partial=partial, columns=columns)
     exit_for(suite, config, run)
     return run
 

@@ -54,3 +54,27 @@ def test_diagnose_unknown_probe(tmp_path):
     result = runner.invoke(app, ["diagnose", "nosuch", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "grad-init" in result.output and "Traceback" not in result.output
+
+
+def test_diagnose_plot_names_its_figures_after_its_reports_and_never_overwrites(tmp_path):
+    for _ in range(2):
+        result = runner.invoke(app, ["diagnose", "attention-gain", "--quick", "--plot",
+                                     "--out", str(tmp_path)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    runs = sorted(tmp_path.glob("*.json"))
+    assert len(runs) == 2 and not [p for p in tmp_path.iterdir() if p.is_dir()]
+    for run in runs:  # <stem>.<probe>.png beside <stem>.json, as every suite's --plot
+        figure = run.with_suffix(".attention-gain.png")
+        assert figure.stat().st_size > 1000
+        (probe,) = load_run(run).of(ProbeResult)
+        assert str(probe.figure) == str(figure)
+
+
+def test_free_stem_skips_a_name_any_file_has(tmp_path):
+    from normbench.results.files import free_stem
+
+    assert free_stem(tmp_path, "diagnose-1") == "diagnose-1"
+    (tmp_path / "diagnose-1.grad-init.png").write_bytes(b"")
+    (tmp_path / "diagnose-1-2.md").write_text("")
+    assert free_stem(tmp_path, "diagnose-1") == "diagnose-1-3"
+    assert free_stem(tmp_path, "d[1]") == "d[1]"  # a name is matched as it is, not as a pattern

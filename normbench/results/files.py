@@ -28,6 +28,7 @@ import math
 import os
 import sys
 import tempfile
+from glob import escape as glob_escape
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -397,6 +398,17 @@ def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) ->
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def free_stem(out_dir: Path, stem: str) -> str:
+    """The first of stem, stem-2, ... that names no file in `out_dir` yet: chosen before a run
+    that writes files of its own as it goes (diagnose's figures), so they share the name its
+    reports are then given by `write_run_files`."""
+    for k in range(1, 1000):
+        name = stem if k == 1 else f"{stem}-{k}"
+        if not any(Path(out_dir).glob(f"{glob_escape(name)}.*")):
+            return name
+    raise OSError(f"no free report name for {stem} in {out_dir}")
 
 
 def write_run_files(

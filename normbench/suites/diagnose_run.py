@@ -3,7 +3,6 @@ verdicts as typed results, and a summary line per figure."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ class DiagnoseConfig:
     device: str = "cpu"  # resolved (normbench.env.resolve_device)
     depths: str | None = None  # e.g. "6,12,24"
     norms: str | None = None  # e.g. "post-layernorm,pre-rmsnorm,none"
-    plot_dir: Path | None = None  # figures go to a fresh folder under it; None: no figures
+    plot_dir: Path | None = None  # the figures' folder (the reports'); None: no figures
+    stem: str = ""  # the reports' name, which the figures share (<stem>.<probe>.png)
 
     def to_dict(self) -> dict:
         probes = list(self.probes) if self.probes is not None else None
@@ -49,8 +49,13 @@ def build_diagnose_config(
 
     dev = resolve_device(device)
     check_sizes(seed, depths, norms)  # before any model is built
+    stem = ""
+    if plot_dir is not None:  # the figures are written as the probes run: name them now
+        from normbench.results.files import free_stem
+
+        stem = free_stem(plot_dir, f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}")
     return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
-                          depths, norms, plot_dir)  # fmt: skip
+                          depths, norms, plot_dir, stem)  # fmt: skip
 
 
 def check_sizes(seed: int, depths: str | None, norms: str | None) -> None:
@@ -82,7 +87,6 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
     plot_dir = config.plot_dir
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
-        plot_dir = Path(tempfile.mkdtemp(prefix="diagnose-", dir=plot_dir))
     results, interrupted = [], False
     for i, probe in enumerate(selected):
 
@@ -94,7 +98,8 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
             with measuring():
                 results += run_diagnose([probe.name], quick=config.quick, seed=config.seed,
                                         device=config.device, depths=depths, norms=norms,
-                                        plot_dir=plot_dir, progress=report)  # fmt: skip
+                                        plot_dir=plot_dir, plot_stem=config.stem,
+                                        progress=report)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
             break

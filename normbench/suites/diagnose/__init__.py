@@ -217,6 +217,7 @@ def run_diagnose(
     depths: list[int] | None = None,
     norms: list[str] | None = None,
     plot_dir: Path | None = None,
+    plot_stem: str = "",
     progress: Callable[[str, float], None] | None = None,
 ) -> list[ProbeResult]:
     """Run the selected probes (all by default) and return one ProbeResult per probe, in order.
@@ -245,6 +246,7 @@ def run_diagnose(
             depths=depth_t,
             norms=norm_t,
             plot_dir=Path(plot_dir) if plot_dir is not None else None,
+            plot_stem=plot_stem,
             progress=report,
         )
         report(f"{probe.name}: starting", 0.0)

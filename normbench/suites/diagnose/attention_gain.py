@@ -117,7 +117,7 @@ def run(ctx: ProbeContext) -> Outcome:
         ax.legend(fontsize=8)
 
     figure = save_figure(
-        ctx.plot_dir, "attention-gain", draw, title="Attention share vs token scale"
+        ctx.figure_path("attention-gain"), draw, title="Attention share vs token scale"
     )
     summary = (
         "attention share to a token scaled 1 -> 64: "

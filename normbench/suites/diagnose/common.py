@@ -33,7 +33,14 @@ class ProbeContext:
     depths: tuple[int, ...] | None = None
     norms: tuple[str, ...] | None = None
     plot_dir: Path | None = None
+    plot_stem: str = ""  # the run's report name: its figures are <stem>.<probe>.png beside them
     progress: Progress | None = field(default=None, compare=False)
+
+    def figure_path(self, name: str) -> Path | None:
+        """Where the probe's figure `name` goes; None when no figure was asked for."""
+        if self.plot_dir is None:
+            return None
+        return self.plot_dir / (f"{self.plot_stem}.{name}.png" if self.plot_stem else f"{name}.png")
 
     def report(self, label: str, fraction: float) -> None:
         if self.progress is not None:

@@ -143,7 +143,7 @@ def run(ctx: ProbeContext) -> Outcome:
         ax.legend(fontsize=7)
 
     title = f"Loss vs learning rate, depth {depth}"
-    figure = save_figure(ctx.plot_dir, "lr-sweep", draw, title=title)
+    figure = save_figure(ctx.figure_path("lr-sweep"), draw, title=title)
     parts = ", ".join(f"{k} {fmt(sens[k], 2)} (max lr {stable[k]:g})" for k in finals)
     summary = f"LR sensitivity: {parts}; {reason}"
     return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)

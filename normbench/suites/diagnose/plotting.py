@@ -11,10 +11,11 @@ from normbench.canvas import new_figure, save_png
 
 
 def save_figure(
-    plot_dir: Path | None, name: str, draw: Callable[[Any], None], *, title: str = ""
+    path: Path | None, draw: Callable[[Any], None], *, title: str = ""
 ) -> Path | None:
-    """Draw on one Axes and write `plot_dir/name.png` atomically; None when no plot_dir is set."""
-    if plot_dir is None:
+    """Draw on one Axes and write the PNG to `path` atomically (ProbeContext.figure_path);
+    None when no figure was asked for."""
+    if path is None:
         return None
     fig = new_figure(6.4, 4.2, layout="tight")
     ax = fig.subplots()
@@ -22,4 +23,4 @@ def save_figure(
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    return save_png(fig, Path(plot_dir) / f"{name}.png")
+    return save_png(fig, path)
