@@ -389,8 +389,8 @@ def diagnose(
     formats = output.formats("diagnose")
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
-    run_suite("diagnose", config, output.out, formats,
-              columns=chosen_columns(output.columns, "diagnose"), stem=config.stem or None)  # fmt: skip
+    columns = chosen_columns(output.columns, "diagnose")
+    run_suite("diagnose", config, output.out, formats, columns=columns, stem=config.stem or None)
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ import math
 import os
 import sys
 import tempfile
-from glob import escape as glob_escape
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

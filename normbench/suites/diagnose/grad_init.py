@@ -99,7 +99,8 @@ def run(ctx: ProbeContext) -> Outcome:
         ax.set_ylabel("|grad| of FFN W2 at init")
         ax.legend(fontsize=6, ncol=2)
 
-    figure = save_figure(ctx.figure_path("grad-init"), draw, title="Gradient norm per layer at init")
+    title = "Gradient norm per layer at init"
+    figure = save_figure(ctx.figure_path("grad-init"), draw, title=title)
     slope_text = ", ".join(f"{v} {fmt(slopes[v], 2)}" for v in variants)
     summary = f"log-log slope of last-layer gradient vs depth {depths}: {slope_text}; {reason}"
     return Outcome(verdict, numbers, THRESHOLD, CAVEAT, summary, figure)

@@ -10,9 +10,7 @@ from typing import Any
 from normbench.canvas import new_figure, save_png
 
 
-def save_figure(
-    path: Path | None, draw: Callable[[Any], None], *, title: str = ""
-) -> Path | None:
+def save_figure(path: Path | None, draw: Callable[[Any], None], *, title: str = "") -> Path | None:
     """Draw on one Axes and write the PNG to `path` atomically (ProbeContext.figure_path);
     None when no figure was asked for."""
     if path is None:
