@@ -6,19 +6,34 @@ The first INT, TERM or HUP raises KeyboardInterrupt in the main thread, the path
 cases. Once a command has begun measuring (`measuring`), it raises only inside a case; between
 cases, and after the last one while the reports are made, it is held until the next case starts
 or the command ends (exit 130). From the first signal until the command returns, further
-signals are ignored, so that a second Ctrl-C cannot abort the writing of the reports of the
-finished cases: exit 130, the reports written (docs/design.md "Exit codes"). SIGKILL still
-ends a run that must die.
+signals are ignored for FORCE_AFTER_S, so that a reflexive second Ctrl-C cannot abort the
+writing of the reports of the finished cases: exit 130, the reports written (docs/design.md
+"Exit codes"). One that comes later, while the process is still running (a phase outside any
+case that hangs, such as a worker that never answers), ends it at once: exit 130, no report,
+the finished cases in the run's partial file.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+
+# A further stop signal this long after the first ends the process at once: writing the
+# reports takes seconds (`normbench report` of an 88-row speed run with its plots, csv, md,
+# json and html, took 3.6 s on 2 shared CPU cores, torch's import included, 2026-12-03), so a
+# run that has not ended by then is stuck somewhere, and SIGKILL would be the only way out.
+FORCE_AFTER_S = 10.0
+FORCED_EXIT = (
+    "normbench: stopped at once by a second signal {:.0f} s after the first: no report was "
+    "written; the cases that finished are in the run's .partial.jsonl file\n"
+)
 
 # Where a platform lacks one (Windows has no SIGHUP), it is left out.
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -31,6 +46,7 @@ class StopRequest:
     """The first stop signal received under `stop_on_signals`, or None."""
 
     signum: int | None = None
+    at: float = 0.0  # when it came (time.monotonic)
     active: bool = False  # its handlers are installed
     # Once the command has started measuring (`measuring`), a stop raises only inside a
     # measuring block; elsewhere (between cases, while the results are put together and the
@@ -73,8 +89,12 @@ def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if state.requested:
-            return  # already stopping: the reports of the finished cases are being written
+            waited = time.monotonic() - state.at
+            if waited < FORCE_AFTER_S:
+                return  # already stopping: the reports of the finished cases are being written
+            force_exit(waited)
         state.signum = signum
+        state.at = time.monotonic()
         if state.open or not state.holding:
             raise KeyboardInterrupt
         # Held: the next measuring block raises it, or the command ends with exit 130.
@@ -94,6 +114,21 @@ def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
             signal.signal(s, signal.SIG_IGN if exiting and state.requested else restore)
         state.active = False
         _current = outer
+
+
+def force_exit(waited: float) -> None:
+    """End the process now, exit 130: no cleanup can run, so none can hang (the partial file,
+    written case by case, keeps what finished)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a console that is gone: nothing left to say there
+            pass
+    try:
+        os.write(2, FORCED_EXIT.format(waited).encode())
+    except OSError:
+        pass
+    os._exit(130)
 
 
 @contextmanager

@@ -78,3 +78,19 @@ def pytest_collection_modifyitems(config, items):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # The copy-bandwidth cache lives under NORMBENCH_CACHE_DIR; tests never touch the user's.
     monkeypatch.setenv("NORMBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers():
+    # The command line leaves the stop signals ignored after a stop (it is about to exit:
+    # normbench.signals); a test that stops a command in this process must not hand that on
+    # to the next test, nor to the processes it starts (they inherit an ignore).
+    import signal
+
+    from normbench.signals import STOP_SIGNALS
+
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    yield
+    for s, handler in before.items():
+        if handler is not None and signal.getsignal(s) is not handler:
+            signal.signal(s, handler)

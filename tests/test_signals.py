@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -424,3 +425,37 @@ def test_ab_stopped_in_its_first_case_is_130_with_its_reports(monkeypatch, tmp_p
     assert "Interrupted before any case was timed on both sides" in res.output
     (run,) = [json.loads(p.read_text()) for p in out.glob("ab-*[0-9].json")]
     assert run["interrupted"] is True and run["rows"] == []
+
+
+HUNG = """
+import sys, time
+import normbench.signals as s
+s.FORCE_AFTER_S = {force}
+with s.stop_on_signals(exiting=True):
+    with s.measuring():
+        pass  # measuring has begun: a stop between cases is held
+    print("ready", flush=True)
+    while True:  # a phase outside any case that never ends (a worker that never answers)
+        time.sleep(0.01)
+"""
+
+
+def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not():
+    proc = subprocess.Popen([sys.executable, "-c", HUNG.format(force=0.5)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)  # held: the process goes on
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # a reflexive second one: still ignored
+        time.sleep(0.2)
+        assert proc.poll() is None
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # past FORCE_AFTER_S: the stop is stuck, end it now
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert re.match(r"normbench: stopped at once by a second signal \d+ s after the first: no "
+                    r"report was written; the cases that finished are in", err), err
+    assert "Traceback" not in err
