@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
 
@@ -120,14 +120,10 @@ def force_exit(waited: float) -> None:
     """End the process now, exit 130: no cleanup can run, so none can hang (the partial file,
     written case by case, keeps what finished)."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with suppress(Exception):  # a console that is gone: nothing left to say there
             stream.flush()
-        except Exception:  # a console that is gone: nothing left to say there
-            pass
-    try:
+    with suppress(OSError):
         os.write(2, FORCED_EXIT.format(waited).encode())
-    except OSError:
-        pass
     os._exit(130)
 
 

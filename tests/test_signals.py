@@ -456,6 +456,9 @@ def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not():
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert re.match(r"normbench: stopped at once by a second signal \d+ s after the first: no "
-                    r"report was written; the cases that finished are in", err), err
+    assert re.match(
+        r"normbench: stopped at once by a second signal \d+ s after the first: no "
+        r"report was written; the cases that finished are in",
+        err,
+    ), err
     assert "Traceback" not in err
