@@ -64,6 +64,7 @@ from normbench.compare_judge import (
     Judgement,
     between_run_noise,
     judge,
+    no_same_when_busy,
     not_judged,
     pick_noise,
     widen,
@@ -264,6 +265,9 @@ def compare_runs(
     judged = dict(zip(judged_keys, judge([cis[k] for k in judged_keys], d, config.alpha)))
 
     results: list[CaseComparison | GeomeanRatio] = []
+    for k, why in unreliable.items():
+        if k in judged:  # ab judges its busy cases, with a warning, but never calls them same
+            judged[k] = no_same_when_busy(judged[k], why)
     for p in pairs:
         if p.key in judged:
             results.append(_comparison(p, judged[p.key], d, cis[p.key]))

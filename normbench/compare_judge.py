@@ -88,6 +88,19 @@ def not_judged(ci: RatioCI, why: list[str]) -> Judgement:
     return Judgement(Verdict.UNRELIABLE, note, tests)
 
 
+def no_same_when_busy(j: Judgement, why: list[str]) -> Judgement:
+    """An interleaved (`ab`) case judged although a side was timed on a busy machine: a stall
+    that holds up every call for a fixed time (a descheduled thread) slows both
+    sides alike and pulls their ratio toward 1, so a real 15% slowdown can read 1.00x with a
+    tight CI. A regression or an improvement seen through that is only understated; "same" is
+    not supported, and becomes inconclusive."""
+    if j.verdict is not Verdict.SAME:
+        return j
+    note = (f"inconclusive, not same: timed while unreliable ({'; '.join(why)}), and a stall "
+            "that slows both sides alike pulls the ratio toward 1")  # fmt: skip
+    return Judgement(Verdict.INCONCLUSIVE, note, j.tests)
+
+
 def judge(cis: list[RatioCI], margin: float, alpha: float = ALPHA) -> list[Judgement]:
     """The judgement of each case of one comparison; Holm runs over all of them, separately for
     the regression and the improvement family."""

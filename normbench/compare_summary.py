@@ -190,7 +190,7 @@ def _unreliable_findings(run: Run, config: CompareConfig) -> list[Finding]:
     if config.judge_unreliable:
         text = (
             f"{n} timed while the machine was unreliable, judged anyway (both sides shared its "
-            f"state block by block): {shown}."
+            f"state block by block), never as same: {shown}."
         )
     else:
         text = (

@@ -25,6 +25,7 @@ from normbench.compare import (
     NEW,
     NOT_COMPARED,
     REGRESSION,
+    SAME,
     UNRELIABLE,
     CompareConfig,
     compare_runs,
@@ -177,9 +178,15 @@ def test_ab_keeps_judging_unreliable_cases_with_a_warning():
     warning = next(f for f in cmp.findings if f.level is Level.WARNING)
     assert warning.text.startswith("1 case timed while the machine was unreliable, judged anyway")
     assert f"{case_id(1)} (A x: {BUSY}; B y: {BUSY})" in warning.text
-    # A/A with an unreliable case: judged, so no "could not judge".
+    # A/A with an unreliable case: judged, so no "could not judge"; but a stall that slows both
+    # sides alike pulls a real slowdown's ratio toward 1, so busy is never called "same".
     aa = compare_runs(base, make_run([1.0, 1.0], seed=9, busy=(1,)), ab)
     assert counts(aa)[UNRELIABLE] == 0 and exit_code(aa) == 0
+    aa_rows = by_case(aa)
+    assert aa_rows[case_id(0)].verdict is SAME  # the quiet case
+    busy = aa_rows[case_id(1)]
+    assert busy.verdict is INCONCLUSIVE and busy.ratio.ci_high < 1.05  # its CI alone says same
+    assert busy.note.startswith("inconclusive, not same: timed while unreliable (")
     # No between-run floor for interleaved sides: the note of the within-run CIs, as before.
     assert any("too few to estimate the between-run noise" in line for line in aa.summary)
     assert aa.config["between_run_noise"] is None
