@@ -282,6 +282,7 @@ def compare_runs(
     run.config["between_run_noise"] = tau
     run.config["between_run_df"] = noise.df if noise and math.isfinite(noise.df) else None
     run.config["between_run_source"] = noise.source if noise else None
+    run.config["between_run_estimate"] = noise.estimate if noise else None
     run.config["per_process_cases"] = sum(1 for k in judged_keys if k in per_process)
     run.config["unreliable_cases"] = {k: "; ".join(v) for k, v in unreliable.items()}
     if judged_keys:

@@ -42,6 +42,7 @@ class Noise(NamedTuple):
     tau: float
     df: float
     source: str
+    estimate: float | None = None  # the spread's estimate, where one was made
 
 
 def between_run_floor(device: str | None) -> tuple[float, str]:
@@ -57,17 +58,22 @@ def pick_noise(
     judged: list[RatioCI], floor: bool, calibrated: float | None, device: str | None
 ) -> Noise | None:
     """The between-run noise for a comparison whose judged single-process cases are `judged`:
-    estimated from their spread when there are enough (between_run_noise), else, with `floor`,
-    the calibration's measured value or the device's BETWEEN_RUN_FLOOR; None: within-run CIs
+    the larger of the estimate from their spread (between_run_noise, when there are enough)
+    and, with `floor`, the stated noise: the calibration's measured value, else the device's
+    BETWEEN_RUN_FLOOR. The spread sees how cases move apart, never a shift of the whole run
+    (a process's own speed, 5% sd on this project's VM: docs/regression-gate.md "Method"),
+    which the stated noise holds; so an estimate never goes below it. None: within-run CIs
     only."""
     estimate = between_run_noise(judged)
-    if estimate is not None:
-        return Noise(*estimate, "estimated")
-    if not floor:
-        return None
-    if calibrated is not None:
-        return Noise(calibrated, math.inf, "calibration")
-    return Noise(between_run_floor(device)[0], math.inf, "floor")
+    stated = None
+    if floor:
+        stated = (Noise(calibrated, math.inf, "calibration") if calibrated is not None
+                  else Noise(between_run_floor(device)[0], math.inf, "floor"))  # fmt: skip
+    if estimate is not None and (stated is None or estimate[0] >= stated.tau):
+        return Noise(*estimate, "estimated", estimate[0])
+    if stated is not None and estimate is not None:
+        return stated._replace(estimate=estimate[0])
+    return stated
 
 
 class Judgement(NamedTuple):

@@ -142,9 +142,13 @@ def _noise_findings(run: Run, config: CompareConfig, single: int, m: int) -> lis
             f"+-{math.expm1(tau):.1%} (1 sd), added to their CIs, tests on Student's t with "
             f"{run.config.get('between_run_df'):g} df (--between-runs off: within-run CIs only)."
         )]  # fmt: skip
+    estimate = run.config.get("between_run_estimate")
     few = (
         f"{_plural(single, 'judged case')} {'is' if single == 1 else 'are'} too few to "
         f"estimate it (needs {MIN_CASES_FOR_SPREAD})"
+        if estimate is None
+        else f"the spread of the {single} cases' ratios gives +-{math.expm1(estimate):.1%}, less: "
+        "a shift of the whole run, which no spread shows, is held by the larger"
     )
     if source == "calibration" and tau is not None:
         return [Finding(

@@ -143,7 +143,7 @@ def test_a_real_slowdown_still_fails_beside_an_unreliable_case():
     assert rows[case_id(8)].verdict is UNRELIABLE
     assert exit_code(cmp) == 1 and headline(cmp).startswith("FAIL: 1 confirmed regression")
     assert cmp.config["between_run_noise"] == alone.config["between_run_noise"]
-    assert cmp.config["between_run_source"] == "estimated"
+    assert cmp.config["between_run_estimate"] == alone.config["between_run_estimate"]
     for i in range(8):
         a, b = by_case(alone)[case_id(i)], rows[case_id(i)]
         assert (b.ratio.ci_low, b.ratio.ci_high, b.verdict) == (
@@ -344,11 +344,37 @@ def test_a_new_run_without_a_fingerprint_is_the_new_runs_problem(tmp_path):
     assert f"new run {new}: it has no device fingerprint" in result.output
 
 
-def test_enough_cases_estimate_the_noise_and_state_no_floor():
-    base, new = make_run([1.0] * 6, seed=19), make_run([1.0] * 6, seed=20)
+def test_an_estimate_above_the_floor_is_used_and_states_no_floor():
+    # Cases that move apart by 30% (1 sd) between runs: more than the CPU floor's 10%.
+    rng = np.random.default_rng(21)
+    shifts = list(np.exp(rng.normal(0.0, 0.30, 8)))
+    base, new = make_run([1.0] * 8, seed=19), make_run(shifts, seed=20)
     cmp = compare_runs(base, new)
     assert cmp.config["between_run_source"] == "estimated"
+    assert cmp.config["between_run_noise"] > BETWEEN_RUN_FLOOR["cpu"]
     assert not any("floor" in line for line in cmp.summary)
+
+
+def test_a_shift_of_the_whole_run_is_held_by_the_floor_however_many_cases():
+    # The audit's reproduction: every sample 12% slower. 5 cases got the floor (inconclusive)
+    # and 6 cases, whose ratios were all alike (spread 0), 4 confirmed regressions. The spread
+    # of the cases cannot see a shift of the whole run (a process's own speed), so the
+    # estimate never goes below the stated floor.
+    for m in (5, 6, 12):
+        base, new = make_run([1.0] * m, seed=22), make_run([1.12] * m, seed=23)
+        cmp = compare_runs(base, new)
+        assert counts(cmp)[REGRESSION] == 0, m
+        assert exit_code(cmp) == 0
+        assert cmp.config["between_run_source"] == "floor"
+        assert cmp.config["between_run_noise"] == BETWEEN_RUN_FLOOR["cpu"]
+        if m >= 6:  # estimated, and less than the floor: the summary says both
+            assert cmp.config["between_run_estimate"] < 0.02
+            line = next(s for s in cmp.summary if "conservative floor" in s)
+            assert f"the spread of the {m} cases' ratios gives +-" in line
+            assert "a shift of the whole run, which no spread shows" in line
+    # A real change far above it is still confirmed: 1.6x, every case.
+    cmp = compare_runs(make_run([1.0] * 6, seed=24), make_run([1.6] * 6, seed=25))
+    assert counts(cmp)[REGRESSION] == 6 and exit_code(cmp) == 1
 
 
 # --- timings that are not positive numbers, nothing in common ----------------------------------
