@@ -41,6 +41,12 @@ class Summary:
         return asdict(self)
 
 
+# The fewest samples whose order statistics hold a 95% CI of the median: [min, max] of n covers
+# it with probability 1 - 2 / 2^n, 93.75% at 5 and 96.9% at 6. Below it, median_ci's [min, max]
+# is no 95% CI, so the sampler never stops short of it (normbench.timing.alternate).
+MIN_FOR_MEDIAN_CI = 6
+
+
 def median_ci(sorted_samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free CI of the median from binomial order statistics (scipy's
     `quantile_test`): the pair of ranks whose coverage under Binomial(n, 1/2) is at least

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from normbench.machine import MachineState, MachineWatch
 from normbench.reliability import assess
-from normbench.stats import Summary, summarize
+from normbench.stats import MIN_FOR_MEDIAN_CI, Summary, summarize
 
 # CPU samples shorter than this are dominated by timer and loop overhead: loop inside the sample.
 MIN_SAMPLE_S = 1e-3
@@ -200,7 +200,10 @@ def alternate(
         rounds += 1
         if watch is not None:
             watch.sample()
-        if rounds >= min_rounds:
+        # Never fewer samples than a 95% CI of the median needs: 3 blocks of 1 (a slow call
+        # under --quick) gave [min, max] of 3, a 75% interval, shown as the 95% CI.
+        enough = all(len(s) >= MIN_FOR_MEDIAN_CI for s in samples)
+        if rounds >= min_rounds and enough:
             if all(summarize(s).rel_ci <= config.target_rel_ci for s in samples):
                 stopped = "converged"
                 break
