@@ -299,6 +299,7 @@ def _list_tables(con: Any) -> None:
         t.add_column(c, overflow="fold")
     for d in DISTRIBUTIONS.values():
         trap = d.trap + (f" ({', '.join(d.trap_dtypes)})" if d.trap and d.trap_dtypes else "")
+        trap += "".join(f"; {dt}: {text}" for dt, text in d.dtype_traps)
         name = d.name + ("" if d.default else " [dim](sweep)[/dim]")
         t.add_row(name, escape(d.description), escape(trap))  # E[x^2] is not markup
     con.print(t)

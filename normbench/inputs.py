@@ -31,6 +31,8 @@ class Distribution:
     trap: str = ""
     # Dtypes the trap applies to (empty: all).
     trap_dtypes: tuple[str, ...] = ()
+    # (dtype, trap) where the input, rounded to that dtype, breaks code another way.
+    dtype_traps: tuple[tuple[str, str], ...] = ()
     # Scale the sample by sqrt(eps) of the variant, so mean(x^2) lands near eps.
     eps_scaled: bool = False
     # (fp64 parameters, generator) -> replacement parameters (e.g. a Gemma weight near zero).
@@ -41,6 +43,9 @@ class Distribution:
     default: bool = True
 
     def trap_for(self, dtype: str) -> str:
+        own = dict(self.dtype_traps).get(dtype)
+        if own is not None:
+            return own
         return self.trap if not self.trap_dtypes or dtype in self.trap_dtypes else ""
 
 
@@ -129,6 +134,8 @@ def _gemma_weight(params: Mapping[str, torch.Tensor], g: torch.Generator) -> dic
 
 
 FP16 = ("fp16",)
+OFFSET_LOW = ("mean 1e4 >> std, rounded to {dt} (spacing {ulp} at 1e4){square}: rows of one "
+              "value or nearly leave the variance to eps and to how the mean rounds")  # fmt: skip
 
 DISTRIBUTIONS: dict[str, Distribution] = {
     d.name: d
@@ -167,6 +174,13 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             "1e4 + N(0, 1): mean >> std, E[x^2] - E[x]^2 cancels to a negative variance",
             _scaled(1.0, 1e4),
             trap="mean 1e4 >> std: cancellation (one-pass variance, uncentered sums; x^2 = 1e8)",
+            # Rounded to half precision the input is no longer 1e4 + N(0, 1): the spacing at 1e4
+            # is 8 (fp16) and 64 (bf16), so fp16 rows are one value bar a rare +-8 and every
+            # bf16 row is 9984. What breaks there is the near-zero variance, not cancellation.
+            dtype_traps=(
+                ("fp16", OFFSET_LOW.format(dt="fp16", ulp=8, square="; x^2 = 1e8 overflows fp16")),
+                ("bf16", OFFSET_LOW.format(dt="bf16", ulp=64, square="")),
+            ),
         ),
         Distribution(
             "massive",

@@ -205,6 +205,16 @@ def test_distributions_hold_the_values_their_traps_need():
     assert (t * t == 0).float().mean() > 0.3  # x * x underflows fp16 (docs/numerics.md trap 3)
     assert x("near-eps").pow(2).mean().item() == pytest.approx(1e-6, rel=0.2)
     assert x("offset").mean().item() == pytest.approx(1e4, abs=0.1)
+    # Rounded to half precision, the offset rows are one value or nearly (spacing 8 and 64 at
+    # 1e4): the trap named there is the near-zero variance, not fp32's cancellation.
+    off = x("offset", 1000)
+    assert (off.float().std(-1) > 0.5).all()
+    for dt, share in ((torch.float16, 0.5), (torch.bfloat16, 1.0)):
+        assert (off.to(dt).double().std(-1) == 0).double().mean() >= share
+    trap = get_distribution("offset").trap_for
+    assert trap("fp32").startswith("mean 1e4 >> std: cancellation")
+    assert trap("fp16").startswith("mean 1e4 >> std, rounded to fp16 (spacing 8 at 1e4)")
+    assert "overflows fp16" in trap("fp16") and "overflows" not in trap("bf16")
     m = x("massive")
     assert ((m == 2600).sum(-1) == 1).all() and (m == 2600).any(0).sum() == 1  # one channel
     c = x("constant")
@@ -252,7 +262,7 @@ def test_eager_rmsnorm_passes_every_trap_in_fp16(dist):
 def test_square_before_upcast_fails_where_the_square_leaves_fp16(fp16_square, dist, symptom):
     v = check_case(fp16_square, "rmsnorm", "fp16", dist, dim=256, rows=4)
     assert v.verdict == FAIL and symptom in v.reason
-    assert v.reason.startswith(get_distribution(dist).trap)
+    assert v.reason.startswith(get_distribution(dist).trap_for("fp16"))
     assert check_case(fp16_square, "rmsnorm", "fp16", "normal", dim=256, rows=4).verdict == PASS
     assert check_case(fp16_square, "rmsnorm", "bf16", dist, dim=256, rows=4).verdict != FAIL
 
