@@ -356,3 +356,13 @@ def test_html_page_is_the_template_escaped_with_plots_embedded():
     assert '<td class="num">1.00 ms</td>' in page and "<td>rmsnorm</td>" in page
     assert "How to read: GB/s is the variant" in page
     assert "Interrupted" not in page
+
+
+def test_an_unreliable_timing_says_so_in_the_status_column():
+    quiet, busy = row("c1"), row("c2")
+    busy = SpeedResult(**{**busy.__dict__, "unreliable": "other processes used 60% of the CPUs"})
+    run = Run("speed", {"device_name": "A"}, {}, [quiet, busy])
+    (_, cols, body), *_ = tables(run)
+    # Both rows shown, their numbers kept for information; the busy one marked where it is read.
+    assert [r[cols.index("status")] for r in body] == ["ok", "unreliable"]
+    assert body[1][cols.index("median")] == body[0][cols.index("median")] == "1.00 ms"
