@@ -98,13 +98,22 @@ def test_byte_models_by_hand():
     assert rms.ideal_bytes(s, 2, 2, "fwd") == 208
     # RMSNorm bwd: 3bMN + 4M (rstd) + N*bw (w) + N*bw (dw) = 288 + 24 + 16 + 16
     assert rms.ideal_bytes(s, 2, 2, "bwd") == 344
-    assert rms.ideal_bytes(s, 2, 2, "fwd+bwd") == 208 + 344
+    # A training step's forward also writes the rstd its backward reads: 4M = 24 more.
+    assert rms.ideal_bytes(s, 2, 2, "fwd+bwd") == 208 + 24 + 344
     # LayerNorm fwd: 2bMN + 2N*bw = 384 + 64 (fp32)
     assert ln.ideal_bytes(s, 4, 4, "fwd") == 448
     # LayerNorm bwd: 3bMN + 8M + N*bw + 2N*bw = 576 + 48 + 32 + 64
     assert ln.ideal_bytes(s, 4, 4, "bwd") == 720
+    assert ln.ideal_bytes(s, 4, 4, "fwd+bwd") == 448 + 48 + 720  # mean and rstd: 8M
     # add + RMSNorm fwd: 4bMN + N*bw = 384 + 16
     assert VARIANTS["add_rmsnorm"].ideal_bytes(s, 2, 2, "fwd") == 400
+    add_ln = VARIANTS["add_layernorm"]
+    assert add_ln.ideal_bytes(s, 2, 2, "fwd+bwd") == (
+        add_ln.ideal_bytes(s, 2, 2, "fwd") + 48 + add_ln.ideal_bytes(s, 2, 2, "bwd"))  # fmt: skip
+    dyt = VARIANTS["dyt"]  # no statistics: the sum of the two
+    assert dyt.ideal_bytes(s, 2, 2, "fwd+bwd") == dyt.ideal_bytes(s, 2, 2, "fwd") + dyt.ideal_bytes(
+        s, 2, 2, "bwd"
+    )
     # Saved for backward: x plus one fp32 per row (RMSNorm), two (LayerNorm).
     assert rms.ideal_saved(s, 2) == 96 + 24
     assert ln.ideal_saved(s, 2) == 96 + 48

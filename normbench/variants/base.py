@@ -152,6 +152,14 @@ def inv_rms(ms: torch.Tensor, eps: float, convention: str) -> torch.Tensor:
     return 1.0 / (torch.sqrt(ms) + eps)
 
 
+def by_mode(fwd: int, bwd: int, stats: int, mode: str) -> int:
+    """One mode's bytes from the forward's and the backward's: a training step's forward also
+    writes the `stats` bytes of fp32 statistics its backward reads (an inference forward,
+    `fwd`, keeps none), so fwd+bwd is more than their sum by those (docs/numerics.md
+    section 3)."""
+    return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + stats + bwd}[mode]
+
+
 def row_norm_bytes(
     params: int, stats: int | Callable[[Shape], int]
 ) -> Callable[[Shape, int, int, str], int]:
@@ -168,6 +176,6 @@ def row_norm_bytes(
         fwd = 2 * b * m * n + params * n * bw
         n_stats = stats(shape) if callable(stats) else stats * m
         bwd = 3 * b * m * n + 4 * n_stats + n * bw + params * n * bw
-        return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + bwd}[mode]
+        return by_mode(fwd, bwd, 4 * n_stats, mode)
 
     return model

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from normbench.variants.base import Semantics, Shape, Variant, inv_rms, round_to, row_norm_bytes
+from normbench.variants.base import (
+    Semantics,
+    Shape,
+    Variant,
+    by_mode,
+    inv_rms,
+    round_to,
+    row_norm_bytes,
+)
 
 
 def rms_formula(x: Any, weight: Any, eps: float, sem: Semantics, rt: Any, bias: Any = None) -> Any:
@@ -44,7 +52,7 @@ def _add_bytes(shape: Shape, b: int, bw: int, mode: str) -> int:
     m, n = shape.rows, shape.dim
     fwd = 4 * b * m * n + n * bw
     bwd = 4 * b * m * n + 4 * m + 2 * n * bw
-    return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + bwd}[mode]
+    return by_mode(fwd, bwd, 4 * m, mode)
 
 
 RMSNORM = Variant(
