@@ -314,9 +314,9 @@ def ab(
     columns = chosen_columns(output.columns, "compare")
     prepare_reports(output.out, formats, output.plot)
     check_md(md)
-    with keep_finished(output.out, CASE_LOOP["ab"], formats) as partial:  # each case on disk
+    with keep_finished(output.out, CASE_LOOP["ab"], formats, "ab") as partial:  # each on disk
         result = measure("ab", config, f"ab {a} vs {b}")
-    stem = report_stem()
+    stem = partial.stem if partial is not None else report_stem()  # named as its partial file
     write_sides(result, output.out, formats, stem)
     if partial is not None:
         partial.discard()  # the sides' reports hold it all now

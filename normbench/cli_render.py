@@ -75,17 +75,20 @@ def _eta_column() -> Any:
 
 
 @contextmanager
-def keep_finished(out: Path, suite: str, formats: tuple[str, ...]) -> Iterator[PartialFile | None]:
-    """While a suite measures, its finished cases go to out/<suite>-<time>.partial.jsonl as
-    they finish (none when no reports are asked for), so a crash keeps them; `finish` removes
-    the file once the reports are written. `--out -` writes no file, this one neither."""
+def keep_finished(
+    out: Path, suite: str, formats: tuple[str, ...], name: str = ""
+) -> Iterator[PartialFile | None]:
+    """While a suite measures, its finished cases go to out/<name>-<time>.partial.jsonl as
+    they finish (none when no reports are asked for; `name`: the command, default `suite`), so
+    a crash keeps them; `finish` gives the reports the same name and removes the file once they
+    are written. `--out -` writes no file, this one neither."""
     from normbench.formats import is_stdout
     from normbench.results.partial import partial_results
 
     if not formats or is_stdout(out):
         yield None
         return
-    with partial_results(out, suite) as partial:
+    with partial_results(out, suite, name) as partial:
         yield partial
 
 
@@ -111,6 +114,8 @@ def finish(
     if is_stdout(out):
         stream(run, formats, columns)
         return
+    if stem is None and partial is not None:
+        stem = partial.stem  # the reports are named as the partial file that held their cases
     try:
         paths = write_reports(run, out, formats, stem=stem, plots=plot, columns=columns)
     except OSError as exc:

@@ -89,11 +89,20 @@ def run_suite(
     """Run `suite`, print and write its reports (`columns`: the tables' columns shown, checked
     by the caller before; `stem`: their name, when the run chose it), then exit with the code
     its results call for (0 returns the run)."""
+    from normbench.errors import NormbenchError
     from normbench.outdir import prepare_reports
 
     prepare_reports(out, formats, plot)
-    with keep_finished(out, CASE_LOOP.get(suite, suite), formats) as partial:  # each on disk
-        run = measure(suite, config)
+    with keep_finished(out, CASE_LOOP.get(suite, suite), formats, suite) as partial:  # on disk
+        try:
+            run = measure(suite, config)
+        except NormbenchError as exc:
+            # Refused after measuring (calibrate with nothing to calibrate): say where the
+            # cases that were timed are, rather than leave a file nobody mentioned.
+            if partial is None or not partial.rows:
+                raise
+            partial.close()
+            raise type(exc)(f"{exc}; the cases timed are in {partial.path}") from None
         finish(run, out, formats, plot, stem=stem, partial=partial, columns=columns)
     exit_for(suite, config, run)
     return run

@@ -200,6 +200,10 @@ def test_calibrate_on_a_machine_too_busy_for_any_comparison_cannot_judge(tmp_pat
     assert r.exit_code == 4, r.output
     assert "had a side timed while the machine was unreliable" in r.output
     assert "Traceback" not in r.output
+    # What was timed is kept, under the command's name, and the sentence says where.
+    [partial] = tmp_path.iterdir()
+    assert partial.name.startswith("calibrate-") and partial.name.endswith(".partial.jsonl")
+    assert r.output.strip().endswith(f"; the cases timed are in {partial}")
 
 
 def test_calibrate_interleaved(tmp_path):

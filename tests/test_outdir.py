@@ -336,7 +336,7 @@ def test_a_hard_crash_in_ab_keeps_both_sides_of_every_finished_case(tmp_path):
             "--time-budget", "0.05", "--quick"]  # fmt: skip
     normbench(*args, "--out", str(out), cwd=tmp_path)
     [partial] = out.iterdir()  # the crash at N = 128 left no report, only the partial file
-    assert partial.name.startswith("speed-") and partial.name.endswith(".partial.jsonl")
+    assert partial.name.startswith("ab-") and partial.name.endswith(".partial.jsonl")
     times = pd.read_json(partial, lines=True).query("metric == 'time'")
     assert sorted(times.side) == ["A", "B"] and set(times.dim) == {64}
     assert (times.status == "ok").all() and (times.value > 0).all()

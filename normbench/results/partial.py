@@ -27,6 +27,7 @@ class PartialFile:
     def __init__(self, path: Path, suite: str) -> None:
         self.path = path
         self.suite = suite
+        self.stem = path.name.removesuffix(PARTIAL_SUFFIX)  # the reports' name too
         self.failed: str | None = None
         self.rows = 0  # written so far: an empty file is not kept
         self._fh = open(path, "x", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
@@ -59,13 +60,15 @@ _PARTIAL: ContextVar[PartialFile | None] = ContextVar("normbench_partial", defau
 
 
 @contextmanager
-def partial_results(out_dir: Path, suite: str) -> Iterator[PartialFile]:
+def partial_results(out_dir: Path, suite: str, name: str = "") -> Iterator[PartialFile]:
     """While the block runs, the case loop of `suite` appends each finished result to
-    out_dir/<suite>-<time>.partial.jsonl (a free name, never an earlier run's). The file is
+    out_dir/<name>-<time>.partial.jsonl (`name`: the command, when it runs another suite's
+    cases, as calibrate runs speed's; a free name, never an earlier run's), whose stem the
+    command's reports then take. The file is
     closed at the end and, if it holds a row, kept: the caller discards it once the reports are
     written. An empty one (a run refused before its first case, a suite without a case loop)
     is removed."""
-    stem = f"{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"{name or suite}-{time.strftime('%Y%m%d-%H%M%S')}"
     for k in range(1, 1000):
         try:
             partial = PartialFile(
