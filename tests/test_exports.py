@@ -461,3 +461,29 @@ def test_the_catalogue_holds_every_metric_a_run_has(speed, stability_stream):
     stab = set(pd.read_csv(io.StringIO(stability_stream[0].stdout)).metric)
     for m in stab:
         check_metrics("stability", (m,))  # none refused
+
+
+def test_diagnose_has_no_gab_file_its_numbers_have_no_direction(tmp_path):
+    # Its max_safe_scale went into the smaller-is-better file: a safer kernel would alarm.
+    for fmt in ("gab", "gab-bigger", "csv,gab"):
+        result = runner.invoke(app, ["diagnose", "overflow", "--quick", "--format", fmt,
+                                     "--out", str(tmp_path / "r")])  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "have no better direction" in result.output
+        assert not (tmp_path / "r").exists()
+
+
+def test_audit_entries_name_their_arch_so_each_keeps_its_line():
+    from normbench.report.gab import entries
+    from normbench.results import Run
+    from normbench.results.audit import AuditRow
+
+    def audit(*archs):
+        rows = [AuditRow.of("rmsnorm_fwd", a, "bf16", 128, registers=60 + i, block=128,
+                            num_warps=4) for i, a in enumerate(archs)]  # fmt: skip
+        return {e["name"]: e["value"] for e in entries(Run("audit", {}, {}, rows))}
+
+    one, two = audit("sm_90"), audit("sm_80", "sm_90")
+    name = "rmsnorm bf16 N=128 fwd triton sm_90 registers"
+    assert one[name] == 60 and "rmsnorm bf16 N=128 fwd triton sm_90 spill_bytes" in one
+    assert two[name] == 61 and two["rmsnorm bf16 N=128 fwd triton sm_80 registers"] == 60

@@ -26,7 +26,8 @@ from normbench.results.metrics import GAB_DEFAULTS, bigger_is_better, select_row
 if TYPE_CHECKING:
     from normbench.results import Run
 
-NAME_PARTS = ("variant", "dtype", "shape", "mode", "backend", "dist")
+# arch: an audit row's target GPU, so a run of several archs draws one line per arch.
+NAME_PARTS = ("variant", "dtype", "shape", "mode", "backend", "arch", "dist")
 UNNAMED_METRIC = "time"  # the speed suite's headline: its entries are named by the case alone
 
 

@@ -137,6 +137,8 @@ def check_direction(formats: Sequence[str], names: Sequence[str]) -> None:
         )
 
 
+# Suites whose metrics carry no direction: a gab file of them is refused.
+NO_DIRECTION = ("diagnose",)
 # stability's metrics that only a --sweep-range run has.
 SWEEP_METRICS = ("sweep_verdict", "safe_scale_max", "safe_scale_min")
 
@@ -147,9 +149,15 @@ def check_defaults_direction(
     """A gab file of the suite's default metrics (no --metrics given) that could only ever be
     `[]` is refused before anything is measured: memory, compare, ab and calibrate have no
     bigger-is-better metric for gab-bigger, stability has one only with --sweep-range."""
+    if suite in NO_DIRECTION and (gab := [f for f in formats if f in ("gab", "gab-bigger")]):
+        raise UsageError(
+            f"--format {gab[0]}: {suite}'s numbers (each probe's ratios, slopes and scales) "
+            "have no better direction, so a github-action-benchmark file would chart some "
+            "upside down: use --format csv or json"
+        )
     defaults = GAB_DEFAULTS.get(suite)
     if names or defaults is None:
-        return  # check_direction judged the names given; diagnose's metrics are its probes'
+        return  # check_direction judged the names given'
     if suite == "stability" and not sweep:
         defaults = tuple(m for m in defaults if m not in SWEEP_METRICS)
     for fmt, bigger, other in (("gab", False, "gab-bigger"), ("gab-bigger", True, "gab")):
