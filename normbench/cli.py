@@ -65,9 +65,10 @@ def speed(
     from normbench.baseline import against_baseline, read_baseline
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
+    from normbench.results.metrics import MEMORY
 
     columns = chosen_columns(output.columns, "speed", *(["compare"] if baseline else []))
-    formats = output.formats("speed")
+    formats = output.formats("speed", *(() if memory else (MEMORY, "--memory")))
     kw = {"memory": memory, "plot": output.plot, "extra": sel.run_extra()}
     if shapes_from is not None:
         from normbench.capture.selection import shapes_config
@@ -138,8 +139,11 @@ def stability(
     (docs/capture.md).
     """
     from normbench.config_args import build_stability_config, build_stability_selection
+    from normbench.results.metrics import SWEEP_METRICS
 
-    formats = output.formats("stability", sweep=sweep_range is not None)
+    formats = output.formats(
+        "stability", *(() if sweep_range else (SWEEP_METRICS, "--sweep-range"))
+    )
     if inputs is not None:
         from normbench.capture.selection import replay_config
 

@@ -103,23 +103,9 @@ FormatOpt = Annotated[
 ]  # fmt: skip
 
 
-def _check_metrics(ctx: typer.Context, value: str | None) -> str | None:
-    """--metrics, checked against the command's suite while the options are read, so a typo is
-    one sentence (exit 2) before anything is measured."""
-    if value is not None:
-        from normbench.errors import UsageError
-        from normbench.results.metrics import check_metrics, parse_metrics
-
-        try:
-            check_metrics(ctx.info_name or "", parse_metrics(value))
-        except UsageError as exc:
-            raise typer.BadParameter(str(exc).removeprefix("--metrics: ")) from None
-    return value
-
-
 MetricsOpt = Annotated[
     str | None,
-    Opt("--metrics", callback=_check_metrics,
+    Opt("--metrics",  # checked with the formats (results.metrics.check_run_metrics)
         help="Metrics the csv, gab and liger files keep (the tidy rows' `metric`, comma list, "
         "patterns such as '*_max_ulp'), e.g. time,bandwidth. Default: all (gab: the suite's "
         "headline ones)."),

@@ -206,14 +206,16 @@ class OutputArgs:
     columns: list[str] | None = None  # the tables' columns shown (normbench.report.columns)
     metrics: str | None = None  # the metrics the CSV, gab and liger exports keep (None: all)
 
-    def formats(self, suite: str = "", sweep: bool = False) -> tuple[str, ...]:
+    def formats(
+        self, suite: str = "", lacking: tuple[str, ...] = (), added_by: str = ""
+    ) -> tuple[str, ...]:
         """The formats, carrying --metrics to the writer; `--out -` takes exactly one format,
-        and a gab file that `suite`'s run (`sweep`: stability with --sweep-range) could never
-        fill is refused."""
-        from normbench.results.metrics import check_defaults_direction
+        and an export that `suite`'s run could never fill is refused (`lacking`: the metrics
+        it will not have without the option `added_by`; results.metrics.check_run_metrics)."""
+        from normbench.results.metrics import check_run_metrics
 
         formats = parse_formats(self.fmt, self.out, self.plot, self.metrics)
-        check_defaults_direction(suite, formats, metrics_of(formats), sweep)
+        check_run_metrics(suite, formats, metrics_of(formats), lacking, added_by)
         return formats
 
 

@@ -358,22 +358,27 @@ def test_gab_bigger_of_a_suite_with_no_bigger_is_better_metric_is_refused(tmp_pa
 
 
 def test_the_refusal_holds_only_where_the_file_would_be_empty():
-    from normbench.results.metrics import GAB_DEFAULTS, bigger_is_better, check_defaults_direction
+    from normbench.results.metrics import (
+        GAB_DEFAULTS,
+        SWEEP_METRICS,
+        bigger_is_better,
+        check_run_metrics,
+    )
 
     for suite, defaults in GAB_DEFAULTS.items():
         for fmt, bigger in (("gab", False), ("gab-bigger", True)):
             for sweep in (False, True):
-                names = [m for m in defaults
-                         if sweep or suite != "stability" or m != "safe_scale_max"]  # fmt: skip
+                lacking = () if sweep or suite != "stability" else SWEEP_METRICS
+                names = [m for m in defaults if m not in lacking]
                 empty = not any(bigger_is_better(m) == bigger for m in names)
                 try:
-                    check_defaults_direction(suite, (fmt,), (), sweep)
+                    check_run_metrics(suite, (fmt,), (), lacking, "--sweep-range")
                     refused = False
                 except UsageError:
                     refused = True
                 assert refused == empty, (suite, fmt, sweep)
-    check_defaults_direction("memory", ("gab-bigger",), ("saved_*",))  # --metrics: judged apart
-    check_defaults_direction("stability", ("gab-bigger",), (), sweep=True)  # safe_scale_max
+    check_run_metrics("memory", ("gab-bigger",), ("saved_*",))  # --metrics: judged apart
+    check_run_metrics("stability", ("gab-bigger",), ())  # with a sweep: safe_scale_max
 
 
 # --- Liger-Kernel --------------------------------------------------------------------------------
@@ -403,9 +408,26 @@ def test_liger_csv_has_ligers_header_and_the_runs_quantiles(speed):
 def test_an_unknown_metric_is_refused_before_measuring_listing_the_suites(tmp_path):
     result = runner.invoke(app, [*SPEED, "--metrics", "time,tme", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    text = " ".join(result.output.replace("│", " ").split())
-    assert "unknown metric 'tme' for speed" in text and "time, bandwidth" in text
+    # One sentence, as every other bad value (it was typer's boxed usage error).
+    assert result.output.startswith("normbench: --metrics: unknown metric 'tme' for speed: its ")
+    assert "time, bandwidth" in result.output and "Usage:" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cmd, name, option", [
+    ([*SPEED, "--format", "csv,gab"], "saved_bytes", "--memory"),
+    ([*SPEED, "--format", "csv,gab"], "peak_*", "--memory"),
+    (["stability", "--fp16", "--format", "csv,gab-bigger"], "safe_scale_max", "--sweep-range"),
+])  # fmt: skip
+def test_a_metric_the_run_will_not_have_is_refused_naming_its_option(tmp_path, cmd, name, option):
+    # speed --metrics saved_bytes without --memory wrote header-only CSVs and a `[]` gab file.
+    out = tmp_path / "r"
+    result = runner.invoke(app, [*cmd, "--metrics", name, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"normbench: --metrics {name!r}: ")
+    assert f"only with {option}: add {option}" in result.output
+    assert not out.exists()
 
 
 def test_metrics_choose_the_rows_of_the_exports(speed, stability_stream):

@@ -143,12 +143,28 @@ NO_DIRECTION = ("diagnose",)
 SWEEP_METRICS = ("sweep_verdict", "safe_scale_max", "safe_scale_min")
 
 
-def check_defaults_direction(
-    suite: str, formats: Sequence[str], names: Sequence[str], sweep: bool = False
+def check_run_metrics(
+    suite: str,
+    formats: Sequence[str],
+    names: Sequence[str],
+    lacking: Sequence[str] = (),
+    added_by: str = "",
 ) -> None:
-    """A gab file of the suite's default metrics (no --metrics given) that could only ever be
-    `[]` is refused before anything is measured: memory, compare, ab and calibrate have no
-    bigger-is-better metric for gab-bigger, stability has one only with --sweep-range."""
+    """The exports this run can fill, refused before anything is measured where they could only
+    be empty. `lacking`: the metrics of the suite's catalogue this run will not have, which the
+    option `added_by` adds (speed's memory metrics without --memory, stability's sweep without
+    --sweep-range). A --metrics name that only they match is refused; and, with no --metrics,
+    a gab file of the suite's default metrics with none of its direction: memory, compare, ab
+    and calibrate have no bigger-is-better metric for gab-bigger, stability none without
+    --sweep-range."""
+    check_metrics(suite, names)  # a typo: one sentence naming the suite's metrics
+    have = [m for m in CATALOGUE.get(suite, ()) if m not in lacking]
+    for n in names:
+        if _known(n, lacking) and not _known(n, have):
+            raise UsageError(
+                f"--metrics {n!r}: {suite} has it only with {added_by}: add {added_by}, or "
+                f"choose from {_readable(have)}"
+            )
     if suite in NO_DIRECTION and (gab := [f for f in formats if f in ("gab", "gab-bigger")]):
         raise UsageError(
             f"--format {gab[0]}: {suite}'s numbers (each probe's ratios, slopes and scales) "
@@ -158,11 +174,10 @@ def check_defaults_direction(
     defaults = GAB_DEFAULTS.get(suite)
     if names or defaults is None:
         return  # check_direction judged the names given'
-    if suite == "stability" and not sweep:
-        defaults = tuple(m for m in defaults if m not in SWEEP_METRICS)
+    defaults = tuple(m for m in defaults if m not in lacking)
     for fmt, bigger, other in (("gab", False, "gab-bigger"), ("gab-bigger", True, "gab")):
         if fmt in formats and not any(bigger_is_better(m) == bigger for m in defaults):
-            why = " without --sweep-range" if suite == "stability" else ""
+            why = f" without {added_by}" if lacking else ""
             want, have = ("bigger", "smaller") if bigger else ("smaller", "bigger")
             raise UsageError(
                 f"--format {fmt}: {suite}{why} has no {want}-is-better metric ("
