@@ -208,7 +208,12 @@ def rerender(
     from normbench.results.files import tidy_rows
     from normbench.results.metrics import select_rows
 
-    runs = merge(read_runs(files), [str(f) for f in files])
+    loaded = read_runs(files)
+    runs = merge(loaded, [str(f) for f in files])
+    # A suite given by one file keeps that file's name; only a suite merged from several is new.
+    alone = {}
+    for f, r in zip(files, loaded, strict=True):
+        alone[r.suite] = None if r.suite in alone else f
     names = parse_columns(columns)
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
@@ -222,8 +227,8 @@ def rerender(
     if formats or plot:
         prepare_out(folder)
     for run in runs:
-        if len(files) == 1:
-            stem = f"{files[0].stem}-report"
+        if (own := alone.get(run.suite)) is not None:
+            stem = f"{Path(own).stem}-report"
         else:
             stem = f"{run.suite}-merged-{time.strftime('%Y%m%d-%H%M%S')}"
         finish(run, folder, formats, plot, stem=stem, columns=names)
