@@ -58,7 +58,7 @@ def speed(
 ) -> None:
     """Time each implementation (gated first against fp64): median, CI, GB/s, % of copy bandwidth.
 
-    With no options, a sweep that takes about a minute on 2 CPU cores and answers whether
+    With no options, a sweep that takes under a minute on 2 CPU cores and answers whether
     RMSNorm is faster than LayerNorm here, per backend. `--shapes-from FILE` times a captured
     model's own shapes (docs/capture.md).
     """
@@ -133,7 +133,7 @@ def stability(
     Each implementation is compared, forward and backward, with the reference of the semantics
     it declares, on inputs real models produce (normbench list shows them). With no options:
     fp16, bf16 and fp32, N = 1000, 4096, 8192, eager, composite, triton and its Llama- and
-    Gemma-style siblings, gemma (`--quick`: without N = 8192); `--fp16` alone took 11 s on 2
+    Gemma-style siblings, gemma (`--quick`: without N = 8192); `--fp16` alone took 11-33 s on 2
     CPU cores. Layer options (no weight, weight and residual dtypes, RMSNorm bias, QK-norm
     heads) as in speed. `--inputs FILE` judges them on a captured model's layers instead
     (docs/capture.md).
@@ -307,9 +307,10 @@ def ab(
     fmt: o.FormatOpt = GATE_FORMATS,
     processes: o.ProcessesOpt = None,
 ) -> None:
-    """Same-job A/B: time A and B interleaved, block by block, in one process (machine drift
-    lands on both sides), then judge B against A with compare's verdicts. Exit 1 when B is
-    confirmed slower, 4 when no case could be compared."""
+    """Same-job A/B: time A and B interleaved, block by block (machine drift lands on both
+    sides), then judge B against A with compare's verdicts. Sides from this install run in one
+    process; a side from another (`eager@../base`) in worker processes, 3 per side by default.
+    Exit 1 when B is confirmed slower, 4 when no case could be compared."""
     from normbench.cli_render import keep_finished, write_sides
     from normbench.suites.ab_sides import build_ab_config, report_stem
 
