@@ -68,10 +68,11 @@ from normbench.compare_judge import (
     not_judged,
     pick_noise,
     widen,
+    widen_by,
 )
 from normbench.compare_pairs import (
-    Pair,
     block_of,
+    case_comparison,
     check_cache_states,
     check_compatible,
     comparable,
@@ -80,7 +81,7 @@ from normbench.compare_pairs import (
     pair_results,
     process_groups_of,
     samples_of,
-    timing_problem,
+    unpaired_verdict,
     unreliable_sides,
 )
 from normbench.compare_summary import (
@@ -95,7 +96,7 @@ from normbench.compare_summary import (
     headline,
 )
 from normbench.errors import BaselineError, UsageError
-from normbench.results import Level, Measurement, Run, Status, load_run
+from normbench.results import Level, Run, load_run
 from normbench.results.compare import GEOMEAN_ID, CaseComparison, GeomeanRatio, Verdict
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ def compare_runs(
         noise = pick_noise(single, config.between_run_floor, config.calibrated_noise, device)
     tau = noise.tau if noise else None
     if noise and tau:
-        cis = {k: c if k in per_process else widen(c, tau, noise.df) for k, c in cis.items()}
+        cis = {k: c if k in per_process else widen_by(c, noise) for k, c in cis.items()}
     judged = dict(zip(judged_keys, judge([cis[k] for k in judged_keys], d, config.alpha)))
 
     results: list[CaseComparison | GeomeanRatio] = []
@@ -270,13 +271,13 @@ def compare_runs(
             judged[k] = no_same_when_busy(judged[k], why)
     for p in pairs:
         if p.key in judged:
-            results.append(_comparison(p, judged[p.key], d, cis[p.key]))
+            results.append(case_comparison(p, judged[p.key], d, cis[p.key]))
         elif p.key in cis:
-            results.append(_comparison(p, not_judged(cis[p.key], unreliable[p.key]), d,
+            results.append(case_comparison(p, not_judged(cis[p.key], unreliable[p.key]), d,
                                        cis[p.key]))  # fmt: skip
         else:
-            verdict, note = _unpaired(p, config.labels)
-            results.append(_comparison(p, Judgement(verdict, note, {}), d, None))
+            verdict, note = unpaired_verdict(p, config.labels)
+            results.append(case_comparison(p, Judgement(verdict, note, {}), d, None))
 
     run = Run(SUITE, dict(new.env), _config_dict(base, new, config, names, diffs), results)
     run.config["between_run_noise"] = tau
@@ -315,54 +316,6 @@ def _geomean(reps: list, cis: list[RatioCI], tau: float | None) -> GeomeanRatio:
     return GeomeanRatio(
         GEOMEAN_ID, value=point, ci_low=float(np.exp(lo)), ci_high=float(np.exp(hi)), n=m,
         note=f"geometric mean of new/base over {m} cases",
-    )  # fmt: skip
-
-
-def _unpaired(p: Pair, names: tuple[str, str]) -> tuple[Verdict, str]:
-    if p.new is None:
-        return MISSING, f"only in {names[0]}: not measured in {names[1]}"
-    if p.base is None:
-        return NEW, f"not in {names[0]}: nothing to compare with"
-    b, n = p.base, p.new
-    # b.ok includes ab's side A that passed its gate and was left untimed because B failed.
-    if b.ok and n.status in (Status.MISMATCH, Status.ERROR):
-        return BROKEN, f"ok in {names[0]}, {n.status.value} in {names[1]}: {n.note}".rstrip(": ")
-    for name, r in ((names[0], b), (names[1], n)):
-        if not r.ok:
-            return NOT_COMPARED, f"{name}: {r.status.value}" + (f" ({r.note})" if r.note else "")
-    for name, r in ((names[0], b), (names[1], n)):
-        if problem := timing_problem(r):
-            return NOT_COMPARED, f"{name}: {problem}"
-    return INCONCLUSIVE, "no raw samples to bootstrap"
-
-
-def _comparison(p: Pair, j: Judgement, d: float, ci: RatioCI | None) -> CaseComparison:
-    ref = p.base or p.new
-    assert ref is not None
-    if ci is not None:
-        status = Status.OK
-    elif j.verdict is BROKEN:
-        status = p.new.status  # type: ignore[union-attr]
-    else:
-        status = Status.SKIPPED
-    backend = ref.backend
-    if p.base is not None and p.new is not None and p.base.backend != p.new.backend:
-        backend = f"{p.base.backend}->{p.new.backend}"
-    ratio = Measurement(
-        "ratio", ci.ratio if ci else None, "x", status=status, note=j.note,
-        ci_low=ci.low if ci else None, ci_high=ci.high if ci else None,
-        n=min(ci.n_base, ci.n_new) if ci else None,
-    )  # fmt: skip
-    return CaseComparison(
-        case_id=p.key, variant=ref.variant, backend=backend, dtype=ref.dtype, shape=ref.shape,
-        mode=ref.mode, options=ref.options, measurements=(ratio,), verdict=j.verdict, margin=d,
-        base_ms=p.base.value("time") if p.base else None,
-        new_ms=p.new.value("time") if p.new else None,
-        base_n=len(samples_of(p.base)) if p.base else 0,
-        new_n=len(samples_of(p.new)) if p.new else 0,
-        base_case=p.base.case_id if p.base else None,
-        new_case=p.new.case_id if p.new else None,
-        **j.tests,
     )  # fmt: skip
 
 

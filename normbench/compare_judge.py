@@ -43,6 +43,7 @@ class Noise(NamedTuple):
     df: float
     source: str
     estimate: float | None = None  # the spread's estimate, where one was made
+    estimate_df: float = math.inf  # its degrees of freedom
 
 
 def between_run_floor(device: str | None) -> tuple[float, str]:
@@ -72,7 +73,7 @@ def pick_noise(
     if estimate is not None and (stated is None or estimate[0] >= stated.tau):
         return Noise(*estimate, "estimated", estimate[0])
     if stated is not None and estimate is not None:
-        return stated._replace(estimate=estimate[0])
+        return stated._replace(estimate=estimate[0], estimate_df=estimate[1])
     return stated
 
 
@@ -176,6 +177,19 @@ def between_run_noise(cis: list[RatioCI]) -> tuple[float, float] | None:
     within = float(np.median([c.log_se**2 for c in cis]))
     tau = math.sqrt(max(0.0, mad**2 - within))
     return tau, max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
+
+
+def widen_by(ci: RatioCI, noise: Noise) -> RatioCI:
+    """The CI with the between-run noise added. Where the stated noise stood in for a smaller
+    estimate, the wider of the two CIs: the stated tau on normal tests, or the estimate on its
+    Student's t, which for a case whose own CI is wide can be the wider (a small family's t
+    quantile against 1.96). Never narrower than either alone."""
+    out = widen(ci, noise.tau, noise.df)
+    if noise.estimate is not None and noise.source != "estimated":
+        other = widen(ci, noise.estimate, noise.estimate_df)
+        if other.high / other.low > out.high / out.low:
+            out = other
+    return out
 
 
 def widen(ci: RatioCI, tau: float, df: float) -> RatioCI:

@@ -1,7 +1,8 @@
 """What `compare` reads: the two runs' fingerprints checked, and their timed cases (speed
 results with a `time`, normbench.results.speed) matched by case id or by the id without the
 backend (`ab`), with the samples, blocks and worker processes the CIs are built from, and why a
-pair cannot be judged (timings that are not positive numbers, a side timed while unreliable)."""
+pair cannot be judged (timings that are not positive numbers, a side timed while unreliable);
+and each pair's result row, judged or not (`case_comparison`, `unpaired_verdict`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from normbench.errors import BaselineError, UsageError
-from normbench.results.compare import SideResult
+from normbench.results import Measurement, Status
+from normbench.results.compare import CaseComparison, SideResult, Verdict
 from normbench.results.speed import SpeedResult
 
 if TYPE_CHECKING:
+    from normbench.compare_judge import Judgement
     from normbench.results import Run
+    from normbench.stats import RatioCI
 
 
 # --- fingerprints ------------------------------------------------------------------------------
@@ -206,4 +210,56 @@ def comparable(p: Pair) -> bool:
         p.base and p.new and p.base.ok and p.new.ok
         and len(samples_of(p.base)) > 0 and len(samples_of(p.new)) > 0
         and timing_problem(p.base) is None and timing_problem(p.new) is None
+    )  # fmt: skip
+
+
+def unpaired_verdict(p: Pair, names: tuple[str, str]) -> tuple[Verdict, str]:
+    """The verdict and reason of a pair that cannot be compared (`names`: the two sides')."""
+    if p.new is None:
+        return Verdict.MISSING, f"only in {names[0]}: not measured in {names[1]}"
+    if p.base is None:
+        return Verdict.NEW, f"not in {names[0]}: nothing to compare with"
+    b, n = p.base, p.new
+    # b.ok includes ab's side A that passed its gate and was left untimed because B failed.
+    if b.ok and n.status in (Status.MISMATCH, Status.ERROR):
+        why = f"ok in {names[0]}, {n.status.value} in {names[1]}: {n.note}"
+        return Verdict.BROKEN, why.rstrip(": ")
+    for name, r in ((names[0], b), (names[1], n)):
+        if not r.ok:
+            return Verdict.NOT_COMPARED, f"{name}: {r.status.value}" + (
+                f" ({r.note})" if r.note else "")  # fmt: skip
+    for name, r in ((names[0], b), (names[1], n)):
+        if problem := timing_problem(r):
+            return Verdict.NOT_COMPARED, f"{name}: {problem}"
+    return Verdict.INCONCLUSIVE, "no raw samples to bootstrap"
+
+
+def case_comparison(p: Pair, j: Judgement, d: float, ci: RatioCI | None) -> CaseComparison:
+    """The pair's result row: its judgement `j` at margin `d`, on the CI it was judged with."""
+    ref = p.base or p.new
+    assert ref is not None
+    if ci is not None:
+        status = Status.OK
+    elif j.verdict is Verdict.BROKEN:
+        status = p.new.status  # type: ignore[union-attr]
+    else:
+        status = Status.SKIPPED
+    backend = ref.backend
+    if p.base is not None and p.new is not None and p.base.backend != p.new.backend:
+        backend = f"{p.base.backend}->{p.new.backend}"
+    ratio = Measurement(
+        "ratio", ci.ratio if ci else None, "x", status=status, note=j.note,
+        ci_low=ci.low if ci else None, ci_high=ci.high if ci else None,
+        n=min(ci.n_base, ci.n_new) if ci else None,
+    )  # fmt: skip
+    return CaseComparison(
+        case_id=p.key, variant=ref.variant, backend=backend, dtype=ref.dtype, shape=ref.shape,
+        mode=ref.mode, options=ref.options, measurements=(ratio,), verdict=j.verdict, margin=d,
+        base_ms=p.base.value("time") if p.base else None,
+        new_ms=p.new.value("time") if p.new else None,
+        base_n=len(samples_of(p.base)) if p.base else 0,
+        new_n=len(samples_of(p.new)) if p.new else 0,
+        base_case=p.base.case_id if p.base else None,
+        new_case=p.new.case_id if p.new else None,
+        **j.tests,
     )  # fmt: skip

@@ -148,7 +148,8 @@ def _noise_findings(run: Run, config: CompareConfig, single: int, m: int) -> lis
         f"estimate it (needs {MIN_CASES_FOR_SPREAD})"
         if estimate is None
         else f"the spread of the {single} cases' ratios gives +-{math.expm1(estimate):.1%}, less: "
-        "a shift of the whole run, which no spread shows, is held by the larger"
+        "a shift of the whole run, which no spread shows, is held by the larger; a case whose "
+        "CI is wider with the estimate on its Student's t keeps that one"
     )
     if source == "calibration" and tau is not None:
         return [Finding(

@@ -71,7 +71,7 @@ def test_diagnose_plot_names_its_figures_after_its_reports_and_never_overwrites(
 
 
 def test_free_stem_skips_a_name_any_file_has(tmp_path):
-    from normbench.results.files import free_stem
+    from normbench.results.writing import free_stem
 
     assert free_stem(tmp_path, "diagnose-1") == "diagnose-1"
     (tmp_path / "diagnose-1.grad-init.png").write_bytes(b"")

@@ -610,3 +610,22 @@ def test_an_interrupted_comparison_never_reads_pass_in_markdown():
     cmp.interrupted = True
     first = markdown_summary(cmp).splitlines()[0]
     assert first.startswith("### :warning: normbench compare: INTERRUPTED, over the finished")
+
+
+def test_the_floor_over_a_smaller_estimate_keeps_the_wider_ci_of_the_two():
+    # The floor's normal quantile against the estimate's t on 5 df: for a case with a wide CI
+    # of its own the estimate's is the wider; the gate takes whichever is, never the narrower
+    # (a v1 pair of runs turned an inconclusive 2.6x into a regression before this).
+    from normbench.compare_judge import Noise, widen, widen_by
+    from normbench.stats import RatioCI
+
+    noise = Noise(0.10, math.inf, "floor", estimate=0.043, estimate_df=5)
+    for se in (0.02, 0.35):
+        ci = RatioCI(1.2, 1.1, 1.3, math.log(1.2), se, 40, 40)
+        a, b = widen(ci, 0.10, math.inf), widen(ci, 0.043, 5)
+        wider = max(a, b, key=lambda c: c.high / c.low)
+        got = widen_by(ci, noise)
+        assert (got.low, got.high, got.df) == (wider.low, wider.high, wider.df)
+    assert widen_by(ci, noise).df == 5  # se 0.35: the estimate's t
+    tight = RatioCI(1.2, 1.1, 1.3, math.log(1.2), 0.02, 40, 40)
+    assert widen_by(tight, noise).df == math.inf  # the floor's

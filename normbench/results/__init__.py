@@ -3,14 +3,7 @@
 of any suite reads back as its types."""
 
 from normbench.results import audit, capture, compare, diagnose, memory, speed, stability  # noqa: F401
-from normbench.results.files import (
-    atomic_write_text,
-    dumps,
-    load_run,
-    tidy_rows,
-    to_frame,
-    write_run_files,
-)
+from normbench.results.files import dumps, load_run, tidy_rows, to_frame
 from normbench.results.model import (
     KINDS,
     SCHEMA_VERSION,
@@ -26,6 +19,7 @@ from normbench.results.model import (
     UnknownResult,
     result_kind,
 )
+from normbench.results.writing import atomic_write_text, write_run_files
 
 __all__ = [
     "KINDS", "SCHEMA_VERSION", "STATUSES", "CaseResult", "Finding", "GenericCase", "Level",

@@ -51,7 +51,7 @@ def build_diagnose_config(
     check_sizes(seed, depths, norms)  # before any model is built
     stem = ""
     if plot_dir is not None:  # the figures are written as the probes run: name them now
-        from normbench.results.files import free_stem
+        from normbench.results.writing import free_stem
 
         stem = free_stem(plot_dir, f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}")
     return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
