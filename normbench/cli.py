@@ -83,7 +83,17 @@ def speed(
     run = run_suite("speed", config, output.out, formats, output.plot, columns)
     if base is not None:
         cmp = against_baseline(base, baseline, run, margin, force)
-        gate_finish(cmp, output.out, formats, md, plot=output.plot, columns=columns)
+        gate_finish(cmp, output.out, comparison_formats(formats), md, plot=output.plot,
+                    columns=columns)  # fmt: skip
+
+
+def comparison_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """speed --baseline: the comparison's files, in the run's formats, but every comparison
+    metric (--metrics chose the speed run's rows: `bandwidth` is none of the comparison's) and
+    no gab-bigger file (a comparison has no bigger-is-better metric: it could only be `[]`)."""
+    from normbench.formats import Formats
+
+    return Formats([f for f in formats if f != "gab-bigger"])
 
 
 @app.command()

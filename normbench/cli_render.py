@@ -218,9 +218,13 @@ def rerender(
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
         check_columns(names, headers, "the saved runs' tables")
-    if metrics_of(formats):
-        for run in runs:  # a saved run has no catalogue check before it: its rows are the test
-            select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))
+    from normbench.results.metrics import NO_DIRECTION, check_run_metrics
+
+    for run in runs:
+        if metrics_of(formats):  # a saved run has no catalogue check before it: its rows are
+            select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))  # the test
+        if not metrics_of(formats) or run.suite in NO_DIRECTION:
+            check_run_metrics(run.suite, formats, ())  # a gab file its suite could never fill
     if is_stdout(folder) and len(runs) > 1:  # one format, no plot: checked by parse_formats
         raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
                          f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip

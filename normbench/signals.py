@@ -30,10 +30,7 @@ from types import FrameType
 # json and html, took 3.6 s on 2 shared CPU cores, torch's import included, 2026-12-03), so a
 # run that has not ended by then is stuck somewhere, and SIGKILL would be the only way out.
 FORCE_AFTER_S = 10.0
-FORCED_EXIT = (
-    "normbench: stopped at once by a second signal {:.0f} s after the first: no report was "
-    "written; the cases that finished are in the run's .partial.jsonl file\n"
-)
+FORCED_EXIT = "normbench: stopped at once by a second signal {:.0f} s after the first{}\n"
 
 # Where a platform lacks one (Windows has no SIGHUP), it is left out.
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -122,8 +119,15 @@ def force_exit(waited: float) -> None:
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # a console that is gone: nothing left to say there
             stream.flush()
+    kept = ""
+    with suppress(Exception):  # the run's partial file, where one is open and still there
+        from normbench.results.partial import open_partial
+
+        partial = open_partial()
+        if partial is not None and partial.path.is_file():
+            kept = f"; the cases that finished are in {partial.path}"
     with suppress(OSError):
-        os.write(2, FORCED_EXIT.format(waited).encode())
+        os.write(2, FORCED_EXIT.format(waited, kept).encode())
     os._exit(130)
 
 

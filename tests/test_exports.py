@@ -509,3 +509,39 @@ def test_audit_entries_name_their_arch_so_each_keeps_its_line():
     name = "rmsnorm bf16 N=128 fwd triton sm_90 registers"
     assert one[name] == 60 and "rmsnorm bf16 N=128 fwd triton sm_90 spill_bytes" in one
     assert two[name] == 61 and two["rmsnorm bf16 N=128 fwd triton sm_80 registers"] == 60
+
+
+def test_speed_baseline_with_metrics_and_gab_bigger_still_gives_its_verdict(tmp_path):
+    # --metrics bandwidth is no metric of the comparison, and a comparison has no bigger-is-
+    # better one: measured in full, then exit 2 with no verdict, or a `[]` file.
+    first = runner.invoke(app, [*SPEED, "--format", "json", "--out", str(tmp_path / "b")])
+    assert first.exit_code == 0, first.output
+    base = next((tmp_path / "b").glob("speed-*.json"))
+    out = tmp_path / "n"
+    r = runner.invoke(app, [*SPEED, "--baseline", str(base), "--format", "csv,gab-bigger",
+                            "--metrics", "bandwidth", "--out", str(out)])  # fmt: skip
+    assert r.exit_code in (0, 1, 4), r.output
+    assert "PASS" in r.output or "FAIL" in r.output or "CAN'T JUDGE" in r.output
+    speed_bigger = next(out.glob("speed-*.gab-bigger.json"))
+    assert json.loads(speed_bigger.read_text())  # the speed run's bandwidth entries
+    assert not list(out.glob("compare-*.gab-bigger.json"))  # none that could only be []
+    cmp_csv = pd.read_csv(next(out.glob("compare-*.csv")))
+    assert set(cmp_csv.metric) >= {"ratio"}  # every comparison metric, not the speed run's
+
+
+def test_report_refuses_the_gab_files_a_saved_run_could_never_fill(tmp_path):
+    from normbench.results import Run
+    from normbench.results.diagnose import ProbeResult, Verdict
+
+    probe = ProbeResult("lr-sweep", claim="c", source="s", verdict=Verdict.INCONCLUSIVE,
+                        numbers={"slope": -0.3}, threshold="t", caveat="c",
+                        summary="s")  # fmt: skip
+    for run, fmt, words in (
+        (Run("diagnose", {}, {}, [probe]), "gab", "no better direction"),
+        (Run("memory", {}, {}, []), "gab-bigger", "no bigger-is-better"),
+    ):
+        path = tmp_path / f"{run.suite}.json"
+        path.write_text(dumps(run))
+        r = runner.invoke(app, ["report", str(path), "--format", fmt, "--out", str(tmp_path / fmt)])
+        assert r.exit_code == 2 and words in r.output, r.output
+        assert not (tmp_path / fmt).exists()

@@ -430,8 +430,11 @@ def test_ab_stopped_in_its_first_case_is_130_with_its_reports(monkeypatch, tmp_p
 HUNG = """
 import sys, time
 import normbench.signals as s
+from pathlib import Path
+from normbench.results.partial import partial_results
 s.FORCE_AFTER_S = {force}
-with s.stop_on_signals(exiting=True):
+with s.stop_on_signals(exiting=True), partial_results(Path({out!r}), "speed") as partial:
+    partial.rows = 1  # as if a case had finished
     with s.measuring():
         pass  # measuring has begun: a stop between cases is held
     print("ready", flush=True)
@@ -440,8 +443,9 @@ with s.stop_on_signals(exiting=True):
 """
 
 
-def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not():
-    proc = subprocess.Popen([sys.executable, "-c", HUNG.format(force=0.5)], cwd=ROOT,
+def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not(tmp_path):
+    code = HUNG.format(force=1.0, out=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proc.stdout.readline().strip() == "ready"
@@ -450,15 +454,17 @@ def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not():
         proc.send_signal(signal.SIGINT)  # a reflexive second one: still ignored
         time.sleep(0.2)
         assert proc.poll() is None
-        time.sleep(0.5)
+        time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)  # past FORCE_AFTER_S: the stop is stuck, end it now
         _, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert re.match(
-        r"normbench: stopped at once by a second signal \d+ s after the first: no "
-        r"report was written; the cases that finished are in",
+    # It names the partial file only because the run has one, still on disk.
+    [partial] = tmp_path.glob("speed-*.partial.jsonl")
+    assert re.fullmatch(
+        r"normbench: stopped at once by a second signal \d+ s after the first"
+        rf"; the cases that finished are in {re.escape(str(partial))}\n",
         err,
     ), err
     assert "Traceback" not in err

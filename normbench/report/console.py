@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from normbench.report.footnotes import Shown
     from normbench.results import Run
 
-STATUS_STYLE = {"ok": "green", "skipped": "dim", "mismatch": "bold red", "error": "red"}
+STATUS_STYLE = {"ok": "green", "unreliable": "yellow", "skipped": "dim", "mismatch": "bold red",
+                "error": "red"}  # fmt: skip
 WIDE = 160  # a file or CI log without COLUMNS: wide rows read better than wrapped ones
 # Narrower than this (COLUMNS=5), a table's columns had no room left and rich printed them
 # empty: the console is never narrower; the terminal wraps what does not fit it.

@@ -13,7 +13,7 @@ suite's own fields in "extra", the summary as lines) are read through normbench.
 
 Files are written by normbench.results.writing: atomically, at the user's umask.
 
-A partial file (`<suite>-<time>.partial.jsonl`, written by normbench.results.partial while a
+A partial file (`<command>-<time>.partial.jsonl`, written by normbench.results.partial while a
 suite runs: `result_rows` per finished case, one per line) is read back by `load_run` as an
 interrupted run, so `normbench report` renders what a crashed run finished (docs/design.md
 "Data flow", step 7).
@@ -41,6 +41,14 @@ from normbench.results.model import (
     UnknownResult,
 )
 from normbench.results.v1 import row as v1_row
+
+# Where they lived before the writing half moved out: kept for library users' imports.
+from normbench.results.writing import (  # noqa: F401, E402
+    atomic_write_text,
+    file_mode,
+    umask,
+    write_run_files,
+)
 
 if TYPE_CHECKING:
     import pandas as pd

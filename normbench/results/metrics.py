@@ -173,7 +173,7 @@ def check_run_metrics(
         )
     defaults = GAB_DEFAULTS.get(suite)
     if names or defaults is None:
-        return  # check_direction judged the names given'
+        return  # check_direction judged the names given
     defaults = tuple(m for m in defaults if m not in lacking)
     for fmt, bigger, other in (("gab", False, "gab-bigger"), ("gab-bigger", True, "gab")):
         if fmt in formats and not any(bigger_is_better(m) == bigger for m in defaults):

@@ -1,5 +1,5 @@
 """The partial file: while a suite runs, each finished case is appended to
-`<suite>-<time>.partial.jsonl` in the output folder, one tidy row per line (the rows of the JSON
+`<command>-<time>.partial.jsonl` in the output folder, one tidy row per line (the rows of the JSON
 file, `normbench.results.files.result_rows`), flushed as its case finishes. A crash that kills
 the process (a plugin's segfault or `os._exit`) so keeps every case that finished; once the
 final reports are written the file is removed (docs/design.md "Data flow", step 7).
@@ -89,9 +89,14 @@ def partial_results(out_dir: Path, suite: str, name: str = "") -> Iterator[Parti
             partial.discard()
 
 
+def open_partial() -> PartialFile | None:
+    """The partial file the running command writes, if any."""
+    return _PARTIAL.get()
+
+
 def record_finished(suite: str, result: Result) -> None:
     """The case loop's hook: append `result` to the partial file of `suite`, if one is open
-    (a suite run inside another, as calibrate runs speed, or a library call, has none)."""
+    (a library call has none; calibrate's speed runs record to calibrate's)."""
     partial = _PARTIAL.get()
     if partial is not None and partial.suite == suite:
         partial.add(result)

@@ -49,13 +49,16 @@ def build_diagnose_config(
 
     dev = resolve_device(device)
     check_sizes(seed, depths, norms)  # before any model is built
-    stem = ""
-    if plot_dir is not None:  # the figures are written as the probes run: name them now
-        from normbench.results.writing import free_stem
-
-        stem = free_stem(plot_dir, f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}")
+    # The figures are written as the probes run: name them now, as the reports will be.
+    stem = _figure_stem(plot_dir) if plot_dir is not None else ""
     return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
                           depths, norms, plot_dir, stem)  # fmt: skip
+
+
+def _figure_stem(plot_dir: Path) -> str:
+    from normbench.results.writing import free_stem
+
+    return free_stem(plot_dir, f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def check_sizes(seed: int, depths: str | None, norms: str | None) -> None:
@@ -84,9 +87,11 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
         selected, _, _ = _validate(split(config.probes) or None, depths, norms, config.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    plot_dir = config.plot_dir
+    plot_dir, stem = config.plot_dir, config.stem
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
+        if not stem:  # a config built by hand: a free name all the same, never an earlier one
+            stem = _figure_stem(plot_dir)
     results, interrupted = [], False
     for i, probe in enumerate(selected):
 
@@ -98,7 +103,7 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
             with measuring():
                 results += run_diagnose([probe.name], quick=config.quick, seed=config.seed,
                                         device=config.device, depths=depths, norms=norms,
-                                        plot_dir=plot_dir, plot_stem=config.stem,
+                                        plot_dir=plot_dir, plot_stem=stem,
                                         progress=report)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
