@@ -210,28 +210,26 @@ def rerender(
 
     loaded = read_runs(files)
     runs = merge(loaded, [str(f) for f in files])
-    # A suite given by one file keeps that file's name; only a suite merged from several is new.
-    alone = {}
-    for f, r in zip(files, loaded, strict=True):
-        alone[r.suite] = None if r.suite in alone else f
     names = parse_columns(columns)
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
         check_columns(names, headers, "the saved runs' tables")
-    from normbench.results.metrics import NO_DIRECTION, check_run_metrics
+    from normbench.results.metrics import check_gab_files
 
     for run in runs:
         if metrics_of(formats):  # a saved run has no catalogue check before it: its rows are
             select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))  # the test
-        if not metrics_of(formats) or run.suite in NO_DIRECTION:
-            check_run_metrics(run.suite, formats, ())  # a gab file its suite could never fill
+        check_gab_files(run.suite, formats, metrics_of(formats))
     if is_stdout(folder) and len(runs) > 1:  # one format, no plot: checked by parse_formats
         raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
                          f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip
     if formats or plot:
         prepare_out(folder)
     for run in runs:
-        if (own := alone.get(run.suite)) is not None:
+        # A suite given by one file is that file's run (merge returns it as it is) and keeps
+        # the file's name; only a suite merged from several is named anew.
+        own = next((f for f, r in zip(files, loaded, strict=True) if r is run), None)
+        if own is not None:
             stem = f"{Path(own).stem}-report"
         else:
             stem = f"{run.suite}-merged-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -158,13 +158,26 @@ def check_run_metrics(
     and calibrate have no bigger-is-better metric for gab-bigger, stability none without
     --sweep-range."""
     check_metrics(suite, names)  # a typo: one sentence naming the suite's metrics
-    have = [m for m in CATALOGUE.get(suite, ()) if m not in lacking]
+    present = [m for m in CATALOGUE.get(suite, ()) if m not in lacking]
     for n in names:
-        if _known(n, lacking) and not _known(n, have):
+        if _known(n, lacking) and not _known(n, present):
             raise UsageError(
                 f"--metrics {n!r}: {suite} has it only with {added_by}: add {added_by}, or "
-                f"choose from {_readable(have)}"
+                f"choose from {_readable(present)}"
             )
+    check_gab_files(suite, formats, names, lacking, added_by)
+
+
+def check_gab_files(
+    suite: str,
+    formats: Sequence[str],
+    names: Sequence[str] = (),
+    lacking: Sequence[str] = (),
+    added_by: str = "",
+) -> None:
+    """The gab files a run of `suite` could never fill (a saved run's too, `report`): none for
+    a suite whose numbers have no direction; with no --metrics `names`, none of a direction its
+    default metrics (less `lacking`) lack."""
     if suite in NO_DIRECTION and (gab := [f for f in formats if f in ("gab", "gab-bigger")]):
         raise UsageError(
             f"--format {gab[0]}: {suite}'s numbers (each probe's ratios, slopes and scales) "

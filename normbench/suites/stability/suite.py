@@ -124,14 +124,17 @@ def findings(run: Run) -> list[Finding]:
     return out
 
 
+def judged_verdicts(run: Run) -> list[str]:
+    """The verdicts of a run's judged cases and sweep points: an implementation that raised is a
+    FAIL (it carries that verdict); a case that could not run (no verdict) is not judged
+    (`unjudged`)."""
+    return [r.verdict.value for r in (*run.of(StabilityResult), *run.of(SweepPointResult))
+            if r.status is not Status.SKIPPED and r.verdict is not None]  # fmt: skip
+
+
 def run_verdict(run: Run) -> str:
-    """The worst verdict of a run's judged cases: an implementation that raised is a FAIL (it
-    carries that verdict); a case that could not run (no verdict) is not judged (`unjudged`)."""
-    judged: list[str] = []
-    for r in (*run.of(StabilityResult), *run.of(SweepPointResult)):
-        if r.status is not Status.SKIPPED and r.verdict is not None:
-            judged.append(r.verdict.value)
-    return worst(judged)
+    """The worst verdict of a run's judged cases (`judged_verdicts`)."""
+    return worst(judged_verdicts(run))
 
 
 def unjudged(run: Run) -> int:
@@ -147,12 +150,7 @@ def failed(run: Run, level: str) -> bool:
 
 def gate_finding(run: Run, level: str) -> Finding:
     """What --fail-on made of the run, so an exit 1 or 4 in a CI log says why."""
-    rows = (*run.of(StabilityResult), *run.of(SweepPointResult))
-    reached = sum(
-        1 for r in rows
-        if r.status is not Status.SKIPPED and r.verdict is not None
-        and RANK[r.verdict.value] >= RANK[level]
-    )  # fmt: skip
+    reached = sum(1 for v in judged_verdicts(run) if RANK[v] >= RANK[level])
     what = "FAIL" if level == FAIL else "WARN or FAIL"
     if reached:
         cases = "1 case" if reached == 1 else f"{reached} cases"
