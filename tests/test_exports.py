@@ -377,7 +377,8 @@ def test_the_refusal_holds_only_where_the_file_would_be_empty():
                 except UsageError:
                     refused = True
                 assert refused == empty, (suite, fmt, sweep)
-    check_run_metrics("memory", ("gab-bigger",), ("saved_*",))  # --metrics: judged apart
+    with pytest.raises(UsageError, match="--metrics saved_"):  # judged by what it matches
+        check_run_metrics("memory", ("gab-bigger",), ("saved_*",))
     check_run_metrics("stability", ("gab-bigger",), ())  # with a sweep: safe_scale_max
 
 
@@ -428,6 +429,53 @@ def test_a_metric_the_run_will_not_have_is_refused_naming_its_option(tmp_path, c
     assert result.output.startswith(f"normbench: --metrics {name!r}: ")
     assert f"only with {option}: add {option}" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("cmd, metrics, fmt", [
+    (["stability", "--fp16"], "*_max_ulp", "gab-bigger"),
+    (["stability", "--fp16"], "dx_*", "gab-bigger"),
+    ([*SPEED], "pct_*", "gab"),
+    (["memory"], "peak_*", "gab-bigger"),
+])  # fmt: skip
+def test_a_pattern_that_matches_no_metric_of_the_files_direction_is_refused(
+    tmp_path, cmd, metrics, fmt
+):
+    """A pattern was only judged when the file was written: `[]` after the whole run."""
+    out = tmp_path / "r"
+    result = runner.invoke(app, [*cmd, "--metrics", metrics, "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"normbench: --format {fmt}: --metrics {metrics} has no ")
+    assert not out.exists()
+
+
+def test_patterns_are_judged_by_the_metrics_they_match():
+    from normbench.results.metrics import check_run_metrics
+
+    check_run_metrics("stability", ("gab-bigger",), ("*",))  # deterministic is bigger-is-better
+    check_run_metrics("stability", ("gab",), ("dx_*",))
+    check_run_metrics("speed", ("gab-bigger",), ("pct_*",))  # pct_sol
+    check_metrics("stability", ("dweight_*", "y_max_?lp"))  # tensors spelt out: known
+
+
+def test_the_spelt_out_tensors_are_the_variants_outputs_and_gradients():
+    from normbench.results.metrics import TENSORS
+    from normbench.variants import VARIANTS
+
+    have = {t for v in VARIANTS.values() for t in (*v.outputs, *("d" + a for a in v.tensor_args))}
+    assert set(TENSORS) == have
+
+
+def test_a_version_1_metric_is_refused_on_a_new_run_but_kept_by_report(tmp_path):
+    # speed --metrics pct_copy_bw measured everything and wrote header-only files.
+    result = runner.invoke(app, [*SPEED, "--metrics", "pct_copy_bw", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "only a version-1 speed file has it" in result.output
+    assert not (tmp_path / "r").exists()
+    from normbench.results.metrics import select_rows as select
+
+    assert select([{"metric": "pct_copy_bw"}], "speed", ("pct_copy_bw",)) == [
+        {"metric": "pct_copy_bw"}
+    ]
 
 
 def test_metrics_choose_the_rows_of_the_exports(speed, stability_stream):

@@ -20,15 +20,21 @@ from normbench.results.memory import IDEAL_OF
 
 # What one forward and backward save and peak at (the memory suite; speed --memory adds them).
 MEMORY = ("saved_bytes", "saved_param_bytes", "peak_fwd_bytes", "peak_bytes", *IDEAL_OF.values())
-# speed's measurements (normbench.results.speed); pct_copy_bw is a version-1 run's.
+# speed's measurements (normbench.results.speed); pct_copy_bw is a version-1 run's (LEGACY).
 SPEED = ("time", "bandwidth", "sol_time", "pct_sol", "speedup", "compile_time", "pct_copy_bw",
          *MEMORY)  # fmt: skip
+# Metrics only a saved version-1 run has: `report` of one selects them; a new run never has them.
+LEGACY: dict[str, tuple[str, ...]] = {"speed": ("pct_copy_bw",)}
 # stability: the verdict, each output's and gradient's measures (<tensor>_<measure>: y, dx,
 # dweight, ... as the variant has them), the two-run check and the 2^k sweep.
 TENSOR_MEASURES = ("max_abs", "rel", "max_ulp", "tol_ratio", "nonfinite", "silent_zero_rows",
                    "lost_propagation")  # fmt: skip
 STABILITY = ("verdict", *(f"*_{m}" for m in TENSOR_MEASURES), "deterministic", "sweep_verdict",
              "safe_scale_max", "safe_scale_min")  # fmt: skip
+# The outputs and gradients the built-in variants have (their `outputs` and "d" + each tensor
+# argument; a test keeps it so): a pattern such as `dx_*` is matched against their measures,
+# which the catalogue's `<tensor>_max_ulp` form alone cannot match.
+TENSORS = ("y", "residual_out", "dx", "dresidual", "dweight", "dbias", "dalpha")
 COMPARE = ("ratio", "geomean_ratio")
 CATALOGUE: dict[str, tuple[str, ...]] = {
     "speed": SPEED,
@@ -71,13 +77,24 @@ def _known(name: str, known: Iterable[str]) -> bool:
     return any(fnmatchcase(k, name) or fnmatchcase(name, k) for k in known)
 
 
+def _matchable(catalogue: Sequence[str]) -> tuple[str, ...]:
+    """The catalogue with each `*_<measure>` also spelt out for every built-in tensor."""
+    spelt = (f"{t}{k[1:]}" for k in catalogue if k.startswith("*_") for t in TENSORS)
+    return (*catalogue, *spelt)
+
+
+def _matched(names: Sequence[str], catalogue: Sequence[str]) -> list[str]:
+    """The metrics of `catalogue` (spelt out) that one of `names` matches."""
+    return [k for k in _matchable(catalogue) if any(_known(n, [k]) for n in names)]
+
+
 def check_metrics(suite: str, names: Sequence[str]) -> None:
     """Refuse (UsageError, exit 2) a name no metric of `suite` can match; a suite without a
     catalogue is checked against its run instead (`select_rows`)."""
     catalogue = CATALOGUE.get(suite)
     if not names or catalogue is None:
         return
-    unknown = [n for n in names if not _known(n, catalogue)]
+    unknown = [n for n in names if not _known(n, _matchable(catalogue))]
     if unknown:
         raise UsageError(
             f"--metrics: unknown metric {', '.join(map(repr, unknown))} for {suite}: its "
@@ -94,7 +111,7 @@ def select_rows(
     if not names:
         return list(rows)
     present = list(dict.fromkeys(str(r.get("metric")) for r in rows if r.get("metric")))
-    known = (*CATALOGUE.get(suite, ()), *present)
+    known = (*_matchable(CATALOGUE.get(suite, ())), *present)
     unknown = [n for n in names if not _known(n, known)]
     if unknown:
         raise UsageError(
@@ -158,14 +175,20 @@ def check_run_metrics(
     and calibrate have no bigger-is-better metric for gab-bigger, stability none without
     --sweep-range."""
     check_metrics(suite, names)  # a typo: one sentence naming the suite's metrics
-    present = [m for m in CATALOGUE.get(suite, ()) if m not in lacking]
+    legacy = LEGACY.get(suite, ())
+    present = [m for m in CATALOGUE.get(suite, ()) if m not in lacking and m not in legacy]
     for n in names:
-        if _known(n, lacking) and not _known(n, present):
+        if _known(n, legacy) and not _known(n, _matchable(present)):
+            raise UsageError(
+                f"--metrics {n!r}: only a version-1 {suite} file has it (normbench report of "
+                f"one keeps it); a new run has {_readable(present)}"
+            )
+        if _known(n, lacking) and not _known(n, _matchable(present)):
             raise UsageError(
                 f"--metrics {n!r}: {suite} has it only with {added_by}: add {added_by}, or "
                 f"choose from {_readable(present)}"
             )
-    check_gab_files(suite, formats, names, lacking, added_by)
+    check_gab_files(suite, formats, names, (*lacking, *legacy), added_by)
 
 
 def check_gab_files(
@@ -176,24 +199,28 @@ def check_gab_files(
     added_by: str = "",
 ) -> None:
     """The gab files a run of `suite` could never fill (a saved run's too, `report`): none for
-    a suite whose numbers have no direction; with no --metrics `names`, none of a direction its
-    default metrics (less `lacking`) lack."""
+    a suite whose numbers have no direction; none of a direction that the metrics it will have
+    (less `lacking`) lack: with no --metrics `names` its default metrics, else those of its
+    catalogue that the names and patterns match (plain names alone: check_direction)."""
     if suite in NO_DIRECTION and (gab := [f for f in formats if f in ("gab", "gab-bigger")]):
         raise UsageError(
             f"--format {gab[0]}: {suite}'s numbers (each probe's ratios, slopes and scales) "
             "have no better direction, so a github-action-benchmark file would chart some "
             "upside down: use --format csv or json"
         )
-    defaults = GAB_DEFAULTS.get(suite)
-    if names or defaults is None:
-        return  # check_direction judged the names given
-    defaults = tuple(m for m in defaults if m not in lacking)
+    defaults, catalogue = GAB_DEFAULTS.get(suite), CATALOGUE.get(suite)
+    if defaults is None or catalogue is None:
+        return  # a suite without a catalogue: judged by its run's rows when written
+    catalogue = tuple(m for m in catalogue if m not in lacking)
+    metrics = _matched(names, catalogue) if names else [m for m in defaults if m in catalogue]
     for fmt, bigger, other in (("gab", False, "gab-bigger"), ("gab-bigger", True, "gab")):
-        if fmt in formats and not any(bigger_is_better(m) == bigger for m in defaults):
-            why = f" without {added_by}" if lacking else ""
+        if fmt in formats and not any(bigger_is_better(m) == bigger for m in metrics):
+            why = f" without {added_by}" if lacking and added_by else ""
+            chosen = f"--metrics {','.join(names)}" if names else f"{suite}{why}"
             want, have = ("bigger", "smaller") if bigger else ("smaller", "bigger")
             raise UsageError(
-                f"--format {fmt}: {suite}{why} has no {want}-is-better metric ("
-                f"{_readable(defaults)}: {have}-is-better), so the file would be empty: use "
-                f"--format {other}"
+                f"--format {fmt}: {chosen} has no {want}-is-better metric ("
+                f"{_readable([m for m in metrics if m in catalogue] or metrics) or 'none'}: "
+                f"{have}-is-better), so the "
+                f"file would be empty: use --format {other}"
             )
