@@ -506,8 +506,10 @@ def test_cli_stability_flags_the_fixture_and_fail_on(tmp_path):
         assert fails and f"--fail-on FAIL: {cases} reached FAIL: exit 1." in bad.output
         assert "rows silently zero" in bad.output and "worst case per implementation" in bad.output
         sweep = ["--dist", "normal", "--sweep-range", "7:9", "--format", "none"]
-        swept = runner.invoke(app, [*base, "--backend", "fp16_square", *sweep])
-        assert swept.exit_code == 0, swept.output
+        swept = runner.invoke(app, [*base, "--backend", "fp16_square", *sweep, "--fail-on", "FAIL"])
+        assert swept.exit_code == 1, swept.output
+        # The sweep's points are counted apart from the cases (each is one scale of a case).
+        assert "--fail-on FAIL: 1 case and 1 sweep point reached FAIL: exit 1." in swept.output
         assert "Safe range rmsnorm/fp16_square/fp16 N=256: 2^7 .. 2^8." in swept.output
         assert "Determinism: the 1 checked case bitwise identical over two runs" in swept.output
     finally:

@@ -124,12 +124,14 @@ def findings(run: Run) -> list[Finding]:
     return out
 
 
-def judged_verdicts(run: Run) -> list[str]:
-    """The verdicts of a run's judged cases and sweep points: an implementation that raised is a
-    FAIL (it carries that verdict); a case that could not run (no verdict) is not judged
-    (`unjudged`)."""
-    return [r.verdict.value for r in (*run.of(StabilityResult), *run.of(SweepPointResult))
-            if r.status is not Status.SKIPPED and r.verdict is not None]  # fmt: skip
+def judged_verdicts(run: Run, kinds: tuple[type, ...] = ()) -> list[str]:
+    """The verdicts of a run's judged cases and sweep points (`kinds`: of those result types
+    only): an implementation that raised is a FAIL (it carries that verdict); a case that could
+    not run (no verdict) is not judged (`unjudged`)."""
+    rows = [r for kind in kinds or (StabilityResult, SweepPointResult) for r in run.of(kind)]
+    return [
+        r.verdict.value for r in rows if r.status is not Status.SKIPPED and r.verdict is not None
+    ]
 
 
 def run_verdict(run: Run) -> str:
@@ -149,12 +151,16 @@ def failed(run: Run, level: str) -> bool:
 
 
 def gate_finding(run: Run, level: str) -> Finding:
-    """What --fail-on made of the run, so an exit 1 or 4 in a CI log says why."""
-    reached = sum(1 for v in judged_verdicts(run) if RANK[v] >= RANK[level])
+    """What --fail-on made of the run, so an exit 1 or 4 in a CI log says why: the cases and
+    the sweep's points (each one scale of a case) that reached the level, counted apart."""
     what = "FAIL" if level == FAIL else "WARN or FAIL"
-    if reached:
-        cases = "1 case" if reached == 1 else f"{reached} cases"
-        return Finding(f"--fail-on {level}: {cases} reached {what}: exit 1.", Level.WARNING)
+    counts = [
+        (sum(1 for v in judged_verdicts(run, (kind,)) if RANK[v] >= RANK[level]), noun)
+        for kind, noun in ((StabilityResult, "case"), (SweepPointResult, "sweep point"))
+    ]
+    if reached := [f"{n} {noun}{'s' if n > 1 else ''}" for n, noun in counts if n]:
+        return Finding(f"--fail-on {level}: {' and '.join(reached)} reached {what}: exit 1.",
+                       Level.WARNING)  # fmt: skip
     if n := unjudged(run):
         return Finding(
             f"--fail-on {level}: no case reached {what}, but {n} could not run (error rows "
