@@ -204,6 +204,12 @@ def test_calibrate_on_a_machine_too_busy_for_any_comparison_cannot_judge(tmp_pat
     [partial] = tmp_path.iterdir()
     assert partial.name.startswith("calibrate-") and partial.name.endswith(".partial.jsonl")
     assert r.output.strip().endswith(f"; the cases timed are in {partial}")
+    # Each repeat's case reads back as its own (one id for both read back as one repeat).
+    kept = load_run(partial)
+    assert [c.case_id for c in kept.results] == [
+        f"rmsnorm/eager/fp32/1x8x64/fwd/repeat-{k}" for k in (1, 2)
+    ]
+    assert all(c.measurements[0].n >= 6 for c in kept.results)
 
 
 def test_calibrate_interleaved(tmp_path):
@@ -216,6 +222,21 @@ def test_calibrate_interleaved(tmp_path):
     assert case.case_id == "rmsnorm/fp32/1x8x64/fwd"  # ab matches on the id without backend
     assert case.measurements[0].n == 2  # one A/A comparison per repeat
     assert not data.of(BetweenRunNoise)  # interleaved: no between-run noise of separate runs
+
+
+def test_a_partial_file_of_interleaved_calibrate_keeps_every_repeat_and_side(tmp_path, monkeypatch):
+    """calibrate --interleaved runs `ab --a X --b X` per repeat: one case id for both sides and
+    every repeat read back as one case, side A's first repeat."""
+    from normbench.results.partial import PartialFile
+
+    monkeypatch.setattr(PartialFile, "discard", PartialFile.close)  # keep it to read it
+    args = ["--repeats", "2", "--interleaved", "--out", str(tmp_path), "--format", "json"]
+    r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, *args])
+    assert r.exit_code == 0, r.output
+    kept = load_run(next(tmp_path.glob("calibrate-*.partial.jsonl")))
+    assert [(c.case_id, c.side) for c in kept.results] == [
+        (f"rmsnorm/eager/fp32/1x8x64/fwd/repeat-{k}", side) for k in (1, 2) for side in "AB"
+    ]
 
 
 def test_time_sides_visits_every_process_and_reverses_each_round():

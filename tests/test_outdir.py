@@ -383,5 +383,5 @@ def test_a_hard_crash_in_calibrate_keeps_the_finished_repeats(tmp_path):
     normbench(*args, "--out", str(out), cwd=tmp_path, env=env)
     [partial] = out.iterdir()  # no calibrate report: only the partial file
     times = pd.read_json(partial, lines=True).query("metric == 'time'")
-    assert list(times.case_id) == ["rmsnorm/crash_later/fp32/2x8x64/fwd"]  # repeat 1
+    assert list(times.case_id) == ["rmsnorm/crash_later/fp32/2x8x64/fwd/repeat-1"]
     assert (times.status == "ok").all() and (times.value > 0).all()

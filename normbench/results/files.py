@@ -155,15 +155,20 @@ def dumps(run: Run) -> str:
 
 
 def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
-    """Group rows by (kind, case, device), in the order they first appear, and read each group
-    back as its kind (an unknown kind kept as its rows, `UnknownResult`)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """Group rows by (kind, case, device, ab side), in the order they first appear, and read
+    each group back as its kind (an unknown kind kept as its rows, `UnknownResult`). The side
+    keeps `ab --a eager --b eager`'s two sides of one case apart in its partial file."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(
-            (r.get("kind") or "case", r["case_id"], r.get("device") or ""), []
-        ).append(r)
-    return [_created(KINDS.get(kind, UnknownResult).from_rows(g), g)
-            for (kind, _, _), g in groups.items()]  # fmt: skip
+        key = (
+            r.get("kind") or "case",
+            r["case_id"],
+            r.get("device") or "",
+            str(r.get("side") or ""),
+        )
+        groups.setdefault(key, []).append(r)
+    return [_created(KINDS.get(key[0], UnknownResult).from_rows(g), g)
+            for key, g in groups.items()]  # fmt: skip
 
 
 def _created(result: Result, rows: list[dict[str, Any]]) -> Result:

@@ -30,6 +30,7 @@ class PartialFile:
         self.stem = path.name.removesuffix(PARTIAL_SUFFIX)  # the reports' name too
         self.failed: str | None = None
         self.rows = 0  # written so far: an empty file is not kept
+        self.group = ""  # appended to each case id while set (`partial_group`)
         self._fh = open(path, "x", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
 
     def add(self, result: Result) -> None:
@@ -37,6 +38,8 @@ class PartialFile:
             return
         try:
             for row in result_rows(self.suite, result):
+                if self.group:
+                    row = {**row, "case_id": f"{row['case_id']}/{self.group}"}
                 self._fh.write(json.dumps(clean_json(row), default=str) + "\n")
                 self.rows += 1
             self._fh.flush()
@@ -87,6 +90,22 @@ def partial_results(out_dir: Path, suite: str, name: str = "") -> Iterator[Parti
         partial.close()
         if not partial.rows:
             partial.discard()
+
+
+@contextmanager
+def partial_group(group: str) -> Iterator[None]:
+    """While the block runs, the open partial file's case ids end in /<group>: a command that
+    runs the same cases again (calibrate's repeats) keeps each time apart, where one id would
+    read back as one case (`load_run` groups a file's rows by case id)."""
+    partial = _PARTIAL.get()
+    if partial is None:
+        yield
+        return
+    before, partial.group = partial.group, group
+    try:
+        yield
+    finally:
+        partial.group = before
 
 
 def open_partial() -> PartialFile | None:

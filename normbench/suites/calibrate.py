@@ -39,6 +39,7 @@ from normbench.results.compare import (
     SuiteNoiseFloor,
     Verdict,
 )
+from normbench.results.partial import partial_group
 from normbench.signals import stop_requested
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ def aa_comparisons(
                     return out, env
                 speed = replace(config.speed, selection=replace(sel, backends=(b,)))
                 step = k * len(sel.backends) + j
-                res = run_ab(ABConfig(speed, b, b, cmp), _scaled(progress, step, steps), debug)
+                with partial_group(f"repeat-{k + 1}"):  # each repeat's rows kept apart
+                    res = run_ab(ABConfig(speed, b, b, cmp), _scaled(progress, step, steps), debug)
                 res.comparison.interrupted = res.a.interrupted
                 out.append(res.comparison)
                 env = res.a.env
@@ -141,7 +143,8 @@ def aa_comparisons(
             _end_early(runs, measured)
             break
         try:
-            run = run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
+            with partial_group(f"repeat-{k + 1}"):  # each repeat's rows kept apart
+                run = run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
         except KeyboardInterrupt:  # outside a case: the repeat was setting up
             run = None
         if run is None or not _timed(run):  # stopped before its first case finished
