@@ -19,12 +19,26 @@ import os
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 # How long a child whose stdout has closed may take to exit before it is killed: it is already on
 # its way out (its answer channel is gone), so this only bounds a child stuck in its shutdown.
 EXIT_WAIT_S = 10.0
+
+
+# The children not yet closed: a forced exit (normbench.signals.force_exit) kills them, since
+# os._exit runs no `close`, and a child stuck in a plugin's call would outlive the command.
+_LIVE: weakref.WeakSet[Child] = weakref.WeakSet()
+
+
+def kill_children() -> None:
+    """Kill every child still running (the parent is about to end without closing them)."""
+    for child in list(_LIVE):
+        with contextlib.suppress(OSError):
+            if child.proc.poll() is None:
+                child.proc.kill()
 
 
 class PipeError(RuntimeError):
@@ -74,6 +88,7 @@ class Child:
         except OSError:
             self._log.close()
             raise
+        _LIVE.add(self)
 
     def request(self, message: Mapping[str, Any]) -> dict[str, Any]:
         self.send(message)
@@ -130,6 +145,7 @@ class Child:
         self._close_pipe(self.proc.stdin)
         self._close_pipe(self.proc.stdout)
         self._log.close()
+        _LIVE.discard(self)
 
     def _reap(self, timeout_s: float) -> None:
         try:

@@ -115,7 +115,12 @@ def stop_on_signals(exiting: bool = False) -> Iterator[StopRequest]:
 
 def force_exit(waited: float) -> None:
     """End the process now, exit 130: no cleanup can run, so none can hang (the partial file,
-    written case by case, keeps what finished)."""
+    written case by case, keeps what finished). Worker processes (ab's, the audit's) are
+    killed first: one stuck in a call is often what the stop waited on."""
+    with suppress(Exception):
+        from normbench.pipe import kill_children
+
+        kill_children()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # a console that is gone: nothing left to say there
             stream.flush()

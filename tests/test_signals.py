@@ -431,23 +431,45 @@ HUNG = """
 import sys, time
 import normbench.signals as s
 from pathlib import Path
+from normbench.pipe import Child
 from normbench.results.partial import partial_results
 s.FORCE_AFTER_S = {force}
 with s.stop_on_signals(exiting=True), partial_results(Path({out!r}), "speed") as partial:
     partial.rows = 1  # as if a case had finished
     with s.measuring():
         pass  # measuring has begun: a stop between cases is held
+    worker = Child("stuck", cwd={out!r})  # a worker stuck in a call, deaf to every stop
+    print(worker.proc.pid, flush=True)
     print("ready", flush=True)
     while True:  # a phase outside any case that never ends (a worker that never answers)
         time.sleep(0.01)
 """
 
 
+STUCK = """
+import signal, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+while True:
+    time.sleep(0.01)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not(tmp_path):
+    (tmp_path / "stuck.py").write_text(STUCK)
     code = HUNG.format(force=1.0, out=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
+        worker = int(proc.stdout.readline())
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGINT)  # held: the process goes on
         time.sleep(0.05)
@@ -468,3 +490,10 @@ def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not(tmp_path
         err,
     ), err
     assert "Traceback" not in err
+    # The stuck worker does not outlive the command (os._exit closes nothing).
+    deadline = time.monotonic() + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the stuck worker outlived the forced exit")
