@@ -115,6 +115,33 @@ def test_roles_hold_where_torch_remakes_the_graph_nodes_python_objects():
     assert roles == ["pre"] * 6 + ["final"]
 
 
+class _OnTheInput(torch.nn.Module):
+    """Pre-LN blocks on a float input batch (no embedding): the first norm's x is the batch,
+    a tensor with no graph node, and the last block writes into its input in place."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.norms = torch.nn.ModuleList(torch.nn.RMSNorm(dim, eps=1e-6) for _ in range(2))
+        self.fcs = torch.nn.ModuleList(torch.nn.Linear(dim, dim) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.fcs[0](self.norms[0](x))
+        return x.add_(self.fcs[1](self.norms[1](x)))
+
+
+@pytest.mark.parametrize("as_batch", [lambda x: x, lambda x: (x,), lambda x: {"x": x}])
+def test_a_norm_on_the_models_own_input_is_pre(as_batch):
+    # It was "unknown": the batch has no grad_fn, so the add's operand could not be matched.
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16)
+    model = _OnTheInput()
+    cap = capture_model(model, as_batch(x), label="on-the-input")
+    assert [m.residual for m in cap.metas] == ["pre", "pre"]
+    assert _bits(cap.layers[0].x, x) and not x.requires_grad  # the batch itself is untouched
+    with torch.no_grad():
+        assert _bits(cap.layers[0].y, model.norms[0](x))
+
+
 def test_bf16_llama_rounds_before_the_weight_and_gemma_applies_one_plus_w():
     _, _, llama = _capture(cm.pre_rms, grads=False, dtype=torch.bfloat16)
     assert {(m.variant, m.cast, m.dtype) for m in llama.metas} == {("rmsnorm", "llama", "bf16")}

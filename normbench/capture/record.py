@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 class _Call:
     found: Found
     name: str
-    x_ref: Any  # the tensor the module was given (its grad_fn says where it came from)
-    x: Any  # its copy
+    # The graph node of the tensor the module was given, read when it was given: an in-place
+    # op after the norm (x.add_(f(norm(x)))) makes the tensor's grad_fn that op's node.
+    x_node: Any
+    x: Any  # a copy of the tensor
     y_ref: Any = None
     y: Any = None
 
@@ -40,6 +42,26 @@ def call_model(model: Any, batch: Any) -> Any:
     if isinstance(batch, (tuple, list)):
         return model(*batch)
     return model(batch)
+
+
+def traced_batch(batch: Any) -> Any:
+    """The batch with each floating tensor that builds no graph (the model's own input, not an
+    embedding's output) replaced by a clone of a leaf that does: a norm applied straight to it
+    (`x + f(norm(x))`) then shows its input in the graph, where the residual roles are read.
+    The clone, not the leaf, so a model that writes into its input in place still may. Same
+    values, same dtype; a dict's, tuple's or list's items, one level deep."""
+    import torch
+
+    def one(v: Any) -> Any:
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not v.requires_grad:
+            return v.detach().requires_grad_(True).clone()
+        return v
+
+    if isinstance(batch, dict):
+        return {k: one(v) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return [one(v) for v in batch]  # passed by position either way (call_model)
+    return one(batch)
 
 
 def first_tensor(value: Any) -> Any:
@@ -87,7 +109,7 @@ class _Hooks:
                 return
             k = self._count[found.name] = self._count.get(found.name, 0) + 1
             name = found.name if k == 1 else f"{found.name}#{k}"
-            self._pending[id(module)] = _Call(found, name, x, x.detach().clone())
+            self._pending[id(module)] = _Call(found, name, x.grad_fn, x.detach().clone())
 
         return hook
 
@@ -171,7 +193,7 @@ def capture_model(model: Any, batch: Any, *, label: str, batch_note: str = "",
             p.requires_grad_(True)
         with torch.enable_grad():
             try:
-                out = call_model(model, batch)
+                out = call_model(model, traced_batch(batch))
             except Exception as exc:  # the batch does not fit: keep what ran before
                 error = f"the batch does not fit the model ({describe_error(exc)})"
         calls = hooks.calls
@@ -187,7 +209,7 @@ def capture_model(model: Any, batch: Any, *, label: str, batch_note: str = "",
         roots = [getattr(top, "grad_fn", None)]
         roots += [getattr(c.y_ref, "grad_fn", None) for c in calls]
         roles = residual_roles(
-            [getattr(c.x_ref, "grad_fn", None) for c in calls],
+            [c.x_node for c in calls],
             [getattr(c.y_ref, "grad_fn", None) for c in calls],
             roots,
         )
