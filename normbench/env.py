@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +158,28 @@ def _nvml(index: int) -> dict[str, Any]:
         h, why = nvml_handle(f"cuda:{index}")
         if h is None:
             return {"nvml": f"unavailable ({why})"}
-        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-        clock = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
-        return {
-            "nvml": "ok",
-            "driver": _str(pynvml.nvmlSystemGetDriverVersion()),
-            "gpu_memory_gib": round(mem.total / 2**30, 1),
-            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, clock[0]),
-            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, clock[1]),
-            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, clock[0]),
-            "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
-            "power_w": round(pynvml.nvmlDeviceGetPowerUsage(h) / 1000, 1),
+        sm, mem_clock = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+        reads: dict[str, Callable[[], Any]] = {
+            "driver": lambda: _str(pynvml.nvmlSystemGetDriverVersion()),
+            "gpu_memory_gib": lambda: round(pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**30, 1),
+            "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(h, sm),
+            "mem_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(h, mem_clock),
+            "max_sm_clock_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(h, sm),
+            "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(
+                h, pynvml.NVML_TEMPERATURE_GPU
+            ),
+            "power_w": lambda: round(pynvml.nvmlDeviceGetPowerUsage(h) / 1000, 1),
         }
+        # Each fact on its own: a VM or a MIG slice often refuses power or temperature, which
+        # must not cost the driver version and the memory size.
+        info: dict[str, Any] = {}
+        failed: list[str] = []
+        for key, read in reads.items():
+            try:
+                info[key] = read()
+            except Exception as exc:  # NVMLError_NotSupported, NoPermission, ...
+                failed.append(f"{key}: {exc}")
+        return {"nvml": f"partial ({'; '.join(failed)})" if failed else "ok", **info}
     except Exception as exc:
         return {"nvml": f"partial ({exc})"}
     finally:

@@ -210,13 +210,20 @@ class NvmlWatch:
         idle = reason_bit(self._pynvml, "GpuIdle") or 0
         if bits is not None:
             self._bits |= bits
-            self.reads += 1
         if bits is not None and bits & idle:
+            self.reads += 1
             return
-        with contextlib.suppress(Exception):
-            self._clocks.append(
-                int(self._pynvml.nvmlDeviceGetClockInfo(self._handle, self._pynvml.NVML_CLOCK_SM))
+        try:
+            clock = int(
+                self._pynvml.nvmlDeviceGetClockInfo(self._handle, self._pynvml.NVML_CLOCK_SM)
             )
+        except Exception:
+            clock = None
+        if clock is not None:
+            self._clocks.append(clock)
+        # A read is either fact: a GPU without clock event reasons still tells its clock.
+        if bits is not None or clock is not None:
+            self.reads += 1
 
     def _reasons(self) -> int | None:
         for name in (

@@ -60,6 +60,20 @@ def test_the_interpreter_is_never_timed_on_a_gpu(monkeypatch):
     assert "interpreter on CPU" in TritonBackend().timing_blocker("cpu")
 
 
+def test_the_interpreter_on_a_gpu_is_named_first_whatever_else_blocks_it(monkeypatch):
+    # On the lent H200 (Triton 3.6, numpy 2.5) the interpreter cannot run at all: the reason
+    # said so and never named TRITON_INTERPRET, which the user set and should unset.
+    from normbench import kernels
+
+    numpy_problem = "Triton 3.6.0's interpreter cannot run beside numpy 2.5.2"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(kernels, "available", lambda: (False, numpy_problem))
+    on_gpu = Case("rmsnorm", "triton", "bf16", Shape(1, 4, 64), "fwd", device="cuda:0")
+    reason = TritonBackend().supports(on_gpu)
+    assert reason.startswith("TRITON_INTERPRET is set") and numpy_problem in reason
+    assert TritonBackend().supports(CPU_CASE) == numpy_problem  # on CPU it is the only way
+
+
 # --- the selected device made current -----------------------------------------------------------
 
 

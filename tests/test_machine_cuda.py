@@ -223,6 +223,30 @@ def test_watch_quiet_reasons_give_no_throttle(two_gpus):
     assert watch.result() == {"throttle": None, "clock_mhz": 1410, "max_clock_mhz": 1980}
 
 
+def test_a_fact_nvml_refuses_costs_only_itself(two_gpus):
+    # A VM or MIG slice refuses power and temperature: the whole reading was "partial" then,
+    # and the driver and memory size were lost with them.
+    m, a, b = two_gpus
+    m.clocks[:] = [1755, 2619]
+    m.nvmlDeviceGetPowerUsage = lambda h: (_ for _ in ()).throw(NVMLError("Not Supported"))
+    m.nvmlDeviceGetTemperature = lambda h, k: (_ for _ in ()).throw(NVMLError("No permission"))
+    info = env._nvml(0)
+    assert info["nvml"] == "partial (temperature_c: No permission; power_w: Not Supported)"
+    assert (info["driver"], info["gpu_memory_gib"], info["sm_clock_mhz"]) == ("570.86", 141.0,
+                                                                             1755)  # fmt: skip
+    assert "power_w" not in info and "temperature_c" not in info
+    assert m.calls["init"] == m.calls["shutdown"] == 1
+
+
+def test_the_watch_counts_a_clock_read_without_its_reasons(two_gpus):
+    m, *_ = two_gpus
+    m.reads[:] = [NVMLError("Not Supported")]  # no clock event reasons on this GPU
+    m.clocks[:] = [1850]
+    watch = NvmlWatch("cuda:0", min_interval_s=0)
+    watch.sample()
+    assert watch.reads == 1 and watch.result()["clock_mhz"] == 1850
+
+
 def test_watch_errors_give_none(two_gpus):
     m, *_ = two_gpus
     m.reads[:] = [NVMLError("Not Supported")]

@@ -30,10 +30,15 @@ class TritonBackend(Backend):
         return None if ok else reason
 
     def supports(self, case):
+        from normbench import kernels
+
         reason = super().supports(case)
+        if reason and case.device_type == "cuda" and kernels.interpreted():
+            # The interpreter was asked for on a GPU machine: say so first, since unsetting
+            # TRITON_INTERPRET (not this reason's own fix) is what the user wants.
+            return f"TRITON_INTERPRET is set, so the kernels would run in its interpreter: {reason}"
         if reason:
             return reason
-        from normbench import kernels
 
         # Interpreter or compiler is chosen once per process (normbench.kernels): with a GPU
         # present they are compiled, and compiled kernels refuse CPU tensors.

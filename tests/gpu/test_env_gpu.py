@@ -17,7 +17,8 @@ pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
 def test_fingerprint_is_the_gpu_torch_uses():
     env = fingerprint("cuda")
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
-    assert env["nvml"] == "ok", env["nvml"]
+    # A VM may refuse power or temperature ("partial (...)"): the facts below must still be read.
+    assert env["nvml"] == "ok" or env["nvml"].startswith("partial ("), env["nvml"]
     assert env["device_name"] == props.name
     assert env["compute_capability"] == f"{props.major}.{props.minor}"
     assert env["sm_count"] == props.multi_processor_count
