@@ -245,7 +245,16 @@ def test_speed_rows_record_cache_state_sol_and_machine(tmp_path):
 
     sel = Selection(variants=("rmsnorm",), backends=("eager",), dtypes=("fp32",), dims=(256,),
                     batches=(1,), seqs=(64,), modes=("fwd",), device="cpu")  # fmt: skip
-    run = run_speed(SpeedConfig(sel, threads=1, time_budget=0.05, quick=True, out=tmp_path))
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run = run_speed(SpeedConfig(sel, threads=1, time_budget=0.05, quick=True, out=tmp_path))
+        # Timed on one thread; the caller's two again after (a test session stayed on one).
+        assert run.env["threads"] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     (r,) = run.of(SpeedResult)
     assert r.cache == "cold" and r.rotations and r.rotations > 1
     t, ref, pct = r.get("time"), r.get("sol_time"), r.get("pct_sol")

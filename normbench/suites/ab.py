@@ -27,7 +27,7 @@ from normbench.errors import BaselineError, UsageError
 from normbench.results import Finding, Level, Status
 from normbench.results.compare import SideResult
 from normbench.suites.ab_timing import LocalSide, Ready, RemoteSide, time_sides
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, not_run
+from normbench.suites.common import CaseLoop, PreparedCache, Progress, not_run, torch_threads
 from normbench.suites.speed import SpeedCase
 from normbench.worker import Install, Worker, WorkerError, split_spec
 
@@ -271,14 +271,12 @@ def close_sides(sides: list[list]) -> None:
 
 def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:
     """Time A and B interleaved over the selected cases and compare them (B relative to A)."""
-    import torch
 
     from normbench.compare import compare_runs
     from normbench.env import timing_env
     from normbench.results import Run
 
     start = time.perf_counter()
-    torch.set_num_threads(config.speed.threads)
     sel = config.speed.selection
     env = timing_env(sel.device, config.speed.threads)
     cases = sel.cases()
@@ -286,7 +284,8 @@ def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = Fal
     config = replace(config, a=sides[0][0].name, b=sides[1][0].name)
     loop = CaseLoop(SUITE, progress, debug, result=SideResult)
     try:
-        results = loop.run(cases, ABCase(config, sides))
+        with torch_threads(config.speed.threads):
+            results = loop.run(cases, ABCase(config, sides))
     finally:
         close_sides(sides)
     wall = time.perf_counter() - start

@@ -4,7 +4,8 @@ selection-to-cases plumbing."""
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,21 @@ if TYPE_CHECKING:
     from normbench.gate import Prepared
 
 Progress = Callable[[int, int, str], None]
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count while the block runs, the caller's again after: a suite
+    called as a library (a test, calibrate's repeats) must not leave the process on one thread
+    for the work that follows (input generation on CPU for a GPU case is most of it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def not_run(

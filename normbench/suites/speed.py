@@ -12,7 +12,14 @@ from normbench.options import ideal_bytes
 from normbench.results import Level, Measurement, Run, Status
 from normbench.results.speed import SpeedResult
 from normbench.speed_answers import add_speedups, rms_vs_ln
-from normbench.suites.common import CaseLoop, PreparedCache, Progress, case_counts, not_run
+from normbench.suites.common import (
+    CaseLoop,
+    PreparedCache,
+    Progress,
+    case_counts,
+    not_run,
+    torch_threads,
+)
 from normbench.timing import TimingConfig, measure
 
 if TYPE_CHECKING:
@@ -289,12 +296,10 @@ def unreliable_summary(results: list[SpeedResult]) -> str | None:
 
 def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool = False) -> Run:
     """Run the speed suite and return the run (reports are written by the caller)."""
-    import torch
 
     from normbench.env import timing_env
 
     start = time.perf_counter()
-    torch.set_num_threads(config.threads)
     device = config.selection.device
     env = timing_env(device, config.threads)
     layers: dict[str, list[str]] = {}
@@ -307,7 +312,8 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     else:
         cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
-    results = add_speedups(loop.run(cases, SpeedCase(config)))
+    with torch_threads(config.threads):
+        results = add_speedups(loop.run(cases, SpeedCase(config)))
     if layers:
         from normbench.capture.cases import with_layers
 

@@ -184,17 +184,13 @@ def _validate(
 
 @contextmanager
 def _threads(single: bool, device: str) -> Iterator[None]:
-    import torch
+    from normbench.suites.common import torch_threads
 
     if not single or not device.startswith("cpu"):
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _failed(probe: Probe, err: Exception) -> Outcome:
