@@ -144,3 +144,23 @@ def test_the_inputs_are_put_back_whatever_the_kernel_raises():
     with pytest.raises(SystemExit):
         check(writes_then_exits, p, EAGER, grads=False)
     assert torch.equal(p.inputs["x"], x)
+
+
+def test_a_shapes_fwd_and_bwd_share_one_set_of_inputs(monkeypatch):
+    """The synthetic inputs do not depend on the mode: made once for both (fp64 on the CPU,
+    they are most of a GPU case's wait); each case still sees itself as the set's case."""
+    import normbench.gate
+    from normbench.suites.common import PreparedCache
+
+    made = []
+    real = normbench.gate.prepare
+    monkeypatch.setattr(normbench.gate, "prepare", lambda *a, **k: made.append(1) or real(*a, **k))
+    cache = PreparedCache(seed=0)
+    fwd = Case("rmsnorm", "eager", "fp32", Shape(1, 4, 64), "fwd")
+    bwd = Case("rmsnorm", "eager", "fp32", Shape(1, 4, 64), "bwd")
+    a, b = cache.get(fwd), cache.get(bwd)
+    assert len(made) == 1 and (a.case, b.case) == (fwd, bwd)
+    assert a.inputs["x"] is b.inputs["x"] and a.dys[0] is b.dys[0]
+    assert torch.equal(b.inputs["x"], prepare(get_variant("rmsnorm"), bwd, 0).inputs["x"])
+    cache.get(Case("rmsnorm", "eager", "fp32", Shape(1, 4, 128), "fwd"))
+    assert len(made) == 2  # a new shape: a new set

@@ -6,7 +6,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from normbench.env import device_scope
@@ -132,6 +132,9 @@ class PreparedCache:
     ) -> None:
         self.seed = seed
         self.build = build or self._synthetic
+        # The synthetic set does not depend on the mode (a case's fwd and bwd share it, which
+        # halves the inputs made, fp64 on the CPU, a GPU case's longest wait); a builder's may.
+        self._by_mode = build is not None
         self._key: tuple | None = None
         self._value: Prepared | str | None = None
 
@@ -148,7 +151,7 @@ class PreparedCache:
             case.shape,
             case.device,
             case.dist,
-            case.mode,
+            case.mode if self._by_mode else "",
             case.options,
         )
         if key != self._key:
@@ -156,4 +159,6 @@ class PreparedCache:
             self._value = self.build(case)
             self._key = key
         assert self._value is not None
-        return self._value
+        if isinstance(self._value, str) or self._value.case == case:
+            return self._value
+        return replace(self._value, case=case)  # the same tensors (and oracles), this case
