@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from normbench.dtypes import to_torch
 from normbench.fmt import a_type
-from normbench.inputs import make_tensors
+from normbench.inputs import generator, make_tensors
 from normbench.numerics import TensorError, compare
 
 if TYPE_CHECKING:
@@ -66,16 +66,16 @@ def prepare(variant: Variant, case: Case, seed: int = 0, scale: float = 1.0) -> 
     import torch
 
     dtypes = case.options.dtypes(variant, case.dtype)
-    t64 = make_tensors(variant, case.shape, seed, case.dist, scale, case.options)
+    t64 = make_tensors(variant, case.shape, seed, case.dist, scale, case.options, case.device)
     inputs = {
-        k: None if v is None else v.to(to_torch(dtypes[k])).to(case.device) for k, v in t64.items()
+        k: None if v is None else v.to(case.device).to(to_torch(dtypes[k])) for k, v in t64.items()
     }
-    g = torch.Generator().manual_seed(seed + 7)
+    g = generator(case.device, seed + 7)
     shape = inputs["x"].shape
     dys = tuple(
-        torch.randn(shape, generator=g, dtype=torch.float64)
-        .to(to_torch(dtypes[name]))
+        torch.randn(shape, generator=g, dtype=torch.float64, device=g.device)
         .to(case.device)
+        .to(to_torch(dtypes[name]))
         for name in variant.outputs
     )
     return Prepared(variant, case, inputs, dys, dict(variant.scalars), dtypes)

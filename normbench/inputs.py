@@ -1,8 +1,11 @@
 """Named, seeded input distributions and the fp64 tensors of a case.
 
-Everything is generated in fp64 on the CPU from a seeded generator, so every backend, dtype and
-device sees the same values (rounded once to the case dtype). Each distribution is one of the
-inputs real models produce and says, in `trap`, what it breaks (docs/numerics.md section 2).
+Everything is generated in fp64 from a seeded generator, so every backend and dtype sees the same
+values (rounded once to the case dtype). A CPU case's come from the CPU's generator, a CUDA
+case's from its device's: the same on every run there, not the CPU's values, and made in
+milliseconds where the CPU would take seconds per case (an fp64 normal sample is not
+vectorized there; 8x2048x8192 took 4 s on 2 cores). Each distribution is one of the inputs real
+models produce and says, in `trap`, what it breaks (docs/numerics.md section 2).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 class Distribution:
     name: str
     description: str
-    # (shape, generator) -> fp64 tensor of that shape
+    # (shape, generator) -> fp64 tensor of that shape, on the generator's device
     sample: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
     # What broken code does on it, in words; the stability verdict's reason starts with it.
     trap: str = ""
@@ -52,7 +55,7 @@ class Distribution:
 def _normal(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     import torch
 
-    return torch.randn(shape, generator=g, dtype=torch.float64)
+    return torch.randn(shape, generator=g, dtype=torch.float64, device=g.device)
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -69,7 +72,7 @@ def _scaled(factor: float, offset: float = 0.0) -> Callable:
 def _signs(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     import torch
 
-    return torch.randint(0, 2, shape, generator=g).to(torch.float64) * 2 - 1
+    return torch.randint(0, 2, shape, generator=g, device=g.device).to(torch.float64) * 2 - 1
 
 
 def _sum_overflow(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -81,7 +84,7 @@ def _massive(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
 
     # Massive activations sit in a few fixed channels (Sun et al. 2024, sglang #27540).
     x = _normal(shape, g)
-    channel = int(torch.randint(0, shape[-1], (1,), generator=g))
+    channel = int(torch.randint(0, shape[-1], (1,), generator=g, device=g.device))
     x[..., channel] = 2600.0
     return x
 
@@ -99,12 +102,12 @@ def _every_other_row(value: float | None) -> Callable:
 
         x = _normal(shape, g)
         r = _rows(x)
-        cols = torch.randint(0, shape[-1], (r.shape[0],), generator=g)
-        for i in range(0, r.shape[0], 2):
-            if value is None:
-                r[i] = 0.0
-            else:
-                r[i, int(cols[i])] = value
+        cols = torch.randint(0, shape[-1], (r.shape[0],), generator=g, device=g.device)
+        even = torch.arange(0, r.shape[0], 2, device=g.device)
+        if value is None:
+            r[even] = 0.0
+        else:
+            r[even, cols[even]] = value  # one indexed write, not a launch per row on a GPU
         return x
 
     return sample
@@ -250,17 +253,19 @@ def make_tensors(
     dist: str = "normal",
     scale: float = 1.0,
     options: NormOptions | None = None,
+    device: str = "cpu",
 ) -> dict[str, torch.Tensor | None]:
-    """fp64 CPU tensors for every argument of `variant` with `options`: activations from `dist`,
-    the residual (if any) from N(0, 1), parameters from the variant's initializer (or the
-    distribution's), one row per head for a per-head weight; None for the weight and bias of a
-    layer without them. `scale` multiplies every activation (the dynamic-range sweep)."""
+    """fp64 tensors for every argument of `variant` with `options`: activations from `dist` on
+    `device` (its own generator, see the module's docstring), the residual (if any) from
+    N(0, 1), parameters (on the CPU: one row, or one per head) from the variant's initializer
+    or the distribution's; None for the weight and bias of a layer without them. `scale`
+    multiplies every activation (the dynamic-range sweep)."""
     import torch
 
     from normbench.options import NormOptions
 
     options = options or NormOptions()
-    g = torch.Generator().manual_seed(seed)
+    g = generator(device, seed)
     d = get_distribution(dist)
     full = shape.dims
     tensors: dict[str, torch.Tensor | None] = {}
@@ -276,6 +281,13 @@ def make_tensors(
         params = d.params(params, torch.Generator().manual_seed(seed + 2))
     tensors.update(params)
     return {name: tensors.get(name) for name in options.tensor_args(variant)}
+
+
+def generator(device: str, seed: int) -> torch.Generator:
+    """A seeded generator on `device` (cuda:N's own for a CUDA case, the CPU's otherwise)."""
+    import torch
+
+    return torch.Generator(device=device if device.startswith("cuda") else "cpu").manual_seed(seed)
 
 
 def default_dists() -> tuple[str, ...]:

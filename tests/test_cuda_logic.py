@@ -74,6 +74,30 @@ def test_the_interpreter_on_a_gpu_is_named_first_whatever_else_blocks_it(monkeyp
     assert TritonBackend().supports(CPU_CASE) == numpy_problem  # on CPU it is the only way
 
 
+def test_a_cases_inputs_come_from_its_devices_generator(monkeypatch):
+    """A CUDA case's inputs are made by cuda:N's own generator (fp64 on the CPU took seconds per
+    GPU case); a CPU case's are the CPU generator's values, as before."""
+    from normbench import inputs
+    from normbench.gate import prepare
+
+    asked = []
+
+    real = torch.Generator
+
+    def recorder(device="cpu"):
+        asked.append(str(device))
+        return real()  # made on the CPU here: no GPU to make it on
+
+    monkeypatch.setattr(torch, "Generator", recorder)
+    assert inputs.generator("cuda:1", 3).initial_seed() == 3 and asked == ["cuda:1"]
+    assert inputs.generator("cpu", 3) is not None and asked[-1] == "cpu"
+    monkeypatch.undo()
+    cpu = Case("rmsnorm", "eager", "fp32", Shape(1, 4, 64), "fwd+bwd")
+    p = prepare(get_variant("rmsnorm"), cpu, seed=5)
+    want = torch.randn((1, 4, 64), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert torch.equal(p.inputs["x"], want.float())
+
+
 # --- the selected device made current -----------------------------------------------------------
 
 

@@ -82,3 +82,31 @@ def test_kernels_launch_on_their_tensors_device():
     ref = torch.nn.functional.rms_norm(x.float(), (1024,), w.float(), 1e-6)
     assert y.device == x.device and torch.allclose(y.float(), ref, atol=2e-2)
     assert torch.isfinite(x.grad).all() and x.grad.device == x.device
+
+
+def test_a_cuda_cases_inputs_are_made_on_its_device_seeded():
+    """Made by the device's own generator (the CPU's took seconds per case in fp64): on the
+    case's GPU, the same on every call, and each distribution's structure intact there."""
+    import torch
+
+    from normbench.cases import Case
+    from normbench.gate import prepare
+    from normbench.variants import Shape, get_variant
+
+    variant = get_variant("rmsnorm")
+    for dist in ("normal", "zero", "inf", "massive", "constant"):
+        case = Case("rmsnorm", "eager", "bf16", Shape(2, 64, 1024), "fwd+bwd", dist=dist,
+                    device="cuda")  # fmt: skip
+        a, b = prepare(variant, case, 0), prepare(variant, case, 0)
+        x = a.inputs["x"]
+        assert x.is_cuda and a.dys[0].is_cuda and x.dtype == torch.bfloat16
+        assert torch.equal(x, b.inputs["x"]) and torch.equal(a.dys[0], b.dys[0])
+        rows = x.reshape(-1, 1024).float()
+        if dist == "zero":
+            assert (rows[0::2] == 0).all() and (rows[1::2] != 0).any()
+        if dist == "inf":
+            assert torch.isinf(rows[0::2]).sum(-1).eq(1).all() and torch.isfinite(rows[1::2]).all()
+        if dist == "massive":
+            assert (rows == 2600).sum() == rows.shape[0]  # one channel, every row
+        if dist == "constant":
+            assert (rows == rows[:, :1]).all()
