@@ -102,7 +102,7 @@ def run_suite(
             if partial is None or not partial.rows:
                 raise
             partial.close()
-            raise type(exc)(f"{exc}; the cases timed are in {partial.path}") from None
+            raise type(exc)(f"{exc}; the finished cases are in {partial.path}") from None
         finish(run, out, formats, plot, stem=stem, partial=partial, columns=columns)
     exit_for(suite, config, run)
     return run

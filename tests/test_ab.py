@@ -203,13 +203,36 @@ def test_calibrate_on_a_machine_too_busy_for_any_comparison_cannot_judge(tmp_pat
     # What was timed is kept, under the command's name, and the sentence says where.
     [partial] = tmp_path.iterdir()
     assert partial.name.startswith("calibrate-") and partial.name.endswith(".partial.jsonl")
-    assert r.output.strip().endswith(f"; the cases timed are in {partial}")
+    assert r.output.strip().endswith(f"; the finished cases are in {partial}")
     # Each repeat's case reads back as its own (one id for both read back as one repeat).
     kept = load_run(partial)
     assert [c.case_id for c in kept.results] == [
         f"rmsnorm/eager/fp32/1x8x64/fwd/repeat-{k}" for k in (1, 2)
     ]
     assert all(c.measurements[0].n >= 6 for c in kept.results)
+
+
+def test_calibrate_where_no_case_can_be_timed_says_why_not_interrupted(tmp_path):
+    """Every case an error (a backend that raises): it read as a stop before the first case,
+    exit 130 and "interrupted" with no signal sent."""
+    from normbench.backends.base import backend_from_functions
+    from normbench.registry import register_backend
+
+    def broken(x, weight, eps):
+        raise RuntimeError("kernel launch failed")
+
+    register_backend(backend_from_functions("always_raises", {"rmsnorm": broken}))
+    try:
+        r = runner.invoke(app, ["calibrate", "--backend", "always_raises", *TINY, "--repeats",
+                                "3", "--out", str(tmp_path), "--format", "json"])  # fmt: skip
+    finally:
+        unregister_backend("always_raises")
+    assert r.exit_code == 2, r.output
+    said = r.output.strip().splitlines()[-1]  # after the progress lines
+    assert said.startswith("normbench: no case could be timed in repeat 1 (1 error; "), said
+    assert "kernel launch failed" in r.output and "interrupted" not in r.output.lower()
+    [partial] = tmp_path.iterdir()  # the error row is kept, and named
+    assert r.output.strip().endswith(f"; the finished cases are in {partial}")
 
 
 def test_calibrate_interleaved(tmp_path):

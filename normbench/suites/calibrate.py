@@ -147,9 +147,12 @@ def aa_comparisons(
                 run = run_speed(config.speed, _scaled(progress, k, config.repeats), debug)
         except KeyboardInterrupt:  # outside a case: the repeat was setting up
             run = None
-        if run is None or not _timed(run):  # stopped before its first case finished
+        if run is None or (run.interrupted and not _timed(run)):  # stopped before a case
             _end_early(runs, measured)
             break
+        if not _timed(run):  # every case failed: a further repeat would fail the same way
+            raise UsageError(f"no case could be timed in repeat {k + 1} ({_why_untimed(run)}): "
+                             "nothing to calibrate")  # fmt: skip
         runs.append(run)
         measured.repeats = k + 1
         if _stopped(runs[-1], measured, last=k + 1 == config.repeats):
@@ -179,6 +182,21 @@ def _end_early(done: list, measured: Measured) -> None:
     if not done:
         raise KeyboardInterrupt
     measured.interrupted = True
+
+
+def _why_untimed(run: Run) -> str:
+    """A run without a timed case in words: its statuses counted, and the first one's note."""
+    from collections import Counter
+
+    from normbench.results.speed import SpeedResult
+
+    cases = run.of(SpeedResult)
+    if not cases:
+        return "it selected no case"
+    counts = Counter(r.status.value for r in cases)
+    first = cases[0]
+    said = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"{said}; {first.case_id}: {first.note or first.status.value}"
 
 
 def _timed(run: Run) -> bool:
