@@ -301,6 +301,28 @@ def test_a_supports_refusal_is_skipped_with_its_reason_in_every_suite(tmp_path):
         assert set(rows.note) == {why}, suite
 
 
+NOT_A_REASON = REFUSES.replace('f"picky handles N <= 32 only, got N = {case.shape.dim}"', "42")
+
+
+def test_a_supports_answer_that_is_no_reason_is_an_error_row_in_every_suite(tmp_path):
+    """supports() -> 42 reached the reports: a traceback after the whole run was measured, a
+    JSON that failed the package's own schema, and `report` of it a traceback too."""
+    plugin(tmp_path, "picky", NOT_A_REASON)
+    common = ["--plugin", "picky.py", "--backend", "picky", "--format", "json,md"]
+    for suite, extra in (("stability", []), ("memory", []), ("speed", TIMED[-3:])):
+        out = tmp_path / suite
+        p = normbench([suite, *common, *SMALL, *extra, "--out", str(out)], tmp_path)
+        assert "Traceback" not in p.stderr and p.returncode in (0, 4), p.stdout + p.stderr
+        rows = frame(out, suite)
+        assert len(rows) > 0 and set(rows.status) == {"error"}, suite
+        assert all("picky.supports() returned an int, not None or a reason" in n
+                   for n in rows.note), set(rows.note)  # fmt: skip
+        assert list(out.glob("*.md")) and not list(out.glob("*.partial.jsonl"))
+        again = normbench(["report", str(next(out.glob("*.json"))), "--out", str(out / "r")],
+                          tmp_path)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+
+
 QUIT_IN_AVAILABLE = """
 import sys
 from normbench.backends.base import Backend

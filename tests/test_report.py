@@ -264,6 +264,14 @@ BAD_ROW = {**GOOD, "rows": [{**V1_ROW, "value": "fast"}]}
         (json.dumps({**GOOD, "created": 12}), "'created' must be a timestamp, got 12"),
         (json.dumps({**GOOD, "interrupted": "yes"}), "'interrupted' must be true or false"),
         (json.dumps({**GOOD, "wall_s": -1}), "'wall_s' must be seconds, got -1"),
+        # A plugin's supports() -> 42 once reached a saved note: report's traceback.
+        (json.dumps({**GOOD, "rows": [{**V1_ROW, "note": 42}]}), "'note' must be text, got 42"),
+        (json.dumps({**GOOD, "schema_version": True}), "schema_version True"),
+        (
+            json.dumps({**GOOD, "schema_version": 2, "findings": "x"}),
+            "finding 1 must be an object with a 'text', got 'x'",
+        ),  # fmt: skip
+        (json.dumps({**GOOD, "schema_version": 2, "rows": {"a": 1}}), "'rows' must be a list"),
     ],
 )
 def test_a_bad_file_is_one_sentence_naming_it_and_exit_2(tmp_path, content, problem):

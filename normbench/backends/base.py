@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from normbench.variants import Variant
 
 
+def reason_from(backend: Backend, method: str, *args: Any) -> str | None:
+    """`backend.<method>(*args)` (supports, timing_blocker): None, or the reason in words. A
+    plugin's method that answers anything else (a number, a list) raises TypeError naming it,
+    which the case loop makes an error row of: such a value used to reach the reports and
+    crash them after the whole run was measured."""
+    value = getattr(backend, method)(*args)
+    if value is None or isinstance(value, str):
+        return value or None
+    from normbench.fmt import a_type
+
+    raise TypeError(f"{backend.name}.{method}() returned {a_type(value)}, not None or a reason")
+
+
 class Backend:
     """Subclass and override; or use `FunctionBackend` for a table of plain functions."""
 

@@ -63,7 +63,7 @@ COLUMNS = (
     "heads", "dim", "rows", "value_text", "device",
 )  # fmt: skip
 TEXT = ("case_id", "variant", "backend", "dtype", "shape", "mode", "metric", "unit", "value_text",
-        "created")  # fmt: skip
+        "created", "note", "options", "kind", "device")  # fmt: skip
 NUMBERS = ("value", "p20", "p80", "ci_low", "ci_high")
 WHOLE = ("n", "batch", "seq", "heads", "dim", "rows")  # counts and sizes: whole, never negative
 
@@ -238,6 +238,13 @@ def check_header(data: dict[str, Any]) -> None:
         raise TypeError(f"'wall_s' must be seconds, got {_short(wall)}")
 
 
+def _finding(f: Any, i: int) -> Finding:
+    """One saved finding: {"text": ..., "level"?: ...}; anything else is one sentence."""
+    if not isinstance(f, dict) or not isinstance(f.get("text"), str):
+        raise TypeError(f"finding {i + 1} must be an object with a 'text', got {_short(f)}")
+    return Finding(f["text"], Level(f.get("level", "result")))
+
+
 def from_dict(data: dict[str, Any]) -> Run:
     version = data.get("schema_version")
     rows = data["rows"]
@@ -245,9 +252,9 @@ def from_dict(data: dict[str, Any]) -> Run:
         rows = [v1_row(data["suite"], r) for r in rows]
         findings = [Finding.parse(line) for line in data.get("summary") or []]
     else:
-        findings = [
-            Finding(f["text"], Level(f.get("level", "result"))) for f in data.get("findings") or []
-        ]
+        findings = [_finding(f, i) for i, f in enumerate(data.get("findings") or [])]
+    if not isinstance(rows, list):
+        raise TypeError(f"'rows' must be a list of rows, got {_short(rows)}")
     for i, r in enumerate(rows):
         check_row(r, f"row {i + 1}")
     check_header(data)
@@ -285,7 +292,7 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(data, dict) or data.get("tool") != "normbench" or "rows" not in data:
         raise BaselineError(f"{path}: not a normbench run (no 'tool': 'normbench' and 'rows')")
     version = data.get("schema_version")
-    if version not in (1, SCHEMA_VERSION):
+    if isinstance(version, bool) or version not in (1, SCHEMA_VERSION):  # true == 1 in Python
         raise BaselineError(
             f"{path}: schema_version {version!r}, this normbench reads 1 and {SCHEMA_VERSION}"
         )

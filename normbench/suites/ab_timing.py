@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.backends.base import reason_from
 from normbench.errors import describe_error
 from normbench.machine import MachineWatch
 from normbench.suites.common import PreparedCache
@@ -89,7 +90,9 @@ def setup_side(case: Case, cache: PreparedCache, timing: TimingConfig) -> Ready:
 
     try:
         backend = get_backend(case.backend)
-        reason = backend.supports(case) or backend.timing_blocker(case.device)
+        reason = reason_from(backend, "supports", case) or reason_from(
+            backend, "timing_blocker", case.device
+        )
         if reason:
             return Ready("skipped", reason)
         variant = get_variant(case.variant)

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from normbench.backends.base import reason_from
 from normbench.dtypes import itemsize
 from normbench.formats import DEFAULT_FORMATS, DEFAULT_OUT
 from normbench.memprobe import Peak, PeakMemory, Saved, SavedTensors, _NoTracking
@@ -184,7 +185,7 @@ def interpreted(backend: Backend, case: Case) -> bool:
     """True when `case` is too slow to run whole: an interpreted backend (Triton's interpreter
     runs tens of 4096-wide rows a second on a CPU core) on more than DIRECT_ROWS rows."""
     differentiable = any(m in backend.modes for m in ("bwd", "fwd+bwd"))
-    blocker = backend.timing_blocker(case.device)
+    blocker = reason_from(backend, "timing_blocker", case.device)
     return bool(blocker) and differentiable and case.shape.rows > DIRECT_ROWS
 
 
@@ -231,7 +232,7 @@ def measure_memory(
     joins it to its speed result). An interpreted case (see `interpreted`) is gated and measured
     at two small row counts instead, and `p` may be None."""
     differentiable = any(m in backend.modes for m in ("bwd", "fwd+bwd"))
-    blocker = backend.timing_blocker(case.device)
+    blocker = reason_from(backend, "timing_blocker", case.device)
     how = ""
     if interpreted(backend, case):
         saved, problem = extrapolated_saved(case, variant, fn, sem, seed)
@@ -297,7 +298,7 @@ class MemoryCase:
 
         backend = get_backend(case.backend)
         variant = get_variant(case.variant)
-        reason = backend.supports(case)
+        reason = reason_from(backend, "supports", case)
         if reason:
             return skipped(case, Status.SKIPPED, reason)
         fn = backend.build(variant, case)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.backends.base import reason_from
 from normbench.machine import OTHERS_CPU_LIMIT
 from normbench.options import ideal_bytes
 from normbench.results import Level, Measurement, Run, Status
@@ -137,13 +138,13 @@ class SpeedCase:
 
         backend = get_backend(case.backend)
         variant = get_variant(case.variant)
-        reason = backend.supports(case)
+        reason = reason_from(backend, "supports", case)
         if reason:
             return skipped(case, Status.SKIPPED, reason)
         fn = backend.build(variant, case)
         grads = case.mode != "fwd"
         sem = backend.semantics_for(variant.name)
-        blocker = backend.timing_blocker(case.device)
+        blocker = reason_from(backend, "timing_blocker", case.device)
         if blocker:
             return self.untimed(case, variant, backend, fn, sem, blocker)
         p = self.cache.get(case)

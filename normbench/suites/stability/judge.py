@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from normbench.backends.base import reason_from
 from normbench.errors import describe_error
 from normbench.verdicts import FAIL, PASS, CaseVerdict, check_tensor, combine
 
@@ -200,7 +201,7 @@ def not_applicable(backend: Backend, case: Case) -> str | None:
     semantics), or None."""
     from normbench.inputs import get_distribution
 
-    reason = backend.supports(case)
+    reason = reason_from(backend, "supports", case)
     if reason:
         return reason
     dist = get_distribution(case.dist)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from normbench.backends.base import reason_from
 from normbench.results import Finding, Run
 from normbench.results.stability import StabilityResult
 from normbench.suites.common import CaseLoop, PreparedCache, Progress
@@ -62,7 +63,7 @@ class ReplayCase:
 
         backend = get_backend(case.backend)
         layer = self.layers[case.dist]
-        reason = backend.supports(case) or convention_mismatch(backend, case, layer)
+        reason = reason_from(backend, "supports", case) or convention_mismatch(backend, case, layer)
         if reason:
             return skipped(case, reason)
         p = self.cache.get(case)
