@@ -89,16 +89,20 @@ class OutputProblem(Exception):
     """What a backend returned cannot be compared: the message says why."""
 
 
-def _check_outputs(outs: tuple, names: tuple[str, ...], grads: bool) -> None:
+def _check_outputs(outs: tuple, names: tuple[str, ...], grads: bool, shape: tuple) -> None:
+    """The outputs' count, types and shapes (each the input's), before any backward: a wrong
+    shape there was autograd's error, an `error` row blaming the kernel, not a mismatch."""
     import torch
 
-    if len(outs) < len(names):
+    if len(outs) != len(names):
         raise OutputProblem(
             f"returned {len(outs)} output(s), expected {len(names)} ({', '.join(names)})"
         )
     for name, o in zip(names, outs):
         if not isinstance(o, torch.Tensor):
             raise OutputProblem(f"{name} is {a_type(o)}, not a tensor")
+        if tuple(o.shape) != tuple(shape):
+            raise OutputProblem(f"{name} has shape {tuple(o.shape)}, expected {tuple(shape)}")
     if grads and not any(o.requires_grad for o in outs):
         raise OutputProblem(
             f"{names[0]} has no gradient: the function is not differentiable by autograd "
@@ -131,10 +135,10 @@ def _evaluate(
     if not grads:
         with torch.no_grad():
             outs = as_tuple(fn(**tensors, **p.scalars))
-        _check_outputs(outs, names, grads)
+        _check_outputs(outs, names, grads, tensors["x"].shape)
         return dict(zip(names, outs))
     outs = as_tuple(fn(**tensors, **p.scalars))
-    _check_outputs(outs, names, grads)
+    _check_outputs(outs, names, grads, tensors["x"].shape)
     result = dict(zip(names, (o.detach() for o in outs)))
     leaves = [k for k, v in tensors.items() if v is not None]
     dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]

@@ -321,6 +321,7 @@ BROKEN = """
         f("b_raise", {"rmsnorm": lambda x, weight, eps: 1 / 0}),
         f("b_sig", {"rmsnorm": lambda x, w, eps: x}),
         f("b_shape", {"rmsnorm": lambda x, weight, eps: x[..., :-1]}),
+        f("b_extra", {"rmsnorm": lambda x, weight, eps: (good(x, weight, eps), x)}),
         f("b_dtype", {"rmsnorm": lambda x, weight, eps: good(x, weight, eps).double()}),
         f("b_nan", {"rmsnorm": lambda x, weight, eps: good(x, weight, eps) * float("nan")}),
         f("b_none", {"rmsnorm": lambda x, weight, eps: None}),
@@ -344,6 +345,7 @@ def test_misbehaving_kernels_are_rows_naming_the_plugin(tmp_path):
         "b_sig": ("mismatch", "wrong signature: it takes (x, w, eps) but is called as "
                   "fn(x, weight, eps)"),
         "b_shape": ("mismatch", "y has shape (2, 4, 63), expected (2, 4, 64)"),
+        "b_extra": ("mismatch", "returned 2 output(s), expected 1 (y)"),
         "b_dtype": ("mismatch", "y is float64, expected fp32"),
         "b_nan": ("mismatch", "y has 512 non-finite values where fp64 is finite"),
         "b_none": ("mismatch", "y is a NoneType, not a tensor"),
@@ -359,6 +361,10 @@ def test_misbehaving_kernels_are_rows_naming_the_plugin(tmp_path):
         assert problem in note, (name, note)
     assert s[("b_nograd", "fwd")][0] == "ok"
     assert "has no gradient" in s[("b_nograd", "bwd")][1]
+    # A wrong shape or an extra output in backward: a mismatch too, found before autograd ran
+    # (it was autograd's error, an `error` row; the extra output was timed in fwd).
+    for name in ("b_shape", "b_extra"):
+        assert s[(name, "bwd")][0] == "mismatch" and expected[name][1] in s[(name, "bwd")][1]
     assert s[("b_fwdonly", "bwd")] == ("skipped", "b_fwdonly has no bwd (it implements fwd)")
     # Declared in place: given its own copies. It runs after b_inplace, so this also shows the
     # gate put back the inputs b_inplace overwrote.
