@@ -7,7 +7,7 @@ import os
 import sys
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,12 +150,12 @@ def stream(run: Any, formats: tuple[str, ...], columns: tuple[str, ...] = ()) ->
 
     # One document per stdout stream, not per process: a test runner that invokes several
     # commands in one process gives each its own stdout.
-    out = sys.stdout
-    first = out not in _streamed
+    key, out = _document[-1] if _document else (sys.stdout, sys.stdout)
+    first = key not in _streamed
     if first:
         text = render_one(run, formats[0], metrics_of(formats), columns)
-        _streamed[out] = run.suite
-        to_stdout(lambda: out.write(text))
+        _streamed[key] = run.suite
+        to_stdout(lambda: out.write(text), out)
     con = console.make_console(stderr=True)
     console.render(run, con, columns)
     if not first:
@@ -172,17 +172,58 @@ def _pipe_closed() -> None:
     raise BrokenPipeError
 
 
-def to_stdout(show: Callable[[], None]) -> None:
-    """Run `show`, which prints; a reader that closed the pipe (`normbench speed | head -1`) is
-    not an error of the run: the rest of the output goes to /dev/null and the command exits
-    with the run's own code (the idiom of Python's signal module docs, "Note on SIGPIPE")."""
+def to_stdout(show: Callable[[], None], stream: Any = None) -> None:
+    """Run `show`, which prints to `stream` (sys.stdout); a reader that closed the pipe
+    (`normbench speed | head -1`) is not an error of the run: the rest of the output goes to
+    /dev/null and the command exits with the run's own code (the idiom of Python's signal
+    module docs, "Note on SIGPIPE")."""
+    stream = stream if stream is not None else sys.stdout
     try:
         show()
-        sys.stdout.flush()
+        stream.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush cannot fail
+        os.dup2(devnull, stream.fileno())  # so the interpreter's last flush cannot fail
         os.close(devnull)
+
+
+# (the stdout the command was given, a stream writing to it) while a `--out -` command runs.
+_document: list[tuple[Any, Any]] = []
+
+
+@contextmanager
+def stdout_for_the_document() -> Iterator[None]:
+    """While a `--out -` command runs, anything else written to stdout (a plugin's print at
+    import or in its kernel, a C library's) goes to stderr, so stdout holds the document alone
+    (`stream` writes it to the stdout the command was given). At the descriptor where stdout has
+    one, so a print from C is moved too; a test runner's captured stdout has none."""
+    real = sys.stdout
+    try:
+        fd = real.fileno()
+        err = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    saved = None
+    if fd is None:
+        doc = real
+    else:
+        real.flush()
+        saved = os.dup(fd)
+        os.dup2(err, fd)
+        doc = os.fdopen(os.dup(saved), "w", encoding=getattr(real, "encoding", None) or "utf-8")
+    sys.stdout = sys.stderr
+    _document.append((real, doc))
+    try:
+        yield
+    finally:
+        _document.pop()
+        sys.stdout = real
+        if saved is not None:
+            with suppress(OSError):  # the reader went away: nothing left to give it
+                doc.close()
+            real.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def rerender(

@@ -22,6 +22,16 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _document_only(out: Any) -> Any:
+    """`--out -`: stdout kept for the document (cli_render.stdout_for_the_document)."""
+    from contextlib import nullcontext
+
+    from normbench.cli_render import stdout_for_the_document
+    from normbench.formats import is_stdout
+
+    return stdout_for_the_document() if out is not None and is_stdout(out) else nullcontext()
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn normbench's errors into one sentence and their exit code."""
 
@@ -33,7 +43,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             # TERM and HUP (CI cancellation, `timeout`) stop a run as Ctrl-C does, and a second
             # signal cannot cut the writing of the finished cases' reports short.
-            with stop_on_signals(exiting=True) as stop:
+            with stop_on_signals(exiting=True) as stop, _document_only(kwargs.get("out")):
                 try:
                     result = fn(*args, **kwargs)
                 except typer.Exit as exc:

@@ -235,6 +235,39 @@ def test_out_dash_streams_one_csv_and_writes_no_file(stability_stream):
     assert list(folder.iterdir()) == []  # no report, no partial file, no folder named -
 
 
+NOISY = """
+import ctypes
+import torch
+from normbench.backends.base import backend_from_functions
+
+libc = ctypes.CDLL(None)
+print("loading the noisy plugin")
+libc.puts(b"C says hello at import")
+
+
+def rmsnorm(x, weight, eps):
+    print("called")
+    libc.puts(b"C called")
+    return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+BACKEND = backend_from_functions("noisy", {"rmsnorm": rmsnorm})
+"""
+
+
+def test_out_dash_holds_the_document_alone_whatever_a_plugin_prints(tmp_path):
+    # A plugin's print (Python's at import and per call, C's puts) went into the JSON document.
+    (tmp_path / "noisy.py").write_text(NOISY)
+    args = [sys.executable, "-m", "normbench", "speed", "--plugin", "noisy.py", "--backend",
+            "eager,noisy", *SPEED[5:], "--out", "-", "--format", "json"]  # fmt: skip
+    p = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    run = json.loads(p.stdout)  # the whole of stdout is the document
+    assert {r["backend"] for r in run["rows"]} == {"eager", "noisy"}
+    assert "loading the noisy plugin" in p.stderr and "C says hello at import" in p.stderr
+    assert "called" in p.stderr and "C called" in p.stderr
+
+
 def test_stability_csv_has_text_verdicts_and_the_input(stability_stream):
     df = pd.read_csv(io.StringIO(stability_stream[0].stdout))
     assert df.dim.dtype == "int64" and df.rows.dtype == "int64" and set(df.dim) == {64}
