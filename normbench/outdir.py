@@ -77,6 +77,14 @@ def check_md(md: str | Path | None) -> None:
         raise UsageError(f"{where}: is a folder; give the file to append the verdict to")
     if not path.parent.is_dir():
         raise UsageError(f"{where}: its folder {path.parent} does not exist")
-    target, mode = (path, os.W_OK) if path.exists() else (path.parent, os.W_OK | os.X_OK)
-    if not os.access(target, mode):
-        raise UsageError(f"{where}: cannot write there (permission denied)")
+    # Proved by trying, as for --out: os.access says yes to root everywhere and to /proc.
+    try:
+        if path.exists():
+            with open(path, "a", encoding="utf-8"):
+                pass  # opened for appending, nothing written: the file is unchanged
+        else:
+            fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".normbench-probe-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot write there ({_reason(exc)})") from None

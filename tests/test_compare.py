@@ -453,6 +453,14 @@ def test_cli_compare_pass_fail_and_markdown(tmp_path):
         r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", str(bad)])
         assert r.exit_code == 2 and words in r.output, r.output
     assert not Path("-").exists() and not (tmp_path / "no").exists()
+    # Proved by trying: os.access said yes to /proc (and to root everywhere), so /proc/x.md
+    # was refused only after the run, exit 4 with the verdict unwritten.
+    if Path("/proc/self").is_dir():
+        r = runner.invoke(app, ["compare", base, slow, "--format", "none", "--md", "/proc/x.md"])
+        assert r.exit_code == 2 and "--md /proc/x.md: cannot write there" in r.output, r.output
+    md.write_text("kept\n")
+    r = runner.invoke(app, ["compare", base, base, "--format", "none", "--md", str(md)])
+    assert md.read_text().startswith("kept\n")  # the check appended nothing
 
 
 def test_format_none_makes_no_folder(tmp_path, monkeypatch):
