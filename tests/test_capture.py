@@ -142,6 +142,20 @@ def test_a_norm_on_the_models_own_input_is_pre(as_batch):
         assert _bits(cap.layers[0].y, model.norms[0](x))
 
 
+@pytest.mark.parametrize("eps, rows, why", [
+    (-1e-3, 2, "eps -0.001 is not a finite number of 0 or more"),
+    (float("nan"), 2, "eps nan is not a finite number of 0 or more"),
+    (1e-6, 0, "its input is empty (shape (0, 3, 16)): nothing to replay"),
+])  # fmt: skip
+def test_a_layer_the_replay_would_refuse_is_not_captured(eps, rows, why):
+    # A negative eps crashed the summary (sqrt); NaN eps and an empty batch were written to a
+    # file that `stability --inputs` then refused.
+    model = torch.nn.Sequential(torch.nn.RMSNorm(16, eps=1e-6), torch.nn.RMSNorm(16, eps=eps))
+    cap = capture_model(model, torch.randn(rows, 3, 16), label="bad")
+    kept = ["0"] if rows else []  # an empty batch: neither layer has anything to replay
+    assert [m.name for m in cap.metas] == kept and list(cap.ignored)[-1] == f"1: {why}"
+
+
 def test_bf16_llama_rounds_before_the_weight_and_gemma_applies_one_plus_w():
     _, _, llama = _capture(cm.pre_rms, grads=False, dtype=torch.bfloat16)
     assert {(m.variant, m.cast, m.dtype) for m in llama.metas} == {("rmsnorm", "llama", "bf16")}

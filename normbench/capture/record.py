@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from normbench.capture.find import EPS_ATTRS, Found, eps_of, find_norms, parameters, semantics
-from normbench.capture.records import LOSS, Capture, CapturedLayer, LayerMeta, dtype_name
+from normbench.capture.records import (
+    LOSS,
+    Capture,
+    CapturedLayer,
+    LayerMeta,
+    dtype_name,
+    is_eps,
+)
 from normbench.capture.residual import residual_roles
 from normbench.errors import UsageError, describe_error
 
@@ -136,6 +143,8 @@ class _Hooks:
 def _layer(i: int, call: _Call, role: str) -> CapturedLayer | str:
     """The call as a captured layer, or why it is not one."""
     x, y = call.x, call.y
+    if x.numel() == 0:
+        return f"{call.name}: its input is empty (shape {tuple(x.shape)}): nothing to replay"
     if tuple(y.shape) != tuple(x.shape):
         return f"{call.name}: output shape {tuple(y.shape)} differs from its input's"
     w, b, why = parameters(call.found, x.shape[-1])
@@ -144,6 +153,8 @@ def _layer(i: int, call: _Call, role: str) -> CapturedLayer | str:
     eps = eps_of(call.found, x)
     if eps is None:
         return f"{call.name}: no eps attribute ({', '.join(EPS_ATTRS)})"
+    if not is_eps(eps):  # the replay refuses it: not recorded, so no file it cannot read
+        return f"{call.name}: eps {eps!r} is not a finite number of 0 or more"
     w = None if w is None else w.detach().clone().cpu()
     b = None if b is None else b.detach().clone().cpu()
     found = semantics(call.found, x.cpu(), w, b, eps, y.cpu())

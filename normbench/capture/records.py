@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 FORMAT = "normbench-capture"  # the metadata's "format": what makes a safetensors file ours
 VERSION = 1
 RESIDUAL = ("pre", "post", "final", "unknown")
+
+
+def is_eps(v: object) -> bool:
+    """A layer's eps as a model has one: a finite number, 0 or more (a negative one is no norm,
+    and NaN turns every output NaN, which then matched a NaN reference)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and v >= 0)  # fmt: skip
+
+
 # The loss --grads differentiates (docs/capture.md "Gradients"): dy at the model's first
 # floating output is that output itself, O(1) like the activations, so no cast to fp16 or bf16
 # flushes it to zero.

@@ -17,10 +17,10 @@ from normbench.capture.records import (
     CapturedLayer,
     CaptureMeta,
     LayerMeta,
+    is_eps,
     torch_dtype,
 )
 from normbench.errors import UsageError
-from normbench.results.files import finite_number
 
 if TYPE_CHECKING:
     import torch
@@ -135,13 +135,6 @@ def _header(handle: Any, path: Path, option: str) -> dict:
     return header
 
 
-def _is_eps(v: Any) -> bool:
-    """A layer's eps as a model has one: a finite number, 0 or more (a negative one is no norm,
-    and NaN turns every output NaN, which then matched a NaN reference)."""
-    eps = finite_number(v)
-    return eps is not None and eps >= 0
-
-
 def _layers(header: dict, path: Path, option: str) -> tuple[LayerMeta, ...]:
     from normbench.variants import VARIANTS
 
@@ -157,7 +150,7 @@ def _layers(header: dict, path: Path, option: str) -> tuple[LayerMeta, ...]:
             (m.residual not in RESIDUAL, "residual"), (m.cast not in ("fp32", "llama", "gemma"),
                                                          "cast"),
             (not m.shape or min(m.shape) < 1, "shape"),
-            (not _is_eps(m.eps), "eps"),
+            (not is_eps(m.eps), "eps"),
         )  # fmt: skip
         for wrong, what in bad:
             if wrong:
