@@ -7,7 +7,8 @@ Also PASS: an elementwise excess of at most WARN_RATIO whose norm-wise error is 
 fp32 formula's ("native"): the elementwise rule compares with native's error at each element, which
 is sometimes exactly 0, so a few ulps over it in a long reduction is rounding, not a defect.
 WARN: the rule is exceeded by at most WARN_RATIO and the norm-wise error is also more than twice
-native's (marginal), or two runs differ bitwise.
+native's (marginal), a systematic error (numerics.compare's scale error) up to SCALE_WARN_RATIO
+times its bound, or two runs differ bitwise.
 FAIL: anything worse. The reason names what broke, prefixed by the input's trap ("fp16 square
 overflows at |x| >= 256: rows silently zero").
 
@@ -37,6 +38,9 @@ VERDICTS = (PASS, WARN, FAIL)
 RANK = {PASS: 0, WARN: 1, FAIL: 2}
 # Up to this multiple of the tolerance an error is marginal (WARN); beyond it, FAIL.
 WARN_RATIO = 4.0
+# The same for a systematic error (numerics.compare's scale error): beyond 2x its bound, which
+# is already 2 unit roundoffs over the fp32 formula's own, no rounding explains it.
+SCALE_WARN_RATIO = 2.0
 
 
 def worst(verdicts: Iterable[str]) -> str:
@@ -70,6 +74,7 @@ class TensorCheck:
             "rel": e.rel,
             "max_ulp": self.max_ulp,
             "tol_ratio": e.worst_ratio,
+            "scale_error": e.scale_error,
             "nonfinite": e.nonfinite,
             "silent_zero_rows": e.silent_zero_rows,
             "lost_propagation": self.lost,
@@ -182,6 +187,13 @@ def _judge(
     detail = f"{max_ulp:.3g} ulp at output scale, rel {e.rel:.1e}"
     if e.worst_ratio > WARN_RATIO:
         return FAIL, f"{name} error {e.worst_ratio:.3g}x the tolerance ({detail})"
+    if e.scale_ratio > 1.0:
+        # A systematic error: marginal up to SCALE_WARN_RATIO times its bound, then FAIL.
+        off = f"{name} is {100 * e.scale_error:+.2g}% off throughout"
+        why = f"{e.scale_ratio:.3g}x the bound for rounding"
+        if e.scale_ratio > SCALE_WARN_RATIO:
+            return FAIL, f"{off} ({why}; {detail})"
+        return WARN, f"{off}, marginal ({why}; {detail})"
     if e.worst_ratio > 1.0 and e.rel > 2 * native_rel:
         return WARN, (
             f"{name} error {e.worst_ratio:.3g}x the tolerance, marginal ({detail}; "

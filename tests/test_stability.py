@@ -103,11 +103,35 @@ def test_error_grades_warn_then_fail_against_the_tolerance():
     ref = torch.ones(2, 64, dtype=torch.float64)
     native = ref.clone()  # native exact: the bound is atol (1e-2 in fp16) + 1 ulp (2^-10)
     bound = 1e-2 + 2.0**-10
+    signs = torch.tensor([1.0, -1.0], dtype=torch.float64).repeat(32)  # no systematic part
     for excess, verdict in ((0.9, PASS), (2.0, WARN), (5.0, FAIL)):
-        impl = ref + excess * bound
+        impl = ref + excess * bound * signs
         c = check_tensor("y", impl, ref, native, "fp16")
         assert c.verdict == verdict, (excess, c.symptom)
         assert c.error.worst_ratio == pytest.approx(excess)
+        assert c.error.scale_error == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("factor, verdict", [(1.005, PASS), (1.01, WARN), (1.02, FAIL),
+                                             (1.05, FAIL)])  # fmt: skip
+def test_a_kernel_systematically_off_is_caught_where_the_elementwise_rule_is_blind(factor, verdict):
+    """bf16's atol (5e-2) let a kernel 1.5% too large everywhere PASS and 5% only WARN. The
+    scale error is bounded by 2 unit roundoffs (2 x 2^-8 = 0.78%) over the fp32 formula's."""
+    g = torch.Generator().manual_seed(3)
+    ref = torch.randn(64, 1024, generator=g, dtype=torch.float64)
+    native = ref.bfloat16()
+    impl = (ref * factor).bfloat16()
+    c = check_tensor("y", impl, ref, native, "bf16")
+    if factor <= 1.01:
+        assert c.error.worst_ratio <= 1.0  # every element within the elementwise rule
+    assert c.error.scale_error == pytest.approx(factor - 1, rel=0.05)
+    assert c.error.scale_ratio == pytest.approx((factor - 1) / (2 * 2.0**-8), rel=0.1)
+    assert c.verdict == verdict, c.symptom
+    if verdict != PASS and c.error.worst_ratio <= 1.0:
+        assert c.symptom.startswith(f"y is +{100 * (factor - 1):.2g}% off throughout")
+    # A parameter gradient is a sum over rows, its accumulation is judged by its tolerance:
+    # no scale rule there.
+    assert check_tensor("dweight", impl, ref, native, "bf16", param=True).error.scale_ratio == 0
 
 
 def test_marginal_excess_within_twice_the_fp32_formula_norm_error_passes():
