@@ -127,8 +127,15 @@ def signature_problem(fn: Callable[..., Any], names: list[str]) -> str | None:
 
 
 def _evaluate(
-    fn: Callable[..., Any], p: Prepared, tensors: dict[str, torch.Tensor], grads: bool
+    fn: Callable[..., Any],
+    p: Prepared,
+    tensors: dict[str, torch.Tensor],
+    grads: bool,
+    own_dy: bool = False,
 ) -> dict[str, torch.Tensor]:
+    """The outputs and, with `grads`, the gradients of `fn` at dy. `own_dy`: dy is handed to
+    the backward as a copy (a kernel declared in place may write dx into it, as Liger's
+    in-place backward does)."""
     import torch
 
     names = p.variant.outputs
@@ -141,7 +148,7 @@ def _evaluate(
     _check_outputs(outs, names, grads, tensors["x"].shape)
     result = dict(zip(names, (o.detach() for o in outs)))
     leaves = [k for k, v in tensors.items() if v is not None]
-    dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
+    dys = [dy.to(o.dtype, copy=own_dy) for dy, o in zip(p.dys, outs)]
     gs = torch.autograd.grad(outs, [tensors[k] for k in leaves], dys, allow_unused=True)
     for k, g in zip(leaves, gs):
         result["d" + k] = g if g is not None else torch.zeros_like(tensors[k])
@@ -231,7 +238,7 @@ class InPlaceWrite(Exception):
 
 def own_copies(fn: Callable[..., Any], sem: Semantics) -> Callable[..., Any]:
     """`fn`, given its own copies of its tensor arguments when it declares that it writes into
-    them (Semantics.inplace); else `fn` itself."""
+    them (Semantics.inplace); else `fn` itself. Its backward gets its own dy too (`_evaluate`)."""
     if not sem.inplace:
         return fn
     import torch
@@ -258,7 +265,7 @@ def watched_call(
     before = [t.detach().clone() for t in watched]
     try:
         with torch.enable_grad() if grads else torch.no_grad():
-            got = _evaluate(own_copies(fn, sem), p, given, grads)
+            got = _evaluate(own_copies(fn, sem), p, given, grads, own_dy=sem.inplace)
     except BaseException as exc:
         if _restore(before, watched) and isinstance(exc, Exception):
             raise InPlaceWrite() from exc

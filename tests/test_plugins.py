@@ -405,3 +405,68 @@ def test_compile_times_every_mode(tmp_path):
     got = small_speed(("compile",), tmp_path, modes=("fwd", "bwd", "fwd+bwd"))
     assert {mode: status for (_, mode), (status, _) in got.items()} == {
         "fwd": "ok", "bwd": "ok", "fwd+bwd": "ok"}, got  # fmt: skip
+
+
+DX_INTO_DY = """
+import torch
+from normbench.backends.base import backend_from_functions
+from normbench.variants.base import Semantics
+
+
+class _RMS(torch.autograd.Function):
+    # Liger's in-place backward: dx is written into dy's buffer and returned.
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        xf = x.float()
+        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return (xf * rstd * weight.float()).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, rstd = ctx.saved_tensors
+        xhat = x.float() * rstd
+        g = dy.float() * weight.float()
+        dx = rstd * (g - xhat * (g * xhat).mean(-1, keepdim=True))
+        dw = (dy.float() * xhat).reshape(-1, x.shape[-1]).sum(0)
+        dy.copy_(dx.to(dy.dtype))
+        return dy, dw.to(weight.dtype), None
+
+
+def rmsnorm(x, weight, eps):
+    return _RMS.apply(x, weight, eps)
+
+
+BACKENDS = [
+    backend_from_functions("dx_in_dy", {"rmsnorm": rmsnorm}, semantics=Semantics(inplace=True)),
+    backend_from_functions("dx_in_dy_undeclared", {"rmsnorm": rmsnorm}),
+]
+"""
+
+
+def test_a_backward_declared_in_place_may_write_dx_into_dy(tmp_path):
+    """Liger's in-place backward (dx into dy's buffer) declared Semantics(inplace=True) was a
+    mismatch all the same: only the forward's arguments were copied. Undeclared it still is
+    one, and the backend after it sees the dy everyone else does."""
+    f = write(tmp_path / "dx_in_dy.py", DX_INTO_DY)
+    names = [b.name for b in load_plugins([str(f)])]
+    try:
+        s = small_speed((*names, "eager"), tmp_path, modes=("bwd", "fwd+bwd"))
+        for mode in ("bwd", "fwd+bwd"):
+            assert s[("dx_in_dy", mode)][0] == "ok", s[("dx_in_dy", mode)]
+            assert s[("dx_in_dy_undeclared", mode)][0] == "mismatch"
+            assert "modified an input or dy in place" in s[("dx_in_dy_undeclared", mode)][1]
+            assert s[("eager", mode)][0] == "ok"
+        for suite, mode in (("stability", []), ("memory", ["--mode", "fwd+bwd"])):
+            r = runner.invoke(app, [suite, "--backend", "dx_in_dy,eager", "--variant", "rmsnorm",
+                                    "--dtype", "fp32", "--dim", "64", "--batch", "2", "--seq",
+                                    "4", *mode, "--format", "json",
+                                    "--out", str(tmp_path / suite)])  # fmt: skip
+            assert r.exit_code == 0, r.output
+            rows = json.loads(next((tmp_path / suite).glob("*.json")).read_text())["rows"]
+            # ok, or skipped where an input does not apply (gemma-weight: a cast it lacks)
+            assert {x["status"] for x in rows} <= {"ok", "skipped"}, {x["note"] for x in rows}
+            assert any(x["status"] == "ok" and x["backend"] == "dx_in_dy" for x in rows)
+    finally:
+        for name in names:
+            registry.unregister_backend(name)

@@ -123,13 +123,18 @@ class Measured:
     peak: Peak | None = None
 
 
-def _train(fn: Callable[..., Any], p: Prepared, backward: bool, track: bool) -> tuple[Saved, Any]:
+def _train(
+    fn: Callable[..., Any], p: Prepared, backward: bool, track: bool, own_dy: bool = False
+) -> tuple[Saved, Any]:
     """One training forward (its saved tensors) and, with `backward`, the backward; with `track`,
-    the peaks of both phases ("fwd", "bwd")."""
+    the peaks of both phases ("fwd", "bwd"). `own_dy`: the backward gets a copy of dy, made
+    before anything is tracked (a kernel declared in place may write dx into it; the shared one
+    must stay for the next backend's gate)."""
     import torch
 
     from normbench.gate import as_tuple
 
+    given_dys = tuple(d.clone() for d in p.dys) if own_dy and backward else p.dys
     leaves = p.leaves()
     recorder = SavedTensors(leaves, p.case.options.param_args(p.variant))
     grads = None
@@ -137,7 +142,7 @@ def _train(fn: Callable[..., Any], p: Prepared, backward: bool, track: bool) -> 
         with recorder:
             outs = as_tuple(fn(**leaves, **p.scalars))
         if backward:
-            dys = [dy.to(o.dtype) for dy, o in zip(p.dys, outs)]
+            dys = [dy.to(o.dtype) for dy, o in zip(given_dys, outs)]
             order = [v for v in leaves.values() if v is not None]
             mem.mark("bwd")  # the backward starts where the forward left off
             grads = torch.autograd.grad(outs, order, dys, allow_unused=True)
@@ -169,8 +174,8 @@ def measure(
     if differentiable:
         backward = mode != "fwd" and track
         if track:  # the saved tensors do not depend on a first call, the peaks may
-            _train(fn, p, backward, track=False)
-        m.saved, mem = _train(fn, p, backward, track)
+            _train(fn, p, backward, track=False, own_dy=sem.inplace)
+        m.saved, mem = _train(fn, p, backward, track, own_dy=sem.inplace)
         if track:
             m.train_fwd = mem.phases["fwd"]
             if mode != "fwd":
