@@ -470,3 +470,42 @@ def test_a_backward_declared_in_place_may_write_dx_into_dy(tmp_path):
     finally:
         for name in names:
             registry.unregister_backend(name)
+
+
+def test_stability_judges_a_forward_only_kernel_forward(tmp_path):
+    """An inference kernel (modes=("fwd",)) was never judged: every case "not run: ... has no
+    fwd+bwd", the forward included. Its forward is judged now, its rows' mode fwd."""
+    f = write(tmp_path / "fwd_only.py", """
+        import torch
+        from normbench.backends.base import backend_from_functions
+
+        def good(x, weight, eps):
+            return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)
+
+        def bad(x, weight, eps):
+            return good(x, weight, eps) * 1.1
+
+        BACKENDS = [backend_from_functions("infer_ok", {"rmsnorm": good}, modes=("fwd",)),
+                    backend_from_functions("infer_bad", {"rmsnorm": bad}, modes=("fwd",))]
+    """)  # fmt: skip
+    names = [b.name for b in load_plugins([str(f)])]
+    try:
+        r = runner.invoke(app, ["stability", "--backend", ",".join(names), "--variant",
+                                "rmsnorm", "--fp16", "--dim", "64", "--dist", "normal,large",
+                                "--format", "json", "--out", str(tmp_path / "r")])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        rows = json.loads(next((tmp_path / "r").glob("*.json")).read_text())["rows"]
+        verdicts = {(x["backend"], x["dist"]): x["value_text"] for x in rows
+                    if x["metric"] == "verdict"}  # fmt: skip
+        assert verdicts == {
+            ("infer_ok", "normal"): "PASS",
+            ("infer_ok", "large"): "PASS",
+            ("infer_bad", "normal"): "FAIL",
+            ("infer_bad", "large"): "FAIL",
+        }
+        assert {x["mode"] for x in rows} == {"fwd"}
+        assert not any(x["metric"].startswith("dx_") for x in rows)
+        assert "bitwise identical over two runs, fwd." in r.output
+    finally:
+        for name in names:
+            registry.unregister_backend(name)

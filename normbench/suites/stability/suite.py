@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 from normbench.results import Finding, Level, Run, Status
 from normbench.results.stability import StabilityResult, SweepPointResult, SweepRangeResult
 from normbench.suites.common import CaseLoop, PreparedCache, Progress
-from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate, not_applicable
+from normbench.suites.stability.judge import (
+    SUITE,
+    arm_interpreter,
+    evaluate,
+    judged_mode,
+    not_applicable,
+)
 from normbench.suites.stability.result import judged, skipped
 from normbench.suites.stability.sweep import run_sweeps
 from normbench.verdicts import FAIL, PASS, RANK, WARN, worst
@@ -35,6 +41,7 @@ class StabilityCase:
         from normbench.variants import get_variant
 
         backend = get_backend(case.backend)
+        case = judged_mode(backend, case)
         reason = not_applicable(backend, case)
         if reason:
             return skipped(case, reason)
@@ -113,7 +120,8 @@ def findings(run: Run) -> list[Finding]:
             "Determinism: " + (
                 f"two runs differ bitwise for {', '.join(bad)}." if bad else
                 ("the 1 checked case" if len(checked) == 1 else f"all {len(checked)} checked "
-                 "cases") + " bitwise identical over two runs, fwd and bwd."
+                 "cases") + " bitwise identical over two runs, "
+                + ("fwd and bwd." if any(r.mode != "fwd" for r in checked) else "fwd.")
             )
         ))  # fmt: skip
     for r in run.of(SweepRangeResult):

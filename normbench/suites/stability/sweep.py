@@ -21,6 +21,7 @@ from normbench.suites.stability.judge import (
     ImplementationError,
     arm_interpreter,
     evaluate,
+    judged_mode,
     not_applicable,
 )
 from normbench.verdicts import FAIL, PASS, RANK, WARN, CaseVerdict
@@ -140,6 +141,7 @@ def sweep_case(
     from normbench.variants import get_variant
 
     b, v = get_backend(case.backend), get_variant(case.variant)
+    case = judged_mode(b, case)  # a forward-only kernel: its forward swept
     points = []
     reason = not_applicable(b, case)
     for k in ks:
