@@ -255,12 +255,16 @@ def rerender(
     if names:
         headers = [c for run in runs for _, cols, _ in tables(run) for c in cols]
         check_columns(names, headers, "the saved runs' tables")
-    from normbench.results.metrics import check_gab_files
+    from normbench.results.metrics import check_export_files, not_in_run
 
     for run in runs:
+        rows = tidy_rows(run, samples=False)
         if metrics_of(formats):  # a saved run has no catalogue check before it: its rows are
-            select_rows(tidy_rows(run, samples=False), run.suite, metrics_of(formats))  # the test
-        check_gab_files(run.suite, formats, metrics_of(formats))
+            select_rows(rows, run.suite, metrics_of(formats))  # the test
+        # Judged by what the saved run holds (a stability run without a sweep has no
+        # bigger-is-better metric for gab-bigger).
+        lacking = not_in_run(run.suite, (str(r.get("metric")) for r in rows))
+        check_export_files(run.suite, formats, metrics_of(formats), lacking)
     if is_stdout(folder) and len(runs) > 1:  # one format, no plot: checked by parse_formats
         raise UsageError(f"--out - streams one run; these files hold {len(runs)} suites "
                          f"({', '.join(r.suite for r in runs)}): give a folder")  # fmt: skip

@@ -610,6 +610,23 @@ def test_speed_baseline_with_metrics_and_gab_bigger_still_gives_its_verdict(tmp_
     assert set(cmp_csv.metric) >= {"ratio"}  # every comparison metric, not the speed run's
 
 
+def _stability_run(tmp_path):
+    out = tmp_path / "stab"
+    r = runner.invoke(app, ["stability", "--quick", "--variant", "rmsnorm", "--backend", "eager",
+                            "--dtype", "fp32", "--dim", "64", "--dist", "normal", "--format",
+                            "json", "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return out.glob("*.json")
+
+
+@pytest.mark.parametrize("cmd", [["diagnose", "overflow", "--quick"], ["audit", "--dim", "1024"]])
+def test_liger_of_a_suite_without_cases_of_one_hidden_size_is_refused(tmp_path, cmd):
+    # Its file was Liger's header alone.
+    r = runner.invoke(app, [*cmd, "--format", "csv,liger", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--format liger: Liger's benchmark CSV holds" in r.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_report_refuses_the_gab_files_a_saved_run_could_never_fill(tmp_path):
     from normbench.results import Run
     from normbench.results.diagnose import ProbeResult, Verdict
@@ -617,9 +634,13 @@ def test_report_refuses_the_gab_files_a_saved_run_could_never_fill(tmp_path):
     probe = ProbeResult("lr-sweep", claim="c", source="s", verdict=Verdict.INCONCLUSIVE,
                         numbers={"slope": -0.3}, threshold="t", caveat="c",
                         summary="s")  # fmt: skip
+    stability = load_run(next(iter(_stability_run(tmp_path))))  # no --sweep-range
     for run, fmt, words in (
         (Run("diagnose", {}, {}, [probe]), "gab", "no better direction"),
         (Run("memory", {}, {}, []), "gab-bigger", "no bigger-is-better"),
+        # A saved stability run without a sweep wrote `[]` (the new run is refused).
+        (stability, "gab-bigger", "stability has no bigger-is-better metric"),
+        (Run("diagnose", {}, {}, [probe]), "liger", "holds cases of one hidden size"),
     ):
         path = tmp_path / f"{run.suite}.json"
         path.write_text(dumps(run))

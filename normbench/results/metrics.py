@@ -188,7 +188,36 @@ def check_run_metrics(
                 f"--metrics {n!r}: {suite} has it only with {added_by}: add {added_by}, or "
                 f"choose from {_readable(present)}"
             )
-    check_gab_files(suite, formats, names, (*lacking, *legacy), added_by)
+    check_export_files(suite, formats, names, (*lacking, *legacy), added_by)
+
+
+def not_in_run(suite: str, metrics: Iterable[str]) -> tuple[str, ...]:
+    """The metrics of `suite`'s catalogue that none of a saved run's `metrics` is (a stability
+    run without a sweep lacks the sweep's): what `check_gab_files` takes as `lacking`."""
+    have = set(metrics)
+    return tuple(m for m in CATALOGUE.get(suite, ()) if not any(fnmatchcase(h, m) for h in have))
+
+
+# Suites whose rows are no cases of one hidden size: Liger's CSV (a row per kernel, mode and
+# hidden size) could hold none of them.
+NO_LIGER = {"audit": "compiled kernel configurations", "diagnose": "the probes' findings"}
+
+
+def check_export_files(
+    suite: str,
+    formats: Sequence[str],
+    names: Sequence[str] = (),
+    lacking: Sequence[str] = (),
+    added_by: str = "",
+) -> None:
+    """The exports a run of `suite` could never fill, refused: the gab files (`check_gab_files`)
+    and Liger's CSV of a suite without cases of one hidden size (its file was the header)."""
+    if "liger" in formats and suite in NO_LIGER:
+        raise UsageError(
+            f"--format liger: Liger's benchmark CSV holds cases of one hidden size, and "
+            f"{suite}'s rows are {NO_LIGER[suite]}: use --format csv or json"
+        )
+    check_gab_files(suite, formats, names, lacking, added_by)
 
 
 def check_gab_files(
