@@ -50,7 +50,12 @@ def load_plugins(specs: Iterable[str]) -> list[Backend]:
     Loading the same spec again (a second command in one process) replaces its backends; a name
     taken by another backend is refused with both origins named."""
     loaded: list[Backend] = []
-    for spec in dict.fromkeys(specs):  # the same spec twice is loaded once
+    # The same plugin twice is loaded once, however its path is spelt (plugins/x.py and
+    # /abs/plugins/x.py were a name clash with itself).
+    unique: dict[str, str] = {}
+    for spec in specs:
+        unique.setdefault(absolute_plugin(spec) if spec.strip() else spec, spec)
+    for spec in unique.values():
         found, origin = _load_spec(spec)
         names = [b.name for b in found]
         twice = next((n for n in names if names.count(n) > 1), None)

@@ -509,3 +509,22 @@ def test_stability_judges_a_forward_only_kernel_forward(tmp_path):
     finally:
         for name in names:
             registry.unregister_backend(name)
+
+
+def test_one_plugin_under_two_spellings_of_its_path_is_loaded_once(tmp_path, monkeypatch):
+    # plugins/x.py and /abs/.../plugins/x.py: "backend name 'x' is already taken by plugin
+    # file plugins/x.py", a clash of the plugin with itself.
+    (tmp_path / "plugins").mkdir()
+    f = write(tmp_path / "plugins" / "spelt.py", """
+        import torch
+        from normbench.backends.base import backend_from_functions
+        BACKEND = backend_from_functions("spelt", {"rmsnorm": lambda x, weight, eps:
+            torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)})
+    """)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    try:
+        loaded = load_plugins(["plugins/spelt.py", str(f), "./plugins/../plugins/spelt.py"])
+        assert [b.name for b in loaded] == ["spelt"]
+        assert registry.get_backend("spelt").origin == "plugin file plugins/spelt.py"
+    finally:
+        registry.unregister_backend("spelt")
