@@ -235,19 +235,19 @@ def plan(out: Path, wheels_dir: Path | None, py: str = sys.executable) -> list[S
     lean = ",".join(["eager", "triton", *peers])
     stab = ",".join(["eager", "triton", "triton-llama", *peers])
     steps = [
-        Step("install", "the project and what it lacks; torch and its stack pinned", 45,
+        Step("install", "the project and what it lacks; torch and its stack pinned", 40,
              tuple(install), "install.log", keep_going=True),
         Step("env", "device fingerprint, NVML, measured copy bandwidth", 20,
              ((*nb, "env", "--device", "cuda", "--json"),), "env.json"),
-        Step("pytest", "pytest -m gpu: every suite on CUDA, the audit's truth check", 150,
+        Step("pytest", "pytest -m gpu: every suite on CUDA, the audit's truth check", 160,
              ((py, "-m", "pytest", "-m", "gpu", "-v", "-rA", "-p", "no:cacheprovider",
                str(ROOT / "tests" / "gpu")),), "pytest.log"),
-        Step("speed", f"normbench speed, fwd and bwd: {speed}", 150,
+        Step("speed", f"normbench speed, fwd and bwd: {speed}", 140,
              ((*nb, "speed", "--backend", speed, "--mode", "fwd,bwd", "--quick",
                "--time-budget", "0.25", *common),), "speed.log"),
         Step("memory", f"normbench memory, fwd+bwd: {lean}", 35,
              ((*nb, "memory", "--backend", lean, "--mode", "fwd+bwd", *common),), "memory.log"),
-        Step("stability", f"normbench stability: {stab}", 40,
+        Step("stability", f"normbench stability: {stab}", 60,
              ((*nb, "stability", "--backend", stab, "--dist", STABILITY_DISTS, *common),),
              "stability.log"),
     ]  # fmt: skip
@@ -411,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=None,
                     help="comma list of the steps to run, e.g. pytest,speed for a rerun of what "
                          "failed (install and env always run; default: all)")  # fmt: skip
+    ap.add_argument("--archive", type=Path, default=None,
+                    help="also pack the whole folder into this .tar.gz at the end (for a "
+                         "machine that hands back only a few files)")  # fmt: skip
     ap.add_argument("--pip-download-args", action="store_true",
                     help="print pip download's options for this Python and platform")  # fmt: skip
     args = ap.parse_args(argv)
@@ -457,7 +460,20 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = write_summary(out, table)
     print(f"gpu-check: summary in {summary}", file=sys.stderr)
+    if args.archive is not None:
+        print(f"gpu-check: the folder packed in {pack(out, args.archive)}", file=sys.stderr)
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def pack(folder: Path, archive: Path) -> Path:
+    """The whole folder (summary, runs, logs) as one .tar.gz named `archive`, its entries under
+    the folder's name."""
+    import tarfile
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive
 
 
 if __name__ == "__main__":

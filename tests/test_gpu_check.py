@@ -263,3 +263,18 @@ def test_the_summary_reads_what_the_steps_left(tmp_path, speed_run):
     for name, (module, _) in gc.PEERS.items():
         line = next(x for x in peers.splitlines() if x.startswith(f"| {name} "))
         assert "not timed" in line and f"No module named '{module}'" in line
+
+
+def test_the_folder_packs_into_one_archive(tmp_path):
+    # A machine that hands back 8 files two folders down could not return the check's ~20.
+    import tarfile
+
+    folder = tmp_path / "gc"
+    (folder / "runs").mkdir(parents=True)
+    (folder / "summary.md").write_text("# summary\n")
+    (folder / "runs" / "speed-1.json").write_text("{}")
+    archive = gc.pack(folder, tmp_path / "out" / "gc.tgz")
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["gc", "gc/runs", "gc/runs/speed-1.json",
+                                          "gc/summary.md"]  # fmt: skip
+        assert tar.extractfile("gc/summary.md").read() == b"# summary\n"
