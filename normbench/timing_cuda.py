@@ -34,6 +34,9 @@ CAPTURE_WARMUP = 3
 # many times the host's issue time of one sample, plus HOLD_EXTRA_S, so that the calls run back
 # to back on the GPU even when the host is slower than the kernel. Capped at HOLD_MAX_S.
 HOLD_MARGIN, HOLD_EXTRA_S, HOLD_MAX_S = 1.5, 20e-6, 20e-3
+# A replay under this share of the same calls queued back to back is missing work (see
+# `incomplete_graph`); a whole replay saves only the launch gaps, never a third of the time.
+GRAPH_MIN_SHARE = 0.7
 # A graph's block starts behind a wait covering the host's issue of one replay (a few us).
 GRAPH_LEAD_S = 20e-6
 SLEEP_CALIBRATION_CYCLES = 1_000_000  # ~0.5-1 ms at the SM clocks of current GPUs
@@ -94,6 +97,8 @@ def plan(
         if graph is not None:
             lead = hold_cycles(rate, GRAPH_LEAD_S)
             take = graph_taker(graph, run, device, flush, inner, lead)
+            why = incomplete_graph(take, run, device, flush, inner, rate, host_s)
+        if graph is not None and not why:
             more = calls_per_sample(trial_per_call(take))
             if more > inner:
                 bigger, _ = capture(run, device, more)
@@ -113,6 +118,31 @@ def plan(
         take = cuda_taker(run, device, flush, inner, hold_cycles(rate, host_s * inner))
     details = (f"{_calls(inner)} per sample",) + (("queued behind a GPU wait",) if rate else ())
     return CudaPlan(take, inner, "cuda events", details + hot_words + failed, host_s)
+
+
+def incomplete_graph(
+    take: Callable[[int], list[float]],
+    run: Callable[[], object],
+    device: str,
+    flush,
+    inner: int,
+    rate: float | None,
+    host_s: float,
+) -> str:
+    """Why a graph that captured is not the whole call ("" when it is): its replay is timed
+    against the same calls queued behind a GPU-side wait, which runs them back to back as a
+    replay does. A replay well under that (GRAPH_MIN_SHARE) left work out: autograd's backward
+    through a graph built outside the capture can run part of its work on the forward's stream,
+    and the replay would time the rest, a plausible-looking number that is too small. Without
+    the wait (no sleep rate) the queued calls are host-bound and prove nothing: not judged."""
+    if rate is None:
+        return ""
+    queued = cuda_taker(run, device, flush, inner, hold_cycles(rate, host_s * inner))
+    replay, calls = trial_per_call(take), trial_per_call(queued)
+    if replay < GRAPH_MIN_SHARE * calls:
+        return (f"its replay took {replay / calls:.2g}x the time of the same calls queued: part "
+                "of the call ran outside the capture")  # fmt: skip
+    return ""
 
 
 def _calls(n: int) -> str:

@@ -173,8 +173,29 @@ def test_graph_captures_consecutive_buffers(gpu, monkeypatch):
 
     monkeypatch.setattr(timing_cuda, "capture", spy)
     plan(rotating_run(gpu, buffers=7), "cuda", 60e-6, hot=True)
-    # 3 side-stream warm-up calls, then 2 captured; 1 trial replay; 3 warm-up, then 5 captured.
-    assert captured == [[3, 4], [1, 2, 3, 4, 5]]
+    # 3 side-stream warm-up calls (buffers 0-2), then 2 captured (3, 4); the completeness
+    # check's 3 samples of the 2 calls queued (5, 6, 0, 1, 2, 3); 3 warm-up (4, 5, 6), then 5
+    # captured.
+    assert captured == [[3, 4], [0, 1, 2, 3, 4]]
+
+
+def test_a_graph_missing_part_of_the_call_is_not_used(gpu):
+    """A capture that "succeeds" while part of the work runs outside it (autograd's backward on
+    the forward's stream) replays the rest: plausible, too small. Its replay is checked
+    against the same calls queued, and events time it instead."""
+    state = {"i": 0}
+
+    def half_captured() -> None:
+        gpu.enqueue(KERNEL_S / 2, HOST_S / 2, tag=state["i"])  # captured when capturing
+        capturing, gpu.capturing = gpu.capturing, None
+        gpu.enqueue(KERNEL_S / 2, HOST_S / 2)  # on another stream: never in the graph
+        gpu.capturing = capturing
+        state["i"] += 1
+
+    p = plan(half_captured, "cuda", 60e-6, hot=True)
+    assert p.timer().startswith("cuda events (")
+    assert "no cuda graph: its replay took 0.5x the time of the same calls queued" in p.timer()
+    assert p.take(3) == pytest.approx([KERNEL_S] * 3, rel=1e-6)  # the whole call, both halves
 
 
 def test_hot_graph_has_no_flush(gpu):
