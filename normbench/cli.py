@@ -402,9 +402,9 @@ def diagnose(
     from normbench.suites.diagnose_run import build_diagnose_config
 
     formats = output.formats("diagnose")
+    columns = chosen_columns(output.columns, "diagnose")  # refused before a name is claimed
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
-    columns = chosen_columns(output.columns, "diagnose")
     run_suite("diagnose", config, output.out, formats, columns=columns, stem=config.stem or None)
 
 

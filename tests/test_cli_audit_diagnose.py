@@ -63,6 +63,7 @@ def test_diagnose_plot_names_its_figures_after_its_reports_and_never_overwrites(
         assert result.exit_code == 0, result.output
     runs = sorted(tmp_path.glob("*.json"))
     assert len(runs) == 2 and not [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert not list(tmp_path.glob(".*.claim"))  # each run gave its name's claim back
     for run in runs:  # <stem>.<probe>.png beside <stem>.json, as every suite's --plot
         figure = run.with_suffix(".attention-gain.png")
         assert figure.stat().st_size > 1000
@@ -78,3 +79,13 @@ def test_free_stem_skips_a_name_any_file_has(tmp_path):
     (tmp_path / "diagnose-1-2.md").write_text("")
     assert free_stem(tmp_path, "diagnose-1") == "diagnose-1-3"
     assert free_stem(tmp_path, "d[1]") == "d[1]"  # a name is matched as it is, not as a pattern
+
+
+def test_two_runs_started_in_one_second_claim_two_names(tmp_path):
+    # Both globbed before either had drawn a figure, and both picked the same name.
+    from normbench.results.writing import free_stem, release_stem
+
+    first, second = free_stem(tmp_path, "diagnose-1"), free_stem(tmp_path, "diagnose-1")
+    assert (first, second) == ("diagnose-1", "diagnose-1-2")
+    release_stem(tmp_path, first)
+    assert free_stem(tmp_path, "diagnose-1") == "diagnose-1"  # given back, and no file has it

@@ -65,14 +65,31 @@ def atomic_write_text(path: Path, text: str | bytes, overwrite: bool = False) ->
 
 
 def free_stem(out_dir: Path, stem: str) -> str:
-    """The first of stem, stem-2, ... that names no file in `out_dir` yet: chosen before a run
-    that writes files of its own as it goes (diagnose's figures), so they share the name its
-    reports are then given by `write_run_files`."""
+    """The first of stem, stem-2, ... that names no file in `out_dir` yet, claimed: chosen
+    before a run that writes files of its own as it goes (diagnose's figures), so they share
+    the name its reports are then given by `write_run_files`. The claim is a hidden file made
+    with O_EXCL (`.<name>.claim`), so two runs started in the same second never pick one name;
+    `release_stem` removes it once the run's own files hold the name."""
+    out_dir = Path(out_dir)
     for k in range(1, 1000):
         name = stem if k == 1 else f"{stem}-{k}"
-        if not any(Path(out_dir).glob(f"{glob_escape(name)}.*")):
-            return name
+        if any(out_dir.glob(f"{glob_escape(name)}.*")):
+            continue
+        try:
+            os.close(os.open(out_dir / _claim(name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue  # another run holds it
+        return name
     raise OSError(f"no free report name for {stem} in {out_dir}")
+
+
+def release_stem(out_dir: Path, name: str) -> None:
+    """Give up the claim `free_stem` made (its files, if any, now hold the name)."""
+    (Path(out_dir) / _claim(name)).unlink(missing_ok=True)
+
+
+def _claim(name: str) -> str:
+    return f".{name}.claim"
 
 
 def write_run_files(

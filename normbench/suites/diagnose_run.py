@@ -49,8 +49,13 @@ def build_diagnose_config(
 
     dev = resolve_device(device)
     check_sizes(seed, depths, norms)  # before any model is built
-    # The figures are written as the probes run: name them now, as the reports will be.
-    stem = _figure_stem(plot_dir) if plot_dir is not None else ""
+    # The figures are written as the probes run: name them now, as the reports will be (the
+    # folder made ready first: the name is claimed with a file there, released by `run`).
+    stem = ""
+    if plot_dir is not None:
+        from normbench.outdir import prepare_out
+
+        stem = _figure_stem(prepare_out(plot_dir))
     return DiagnoseConfig(tuple(probes) if probes is not None else None, quick, seed, dev,
                           depths, norms, plot_dir, stem)  # fmt: skip
 
@@ -78,20 +83,36 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
     the run interrupted (exit 130, docs/design.md "Exit codes")."""
     from normbench.env import fingerprint
     from normbench.results import Run
-    from normbench.suites.diagnose import SUITE, _validate, figure_findings, run_diagnose
+    from normbench.suites.diagnose import SUITE, _validate, figure_findings
 
     start = time.perf_counter()
-    depths = parse_ints(config.depths, "--depths") or None
-    norms = unique(split(config.norms)) or None  # a repeated norm is compared once
-    try:
-        selected, _, _ = _validate(split(config.probes) or None, depths, norms, config.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     plot_dir, stem = config.plot_dir, config.stem
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        if not stem:  # a config built by hand: a free name all the same, never an earlier one
-            stem = _figure_stem(plot_dir)
+    try:
+        depths = parse_ints(config.depths, "--depths") or None
+        norms = unique(split(config.norms)) or None  # a repeated norm is compared once
+        try:
+            selected, _, _ = _validate(split(config.probes) or None, depths, norms, config.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if plot_dir is not None:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            if not stem:  # a config built by hand: a free name all the same, never an earlier one
+                stem = _figure_stem(plot_dir)
+        results, interrupted = _probes(selected, config, depths, norms, plot_dir, stem, progress)
+    finally:
+        if plot_dir is not None and stem:
+            from normbench.results.writing import release_stem
+
+            release_stem(plot_dir, stem)  # the figures hold the name now, or none was drawn
+    env = fingerprint(config.device)
+    return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results),
+               interrupted=interrupted, wall_s=time.perf_counter() - start)  # fmt: skip
+
+
+def _probes(selected, config, depths, norms, plot_dir, stem, progress) -> tuple[list, bool]:
+    """Each selected probe in turn; a stop signal keeps those that finished."""
+    from normbench.suites.diagnose import run_diagnose
+
     results, interrupted = [], False
     for i, probe in enumerate(selected):
 
@@ -108,6 +129,4 @@ def run(config: DiagnoseConfig, progress: Progress | None = None, debug: bool = 
         except KeyboardInterrupt:
             interrupted = True
             break
-    env = fingerprint(config.device)
-    return Run(SUITE, env, config.to_dict(), list(results), figure_findings(results),
-               interrupted=interrupted, wall_s=time.perf_counter() - start)  # fmt: skip
+    return results, interrupted
