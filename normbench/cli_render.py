@@ -203,27 +203,33 @@ def stdout_for_the_document() -> Iterator[None]:
         err = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
         fd = None
-    saved = None
-    if fd is None:
-        doc = real
-    else:
-        real.flush()
-        saved = os.dup(fd)
-        os.dup2(err, fd)
-        doc = os.fdopen(os.dup(saved), "w", encoding=getattr(real, "encoding", None) or "utf-8")
-    sys.stdout = sys.stderr
-    _document.append((real, doc))
+    saved = doc = None
     try:
+        if fd is None:
+            doc = real
+        else:
+            real.flush()
+            saved = os.dup(fd)  # the stdout the command was given, kept for the document
+            encoding = getattr(real, "encoding", None) or "utf-8"
+            doc = os.fdopen(os.dup(saved), "w", encoding=encoding)
+            os.dup2(err, fd)  # last: nothing after it can fail before the `finally`
+        sys.stdout = sys.stderr
+        _document.append((real, doc))
         yield
     finally:
-        _document.pop()
+        if _document and _document[-1][1] is doc:
+            _document.pop()
         sys.stdout = real
         if saved is not None:
-            with suppress(OSError):  # the reader went away: nothing left to give it
-                doc.close()
-            real.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
+            try:
+                if doc is not None:
+                    with suppress(OSError):  # the reader went away: nothing left to give it
+                        doc.close()
+                with suppress(OSError, ValueError):
+                    real.flush()
+            finally:
+                os.dup2(saved, fd)
+                os.close(saved)
 
 
 def rerender(

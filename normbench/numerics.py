@@ -11,6 +11,7 @@ of the native one's, doubled (docs/numerics.md "The systematic error").
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -91,7 +92,7 @@ def compare(
 
     scale_error = scale_ratio = 0.0
     if not reduction:
-        scale_error, scale_ratio = _scale(out, ref, native, finite, dtype)
+        scale_error, scale_ratio = _scale(out, ref, native, finite, dtype, rel)
 
     rows = 0
     if out.dim() >= 1 and out.numel():
@@ -110,32 +111,72 @@ def unit_roundoff(dtype: str) -> float:
     return 2.0 ** -(MANTISSA_BITS[dtype] + 1)
 
 
-def _scale_error(a: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor) -> float:
-    """<a - ref, ref> / <ref, ref> over the kept elements (0 where ref is all zero there)."""
+def _scales(a: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor) -> tuple[float, float]:
+    """(s, noise): the least-squares scale error of `a` against `ref` over the kept elements,
+    s = <a - ref, ref> / <ref, ref>, and how far chance alone could take it. s is the weighted
+    mean of the rows' own scale errors, and also of the columns' (the channels'); its noise is
+    the larger of the two weighted means' standard errors, each times Student's t at 99% for
+    its groups less one (inf with fewer than two groups that have a reference). A true scale
+    error is shared by every row and every column; an error from one row's statistics, or one
+    channel's (BatchNorm's are per channel), is not, and shows in that grouping's spread."""
     import torch
 
-    r = torch.where(keep, ref, torch.zeros_like(ref))
+    n = ref.shape[-1] if ref.dim() else 1
+    r = torch.where(keep, ref, torch.zeros_like(ref)).reshape(-1, n)
     d = torch.nan_to_num(torch.where(keep, a - ref, torch.zeros_like(ref)), nan=0.0, posinf=0.0,
-                         neginf=0.0)  # fmt: skip
+                         neginf=0.0).reshape(-1, n)  # fmt: skip
     den = float((r * r).sum())
-    return float((d * r).sum()) / den if den > 0 else 0.0
+    if den <= 0:
+        return 0.0, math.inf
+    s = float((d * r).sum()) / den
+    noise = 0.0
+    for axis in (-1, 0):  # rows, then columns
+        den_g, num_g = (r * r).sum(axis), (d * r).sum(axis)
+        used = den_g > 0
+        groups = int(used.sum())
+        if groups < 2:
+            return s, math.inf
+        w, s_g = den_g[used] / den, num_g[used] / den_g[used]
+        se = float(((w * (s_g - s)) ** 2).sum() * groups / (groups - 1)) ** 0.5
+        noise = max(noise, _t99(groups - 1) * se)
+    return s, noise
+
+
+def _t99(df: int) -> float:
+    """Student's t at 99% two-sided (63.7 for 1 degree of freedom, 5.84 for 3, 2.58 for many)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.995, df))
 
 
 def _scale(out: torch.Tensor, ref: torch.Tensor, native: torch.Tensor | None,
-           keep: torch.Tensor, dtype: str) -> tuple[float, float]:  # fmt: skip
-    """(scale error, its ratio to the bound). Rounding errors are unbiased and average out in
-    the projection onto ref; a systematic error (a wrong factor, eps or divisor) does not, and
-    the elementwise rule cannot see one under its atol: bf16's 5e-2 lets a kernel 1.5% wrong
-    everywhere pass. Legitimate rounding reaches about 2 unit roundoffs where one value
-    dominates the norm (every row's outlier rounded alike); the fp32 formula's own, doubled,
-    covers the inputs where careful fp32 code drifts too (cancellation at mean 1e4)."""
+           keep: torch.Tensor, dtype: str, rel: float) -> tuple[float, float]:  # fmt: skip
+    """(scale error, its ratio to the bound; 0 where it is not judged). A systematic error (a
+    wrong factor, eps or divisor) is a scale every row and column shares, which the elementwise
+    rule cannot see under its atol: bf16's 5e-2 let a kernel 1.5% wrong everywhere pass.
+    Judged only where it could matter and be told from noise:
+    - the norm-wise error is over twice the fp32 formula's (as for the elementwise excess: an
+      implementation more accurate than careful fp32 code is not wrong, whatever its scale);
+    - |s| over 2 unit roundoffs (what rounding reaches where one value dominates the norm,
+      every row's outlier rounded alike), plus twice the fp32 formula's own s (careful fp32
+      code drifts too: cancellation at a mean of 1e4), plus what chance could give it across
+      rows and columns (`_scales`)."""
     import torch
 
-    se = _scale_error(out, ref, keep)
+    s, noise = _scales(out, ref, keep)
     nat = None if native is None else native.detach().to(torch.float64)
-    native_se = 0.0 if nat is None else _scale_error(nat, ref, keep)
-    bound = 2 * abs(native_se) + SCALE_ROUNDOFFS * unit_roundoff(dtype)
-    return se, abs(se) / bound
+    if nat is not None:
+        native_s, _ = _scales(nat, ref, keep)
+        zero = torch.zeros_like(ref)
+        diff = torch.nan_to_num(torch.where(keep, (nat - ref).abs(), zero), nan=0.0, posinf=0.0)
+        denom = float(torch.where(keep, ref, zero).norm())
+        native_rel = float(diff.norm()) / denom if denom > 0 else 0.0
+    else:
+        native_s, native_rel = 0.0, 0.0
+    if rel <= 2 * native_rel or not math.isfinite(noise):
+        return s, 0.0
+    bound = 2 * abs(native_s) + SCALE_ROUNDOFFS * unit_roundoff(dtype) + noise
+    return s, abs(s) / bound
 
 
 # How many unit roundoffs of systematic error rounding alone can make (see `_scale`).

@@ -89,6 +89,26 @@ def test_replay_verdicts_match_check_case(synthetic_file, tmp_path, fp16_square)
     assert square.reason.startswith("|x| reaches 943.6 (>= 256: its fp16 square overflows): rows")
 
 
+def test_replay_judges_a_forward_only_kernel_forward(synthetic_file, tmp_path):
+    # It was "not run: ... has no fwd+bwd" on every captured layer, as stability was before.
+    from normbench.backends.base import backend_from_functions
+    from normbench.registry import register_backend, unregister_backend
+
+    def rms(x, weight, eps):
+        return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)
+
+    register_backend(backend_from_functions("infer_only", {"rmsnorm": rms}, modes=("fwd",)))
+    try:
+        args = SelectionArgs(backend=["infer_only"], dtype=["fp16"])
+        config = replay_config(args, synthetic_file, determinism=False, out=tmp_path, formats=())
+        judged = [r for r in run_stability(config).of(StabilityResult) if r.verdict.judged]
+    finally:
+        unregister_backend("infer_only")
+    assert {(r.dist, r.mode) for r in judged} == {("rmsnorm-large", "fwd"),
+                                                  ("rmsnorm-massive", "fwd")}  # fmt: skip
+    assert {r.verdict.value for r in judged} == {"PASS"}
+
+
 def test_replay_of_a_model_capture(tmp_path):
     model, ids = cm.pre_gemma()
     from normbench.capture.record import capture_model

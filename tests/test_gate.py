@@ -164,3 +164,17 @@ def test_a_shapes_fwd_and_bwd_share_one_set_of_inputs(monkeypatch):
     assert torch.equal(b.inputs["x"], prepare(get_variant("rmsnorm"), bwd, 0).inputs["x"])
     cache.get(Case("rmsnorm", "eager", "fp32", Shape(1, 4, 128), "fwd"))
     assert len(made) == 2  # a new shape: a new set
+
+
+def test_a_kernel_off_by_one_factor_is_a_mismatch_that_says_so():
+    # bf16, 1.2% too large everywhere: every element within the tolerance, so the note read
+    # "y max error 0.0638 is 0.8x the tolerance" for a mismatch.
+    def scaled(x, weight, eps):
+        return (EAGER_FUNCS["rmsnorm"](x.float(), weight.float(), eps) * 1.012).to(x.dtype)
+
+    result = run_gate(scaled, "rmsnorm", "bf16", mode="fwd", shape=Shape(2, 16, 1024))
+    assert not result.ok
+    assert result.note.startswith("y is +1.2% off throughout (")
+    (y,) = result.errors
+    assert y.worst_ratio <= 1.0 and y.scale_ratio > 1.0
+    assert y.scale_error == pytest.approx(0.012, rel=0.05)

@@ -247,13 +247,26 @@ def test_speed_rows_record_cache_state_sol_and_machine(tmp_path):
                     batches=(1,), seqs=(64,), modes=("fwd",), device="cpu")  # fmt: skip
     import torch
 
+    import normbench.env
+
     before = torch.get_num_threads()
+    measured_on = []
+    real = normbench.env.copy_bandwidth
+
+    def spy(*args, **kwargs):
+        measured_on.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
     torch.set_num_threads(2)
     try:
+        normbench.env.copy_bandwidth = spy
         run = run_speed(SpeedConfig(sel, threads=1, time_budget=0.05, quick=True, out=tmp_path))
-        # Timed on one thread; the caller's two again after (a test session stayed on one).
+        # Timed on one thread, the copy bandwidth (cached per thread count) measured on it too;
+        # the caller's two again after (a test session stayed on one).
         assert run.env["threads"] == 1 and torch.get_num_threads() == 2
+        assert measured_on == [1]
     finally:
+        normbench.env.copy_bandwidth = real
         torch.set_num_threads(before)
     (r,) = run.of(SpeedResult)
     assert r.cache == "cold" and r.rotations and r.rotations > 1

@@ -134,6 +134,27 @@ def test_a_kernel_systematically_off_is_caught_where_the_elementwise_rule_is_bli
     assert check_tensor("dweight", impl, ref, native, "bf16", param=True).error.scale_ratio == 0
 
 
+def test_errors_that_are_no_common_scale_are_not_called_systematic():
+    """The scale rule's false alarms in review: per-row or per-channel errors that happen not
+    to cancel in 4 rows (groupnorm, batchnorm), and an implementation more accurate than the
+    fp32 formula, were FAIL "y is -17% off throughout"."""
+    g = torch.Generator().manual_seed(5)
+    ref = torch.randn(4, 256, generator=g, dtype=torch.float64)
+    native = ref.bfloat16().double()
+    per_row = 1 + 0.02 * torch.randn(4, 1, generator=g, dtype=torch.float64)  # one per row
+    per_channel = 1 + 0.02 * torch.randn(1, 256, generator=g, dtype=torch.float64)
+    for impl in (ref * per_row, ref * per_channel):
+        c = check_tensor("y", impl.bfloat16(), ref, native, "bf16")
+        assert c.error.scale_ratio <= 1.0, c.symptom
+    # More accurate than the fp32 formula: not judged for scale at all.
+    worse_native = (ref * 1.03).bfloat16()
+    better = check_tensor("y", (ref * 1.02).bfloat16(), ref, worse_native, "bf16")
+    assert better.error.scale_ratio == 0.0
+    # A common scale is still found in 4 rows.
+    common = check_tensor("y", (ref * 1.03).bfloat16(), ref, native, "bf16")
+    assert common.error.scale_ratio > 2.0 and common.verdict == FAIL
+
+
 def test_marginal_excess_within_twice_the_fp32_formula_norm_error_passes():
     ref = torch.ones(2, 64, dtype=torch.float64)
     native = ref + 0.01  # the fp32 formula is off by 0.01 everywhere but the first element

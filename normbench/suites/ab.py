@@ -271,14 +271,14 @@ def close_sides(sides: list[list]) -> None:
 
 def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:
     """Time A and B interleaved over the selected cases and compare them (B relative to A)."""
-
     from normbench.compare import compare_runs
     from normbench.env import timing_env
     from normbench.results import Run
 
     start = time.perf_counter()
     sel = config.speed.selection
-    env = timing_env(sel.device, config.speed.threads)
+    with torch_threads(config.speed.threads):  # the copy bandwidth, cached per thread count
+        env = timing_env(sel.device, config.speed.threads)
     cases = sel.cases()
     sides, notes = open_sides(config)
     config = replace(config, a=sides[0][0].name, b=sides[1][0].name)

@@ -302,7 +302,6 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
 
     start = time.perf_counter()
     device = config.selection.device
-    env = timing_env(device, config.threads)
     layers: dict[str, list[str]] = {}
     if config.shapes_from:  # the model's own shapes (docs/capture.md "The model's shapes")
         from normbench.capture.cases import shape_cases
@@ -313,7 +312,8 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     else:
         cases = config.selection.cases()
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
-    with torch_threads(config.threads):
+    with torch_threads(config.threads):  # the copy bandwidth too, cached per thread count
+        env = timing_env(device, config.threads)
         results = add_speedups(loop.run(cases, SpeedCase(config)))
     if layers:
         from normbench.capture.cases import with_layers

@@ -19,7 +19,7 @@ from normbench.backends.base import reason_from
 from normbench.results import Finding, Run
 from normbench.results.stability import StabilityResult
 from normbench.suites.common import CaseLoop, PreparedCache, Progress
-from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate
+from normbench.suites.stability.judge import SUITE, arm_interpreter, evaluate, judged_mode
 from normbench.suites.stability.result import judged, skipped
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class ReplayCase:
         from normbench.variants import get_variant
 
         backend = get_backend(case.backend)
+        case = judged_mode(backend, case)  # a forward-only kernel: its forward judged
         layer = self.layers[case.dist]
         reason = reason_from(backend, "supports", case) or convention_mismatch(backend, case, layer)
         if reason:
