@@ -193,7 +193,7 @@ def check_run_metrics(
 
 def not_in_run(suite: str, metrics: Iterable[str]) -> tuple[str, ...]:
     """The metrics of `suite`'s catalogue that none of a saved run's `metrics` is (a stability
-    run without a sweep lacks the sweep's): what `check_gab_files` takes as `lacking`."""
+    run without a sweep lacks the sweep's): what `check_export_files` takes as `lacking`."""
     have = set(metrics)
     return tuple(m for m in CATALOGUE.get(suite, ()) if not any(fnmatchcase(h, m) for h in have))
 
@@ -210,27 +210,17 @@ def check_export_files(
     lacking: Sequence[str] = (),
     added_by: str = "",
 ) -> None:
-    """The exports a run of `suite` could never fill, refused: the gab files (`check_gab_files`)
-    and Liger's CSV of a suite without cases of one hidden size (its file was the header)."""
+    """The exports a run of `suite` could never fill (a saved run's too, `report`), refused:
+    Liger's CSV of a suite without cases of one hidden size (its file was the header); gab
+    files for a suite whose numbers have no direction; and a gab file of a direction that the
+    metrics it will have (less `lacking`) lack: with no --metrics `names` its default metrics,
+    else those of its catalogue that the names and patterns match (plain names alone:
+    check_direction)."""
     if "liger" in formats and suite in NO_LIGER:
         raise UsageError(
             f"--format liger: Liger's benchmark CSV holds cases of one hidden size, and "
             f"{suite}'s rows are {NO_LIGER[suite]}: use --format csv or json"
         )
-    check_gab_files(suite, formats, names, lacking, added_by)
-
-
-def check_gab_files(
-    suite: str,
-    formats: Sequence[str],
-    names: Sequence[str] = (),
-    lacking: Sequence[str] = (),
-    added_by: str = "",
-) -> None:
-    """The gab files a run of `suite` could never fill (a saved run's too, `report`): none for
-    a suite whose numbers have no direction; none of a direction that the metrics it will have
-    (less `lacking`) lack: with no --metrics `names` its default metrics, else those of its
-    catalogue that the names and patterns match (plain names alone: check_direction)."""
     if suite in NO_DIRECTION and (gab := [f for f in formats if f in ("gab", "gab-bigger")]):
         raise UsageError(
             f"--format {gab[0]}: {suite}'s numbers (each probe's ratios, slopes and scales) "
