@@ -5,8 +5,9 @@ Rule, from flash-attention's tests: elementwise
 where native_lowprec is the same formula computed in fp32 from the low-precision inputs and cast
 once. A one-ulp difference is never a bug. `scale` is 1 for activations and max(1, max|ref|) for
 parameter gradients, which are sums over every row and grow with M. And, except for parameter
-gradients, the systematic part of the error (the scale error, `_scale`) within 2 unit roundoffs
-of the native one's, doubled (docs/numerics.md "The systematic error").
+gradients, where the norm-wise error is over twice native's, the systematic part of the error
+(the scale error, `_scale`) within 2 unit roundoffs over native's own, doubled, and what chance
+gives it across rows and columns (docs/numerics.md "The systematic error").
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class TensorError:
     worst_ratio: float  # max of error / bound: <= 1 passes the rule
     ok: bool
     # The systematic part of the error: the least-squares scale of impl against ref, less 1
-    # (<impl - ref, ref> / <ref, ref>), and its ratio to the bound 2 |native's| + 2 unit
-    # roundoffs of the dtype; 0 for a parameter gradient (a sum, see `compare`).
+    # (<impl - ref, ref> / <ref, ref>), and its ratio to its bound (`_scale`); the ratio is 0
+    # where it is not judged (a parameter gradient, an error within twice native's).
     scale_error: float = 0.0
     scale_ratio: float = 0.0
 
