@@ -12,6 +12,7 @@ gives it across rows and columns (docs/numerics.md "The systematic error").
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -112,37 +113,47 @@ def unit_roundoff(dtype: str) -> float:
     return 2.0 ** -(MANTISSA_BITS[dtype] + 1)
 
 
-def _scales(a: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor) -> tuple[float, float]:
-    """(s, noise): the least-squares scale error of `a` against `ref` over the kept elements,
-    s = <a - ref, ref> / <ref, ref>, and how far chance alone could take it. s is the weighted
-    mean of the rows' own scale errors, and also of the columns' (the channels'); its noise is
+def _masked(a: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor) -> tuple:
+    """(a - ref, ref) as rows of the last dimension, zero outside `keep` (and where a - ref is
+    not finite)."""
+    import torch
+
+    n = ref.shape[-1] if ref.dim() else 1
+    zero = torch.zeros_like(ref)
+    d = torch.nan_to_num(torch.where(keep, a - ref, zero), nan=0.0, posinf=0.0, neginf=0.0)
+    return d.reshape(-1, n), torch.where(keep, ref, zero).reshape(-1, n)
+
+
+def _scale_of(d: torch.Tensor, r: torch.Tensor) -> float:
+    """s = <d, r> / <r, r>: the least-squares scale error (0 where r is all zero)."""
+    den = float((r * r).sum())
+    return float((d * r).sum()) / den if den > 0 else 0.0
+
+
+def _noise(d: torch.Tensor, r: torch.Tensor, s: float) -> float:
+    """How far chance alone could take the scale error s of `d` against `r`. s is the weighted
+    mean of the rows' own scale errors, and also of the columns' (the channels'); the noise is
     the larger of the two weighted means' standard errors, each times Student's t at 99% for
     its groups less one (inf with fewer than two groups that have a reference). A true scale
     error is shared by every row and every column; an error from one row's statistics, or one
     channel's (BatchNorm's are per channel), is not, and shows in that grouping's spread."""
-    import torch
-
-    n = ref.shape[-1] if ref.dim() else 1
-    r = torch.where(keep, ref, torch.zeros_like(ref)).reshape(-1, n)
-    d = torch.nan_to_num(torch.where(keep, a - ref, torch.zeros_like(ref)), nan=0.0, posinf=0.0,
-                         neginf=0.0).reshape(-1, n)  # fmt: skip
     den = float((r * r).sum())
     if den <= 0:
-        return 0.0, math.inf
-    s = float((d * r).sum()) / den
+        return math.inf
     noise = 0.0
     for axis in (-1, 0):  # rows, then columns
         den_g, num_g = (r * r).sum(axis), (d * r).sum(axis)
         used = den_g > 0
         groups = int(used.sum())
         if groups < 2:
-            return s, math.inf
+            return math.inf
         w, s_g = den_g[used] / den, num_g[used] / den_g[used]
         se = float(((w * (s_g - s)) ** 2).sum() * groups / (groups - 1)) ** 0.5
         noise = max(noise, _t99(groups - 1) * se)
-    return s, noise
+    return noise
 
 
+@functools.cache
 def _t99(df: int) -> float:
     """Student's t at 99% two-sided (63.7 for 1 degree of freedom, 5.84 for 3, 2.58 for many)."""
     from scipy.stats import t
@@ -161,20 +172,21 @@ def _scale(out: torch.Tensor, ref: torch.Tensor, native: torch.Tensor | None,
     - |s| over 2 unit roundoffs (what rounding reaches where one value dominates the norm,
       every row's outlier rounded alike), plus twice the fp32 formula's own s (careful fp32
       code drifts too: cancellation at a mean of 1e4), plus what chance could give it across
-      rows and columns (`_scales`)."""
+      rows and columns (`_noise`)."""
     import torch
 
-    s, noise = _scales(out, ref, keep)
-    nat = None if native is None else native.detach().to(torch.float64)
-    if nat is not None:
-        native_s, _ = _scales(nat, ref, keep)
-        zero = torch.zeros_like(ref)
-        diff = torch.nan_to_num(torch.where(keep, (nat - ref).abs(), zero), nan=0.0, posinf=0.0)
-        denom = float(torch.where(keep, ref, zero).norm())
-        native_rel = float(diff.norm()) / denom if denom > 0 else 0.0
-    else:
-        native_s, native_rel = 0.0, 0.0
-    if rel <= 2 * native_rel or not math.isfinite(noise):
+    d, r = _masked(out, ref, keep)
+    s = _scale_of(d, r)
+    native_s = native_rel = 0.0
+    if native is not None:
+        nd, _ = _masked(native.detach().to(torch.float64), ref, keep)
+        norm = float(r.norm())
+        native_rel = float(nd.norm()) / norm if norm > 0 else 0.0
+        if rel <= 2 * native_rel:
+            return s, 0.0  # the cheap test first: most tensors end here
+        native_s = _scale_of(nd, r)
+    noise = _noise(d, r, s)
+    if not math.isfinite(noise):
         return s, 0.0
     bound = 2 * abs(native_s) + SCALE_ROUNDOFFS * unit_roundoff(dtype) + noise
     return s, abs(s) / bound
