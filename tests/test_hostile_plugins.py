@@ -304,23 +304,34 @@ def test_a_supports_refusal_is_skipped_with_its_reason_in_every_suite(tmp_path):
 NOT_A_REASON = REFUSES.replace('f"picky handles N <= 32 only, got N = {case.shape.dim}"', "42")
 
 
-def test_a_supports_answer_that_is_no_reason_is_an_error_row_in_every_suite(tmp_path):
+def test_a_supports_answer_that_is_no_reason_is_an_error_row_in_every_suite(tmp_path, monkeypatch):
     """supports() -> 42 reached the reports: a traceback after the whole run was measured, a
-    JSON that failed the package's own schema, and `report` of it a traceback too."""
+    JSON that failed the package's own schema, and `report` of it a traceback too. In-process
+    (the same code path as the command, without an interpreter start per suite)."""
+    from typer.testing import CliRunner
+
+    from normbench.cli import app
+    from normbench.registry import unregister_backend
+
     plugin(tmp_path, "picky", NOT_A_REASON)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
     common = ["--plugin", "picky.py", "--backend", "picky", "--format", "json,md"]
-    for suite, extra in (("stability", []), ("memory", []), ("speed", TIMED[-3:])):
-        out = tmp_path / suite
-        p = normbench([suite, *common, *SMALL, *extra, "--out", str(out)], tmp_path)
-        assert "Traceback" not in p.stderr and p.returncode in (0, 4), p.stdout + p.stderr
-        rows = frame(out, suite)
-        assert len(rows) > 0 and set(rows.status) == {"error"}, suite
-        assert all("picky.supports() returned an int, not None or a reason" in n
-                   for n in rows.note), set(rows.note)  # fmt: skip
-        assert list(out.glob("*.md")) and not list(out.glob("*.partial.jsonl"))
-        again = normbench(["report", str(next(out.glob("*.json"))), "--out", str(out / "r")],
-                          tmp_path)  # fmt: skip
-        assert again.returncode == 0, again.stderr
+    try:
+        for suite, extra in (("stability", []), ("memory", []), ("speed", TIMED[-3:])):
+            out = tmp_path / suite
+            r = runner.invoke(app, [suite, *common, *SMALL, *extra, "--out", str(out)])
+            assert r.exit_code in (0, 4), r.output  # a traceback is exit 1
+            rows = frame(out, suite)
+            assert len(rows) > 0 and set(rows.status) == {"error"}, suite
+            assert all("picky.supports() returned an int, not None or a reason" in n
+                       for n in rows.note), set(rows.note)  # fmt: skip
+            assert list(out.glob("*.md")) and not list(out.glob("*.partial.jsonl"))
+            again = runner.invoke(app, ["report", str(next(out.glob("*.json"))), "--out",
+                                        str(out / "r")])  # fmt: skip
+            assert again.exit_code == 0, again.output
+    finally:
+        unregister_backend("picky")
 
 
 QUIT_IN_AVAILABLE = """
