@@ -30,6 +30,13 @@ def _reason(exc: OSError) -> str:
     return _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
+def _probe(folder: Path) -> None:
+    """Create and remove a file in `folder`: OSError when it takes no new files."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".normbench-probe-", suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def prepare_out(out: str | Path, option: str = "--out") -> Path:
     """Create `out` if needed and check that reports can be written in it; refuse in one
     sentence (UsageError, exit 2) otherwise. Returns the folder."""
@@ -45,9 +52,7 @@ def prepare_out(out: str | Path, option: str = "--out") -> Path:
         path.mkdir(parents=True, exist_ok=True)
         # mkdir succeeds on folders that refuse files (/proc, a read-only mount seen as root):
         # only writing one proves the reports can be written.
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".normbench-probe-", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        _probe(path)
     except OSError as exc:
         raise UsageError(f"{where}: cannot write reports there ({_reason(exc)})") from None
     return path
@@ -83,8 +88,6 @@ def check_md(md: str | Path | None) -> None:
             with open(path, "a", encoding="utf-8"):
                 pass  # opened for appending, nothing written: the file is unchanged
         else:
-            fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".normbench-probe-")
-            os.close(fd)
-            os.unlink(probe)
+            _probe(path.parent)
     except OSError as exc:
         raise UsageError(f"{where}: cannot write there ({_reason(exc)})") from None

@@ -97,9 +97,10 @@ def plan(
         if graph is not None:
             lead = hold_cycles(rate, GRAPH_LEAD_S)
             take = graph_taker(graph, run, device, flush, inner, lead)
-            why = incomplete_graph(take, run, device, flush, inner, rate, host_s)
+            replay = trial_per_call(take)
+            why = incomplete_graph(replay, run, device, flush, inner, rate, host_s)
         if graph is not None and not why:
-            more = calls_per_sample(trial_per_call(take))
+            more = calls_per_sample(replay)
             if more > inner:
                 bigger, _ = capture(run, device, more)
                 if bigger is not None:
@@ -121,7 +122,7 @@ def plan(
 
 
 def incomplete_graph(
-    take: Callable[[int], list[float]],
+    replay: float,
     run: Callable[[], object],
     device: str,
     flush,
@@ -129,16 +130,17 @@ def incomplete_graph(
     rate: float | None,
     host_s: float,
 ) -> str:
-    """Why a graph that captured is not the whole call ("" when it is): its replay is timed
-    against the same calls queued behind a GPU-side wait, which runs them back to back as a
-    replay does. A replay well under that (GRAPH_MIN_SHARE) left work out: autograd's backward
-    through a graph built outside the capture can run part of its work on the forward's stream,
-    and the replay would time the rest, a plausible-looking number that is too small. Without
-    the wait (no sleep rate) the queued calls are host-bound and prove nothing: not judged."""
+    """Why a graph that captured is not the whole call ("" when it is): its trial replay's
+    time per call, `replay`, against the same calls queued behind a GPU-side wait, which runs
+    them back to back as a replay does. A replay well under that (GRAPH_MIN_SHARE) left work
+    out: autograd's backward through a graph built outside the capture can run part of its
+    work on the forward's stream, and the replay would time the rest, a plausible-looking
+    number that is too small. Without the wait (no sleep rate) the queued calls are host-bound
+    and prove nothing: not judged."""
     if rate is None:
         return ""
     queued = cuda_taker(run, device, flush, inner, hold_cycles(rate, host_s * inner))
-    replay, calls = trial_per_call(take), trial_per_call(queued)
+    calls = trial_per_call(queued)
     if replay < GRAPH_MIN_SHARE * calls:
         return (f"its replay took {replay / calls:.2g}x the time of the same calls queued: part "
                 "of the call ran outside the capture")  # fmt: skip

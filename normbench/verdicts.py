@@ -101,16 +101,6 @@ def ulp_error(
     return diff / ulp(torch.clamp(ref.abs(), min=floor), dtype)
 
 
-def _norm_rel(a: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor) -> float:
-    import torch
-
-    zero = torch.zeros_like(ref)
-    diff = torch.where(keep, (a - ref).abs(), zero)
-    denom = float(torch.where(keep, ref, zero).norm())
-    num = float(torch.nan_to_num(diff, nan=0.0, posinf=0.0).norm())
-    return num / denom if denom > 0 else num
-
-
 def check_tensor(
     name: str,
     impl: torch.Tensor,
@@ -152,9 +142,7 @@ def check_tensor(
     floor = float(judged.pow(2).mean().sqrt()) if judged.numel() else 0.0
     ulps = torch.where(keep, ulp_error(out, ref64, dtype, floor), 0.0)
     max_ulp = float(ulps.max()) if ulps.numel() else 0.0
-    nat_rel = 0.0
-    if native is not None:
-        nat_rel = _norm_rel(native.detach().to(torch.float64), ref64, keep)
+    nat_rel = err.native_rel
     verdict, symptom = _judge(
         name, err, rows_t, lost_rows, lost_zero, lost_el, _rows(out).shape[0], max_ulp, nat_rel
     )

@@ -21,8 +21,10 @@ RESIDUAL = ("pre", "post", "final", "unknown")
 def is_eps(v: object) -> bool:
     """A layer's eps as a model has one: a finite number, 0 or more (a negative one is no norm,
     and NaN turns every output NaN, which then matched a NaN reference)."""
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and v >= 0)  # fmt: skip
+    from normbench.results.files import finite_number
+
+    eps = finite_number(v)
+    return eps is not None and eps >= 0
 
 
 # The loss --grads differentiates (docs/capture.md "Gradients"): dy at the model's first

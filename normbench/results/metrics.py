@@ -177,13 +177,14 @@ def check_run_metrics(
     check_metrics(suite, names)  # a typo: one sentence naming the suite's metrics
     legacy = LEGACY.get(suite, ())
     present = [m for m in CATALOGUE.get(suite, ()) if m not in lacking and m not in legacy]
+    matchable = _matchable(present)
     for n in names:
-        if _known(n, legacy) and not _known(n, _matchable(present)):
+        if _known(n, legacy) and not _known(n, matchable):
             raise UsageError(
                 f"--metrics {n!r}: only a version-1 {suite} file has it (normbench report of "
                 f"one keeps it); a new run has {_readable(present)}"
             )
-        if _known(n, lacking) and not _known(n, _matchable(present)):
+        if _known(n, lacking) and not _known(n, matchable):
             raise UsageError(
                 f"--metrics {n!r}: {suite} has it only with {added_by}: add {added_by}, or "
                 f"choose from {_readable(present)}"
