@@ -80,7 +80,8 @@ def speed(
     base = read_baseline(baseline, config.selection.device, config.threads, force, config.cache)
     check_md(md)
     margin = parse_threshold(threshold)
-    run = run_suite("speed", config, output.out, formats, output.plot, columns)
+    run = run_suite("speed", config, output.out, formats, output.plot, columns,
+                    gated=base is not None)  # fmt: skip
     if base is not None:
         cmp = against_baseline(base, baseline, run, margin, force)
         gate_finish(cmp, output.out, comparison_formats(formats), md, plot=output.plot,

@@ -95,10 +95,11 @@ def run_suite(
     plot: bool = False,
     columns: tuple[str, ...] = (),
     stem: str | None = None,
+    gated: bool = False,
 ) -> Any:
     """Run `suite`, print and write its reports (`columns`: the tables' columns shown, checked
     by the caller before; `stem`: their name, when the run chose it), then exit with the code
-    its results call for (0 returns the run)."""
+    its results call for (0 returns the run; `gated`: see exit_for)."""
     from normbench.errors import NormbenchError
     from normbench.outdir import prepare_reports
 
@@ -114,16 +115,17 @@ def run_suite(
             partial.close()
             raise type(exc)(f"{exc}; the finished cases are in {partial.path}") from None
         finish(run, out, formats, plot, stem=stem, partial=partial, columns=columns)
-    exit_for(suite, config, run)
+    exit_for(suite, config, run, gated)
     return run
 
 
-def exit_for(suite: str, config: Any, run: Any) -> None:
-    """Exit with the code `suite` gives `run` (once its reports are written)."""
+def exit_for(suite: str, config: Any, run: Any, gated: bool = False) -> None:
+    """Exit with the code `suite` gives `run` (once its reports are written). `gated`: a
+    comparison follows (speed --baseline) and gives the code, unless the run was interrupted."""
     from normbench.suites import get_suite
 
     code = get_suite(suite).exit_code(config, run)
-    if code:
+    if code and (code == 130 or not gated):
         raise typer.Exit(code)
 
 

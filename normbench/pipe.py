@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,11 +35,40 @@ _LIVE: weakref.WeakSet[Child] = weakref.WeakSet()
 
 
 def kill_children() -> None:
-    """Kill every child still running (the parent is about to end without closing them)."""
+    """Kill every child still running and whatever processes they started (torch.compile's
+    compile workers, a plugin's own): the parent is about to end without closing them. The
+    whole tree is listed before anything is killed, since a killed process's children are
+    handed to init and can no longer be found by their parent."""
+    pids = []
     for child in list(_LIVE):
+        if child.proc.poll() is None:
+            pids += [child.proc.pid, *descendants(child.proc.pid)]
+    for pid in pids:
         with contextlib.suppress(OSError):
-            if child.proc.poll() is None:
-                child.proc.kill()
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc (empty where there is no /proc)."""
+    parents: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # it ended while we looked
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), ()):
+            found.append(kid)
+            todo.append(kid)
+    return found
 
 
 class PipeError(RuntimeError):

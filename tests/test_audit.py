@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from normbench.kernels.launch import GRID_SIZED
 from normbench.report.audit_view import view
 from normbench.results import Finding, Run, Status, dumps, load_run
 from normbench.results.audit import AuditRow, kernel_parts, spilled, summary
@@ -50,19 +51,26 @@ def test_small_audit_reads_real_numbers():
 
 
 @needs_triton
-def test_specialization_mirrors_the_jit():
+@pytest.mark.parametrize("kernel", ["add_layernorm_bwd", "rmsnorm_fwd", "rmsnorm_bwd_reduce"])
+@pytest.mark.parametrize("rows", [1, 1000, 32768])
+def test_specialization_mirrors_the_jit(kernel, rows):
     # The audit must compile what the runtime JIT would: same signature types, same
-    # tt.divisibility attributes, same constants, derived here by Triton's own binder.
+    # tt.divisibility attributes, same constants, derived here by Triton's own binder. The
+    # grid-sized integers (M, rows per program, P) take the batch's values here: the JIT does not
+    # specialize them, so one audit configuration is what runs at every M.
     torch = pytest.importorskip("torch")
     from triton.backends.compiler import GPUTarget
     from triton.compiler.compiler import make_backend
     from triton.runtime.jit import JITFunction, create_function_from_signature
 
-    spec = aot.KERNELS_BY_NAME["add_layernorm_bwd"]
-    kernel = __import__(f"normbench.kernels.{spec.module}", fromlist=[spec.fn])
-    fn = getattr(kernel, spec.fn)
-    jit = fn if isinstance(fn, JITFunction) else JITFunction(fn.fn)
+    spec = aot.KERNELS_BY_NAME[kernel]
+    module = __import__(f"normbench.kernels.{spec.module}", fromlist=[spec.fn])
+    fn = getattr(module, spec.fn)
+    fixed = GRID_SIZED[spec.stage]
+    jit = fn if isinstance(fn, JITFunction) else JITFunction(fn.fn, do_not_specialize=fixed)
     values, const, _ = aot.launch_for(spec, "bf16", 1000, "sm_90")
+    grid_sized = {"M": rows, "rows_per_program": rows, "P": rows}
+    runtime = {k: grid_sized.get(k, v) for k, v in values.items()}
     const = {k: (triton.language.float32 if k == "ACC" else v) for k, v in const.items()}
     args = []
     for name in jit.arg_names:
@@ -73,7 +81,7 @@ def test_specialization_mirrors_the_jit():
         elif name in aot.ACTIVATION_PTRS or name in aot.PARAM_PTRS:
             args.append(torch.empty(64, dtype=torch.bfloat16))
         else:
-            args.append(values[name])
+            args.append(runtime[name])
     backend = make_backend(GPUTarget("cuda", 90, 32))
     binder = create_function_from_signature(jit.signature, jit.params, backend)
     bound, specialization, options = binder(*args)
@@ -83,7 +91,7 @@ def test_specialization_mirrors_the_jit():
         )
     except AttributeError:
         pytest.skip("this triton has no JITFunction._pack_args to compare with")
-    ours_sig, ours_consts, ours_attrs = aot.specialize(jit.arg_names, values, const, "bf16")
+    ours_sig, ours_consts, ours_attrs = aot.specialize(jit.arg_names, values, const, "bf16", fixed)
     assert ours_sig == sig
     assert ours_consts == consts
     assert {k: v for k, v in attrs.items() if v} == ours_attrs

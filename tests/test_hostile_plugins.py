@@ -110,6 +110,40 @@ def test_sys_exit_in_forward_under_speed_baseline_is_broken_exit_1(tmp_path):
     assert verdicts == ["broken"]
 
 
+WRONG = """
+import torch
+def rmsnorm(x, weight, eps):
+    return 1.1 * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+"""
+
+
+def test_a_wrong_kernel_fails_speed_and_memory_exit_4_and_the_gate_exit_1(tmp_path):
+    """A CI job that only times its kernel must not go green on wrong numbers: a mismatch is
+    never timed, so the measurement asked for could not be made (exit 4, the reports written).
+    Under --baseline the gate's code replaces it: broken where the baseline ran, exit 1."""
+    plugin(tmp_path / "good", "kern", GOOD)
+    plugin(tmp_path / "bad", "kern", WRONG)
+    for suite in ("speed", "memory"):
+        out = tmp_path / suite
+        timing = TIMED if suite == "speed" else SMALL
+        args = [suite, "--plugin", "bad/kern.py", "--backend", "kern,eager", *timing]
+        p = normbench([*args, "--format", "json", "--out", str(out)], tmp_path)
+        assert p.returncode == 4, p.stdout + p.stderr
+        assert "1 mismatch (a mismatch: wrong numbers, never" in " ".join(p.stdout.split())
+        rows = frame(out, suite)
+        assert set(rows[rows.backend == "kern"].status) == {"mismatch"}
+        assert "ok" in set(rows[rows.backend == "eager"].status)  # the run went on
+    base, new = tmp_path / "base", tmp_path / "new"
+    common = ["speed", "--backend", "kern", *TIMED, "--format", "json"]
+    p = normbench([*common, "--plugin", "good/kern.py", "--out", str(base)], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    (base_file,) = base.glob("speed-*.json")
+    p = normbench([*common, "--plugin", "bad/kern.py", "--out", str(new),
+                   "--baseline", str(base_file)], tmp_path)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "1 broken" in p.stdout
+
+
 # --- ab: one side fails -----------------------------------------------------------------------
 
 

@@ -447,9 +447,13 @@ with s.stop_on_signals(exiting=True), partial_results(Path({out!r}), "speed") as
 
 
 STUCK = """
-import signal, time
+import signal, subprocess, sys, time
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
+# a process of its own, as torch.compile's compile workers or a plugin's, deaf to stops too
+deaf = "import signal, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15, 1)]; time.sleep(60)"
+helper = subprocess.Popen([sys.executable, "-c", deaf])
+open("helper.pid", "w").write(str(helper.pid))
 while True:
     time.sleep(0.01)
 """
@@ -471,6 +475,9 @@ def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not(tmp_path
     try:
         worker = int(proc.stdout.readline())
         assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "helper.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the worker has started its own process
         proc.send_signal(signal.SIGINT)  # held: the process goes on
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # a reflexive second one: still ignored
@@ -490,10 +497,13 @@ def test_a_later_signal_ends_a_stop_that_hangs_and_a_quick_one_does_not(tmp_path
         err,
     ), err
     assert "Traceback" not in err
-    # The stuck worker does not outlive the command (os._exit closes nothing).
+    # The stuck worker and the process it started do not outlive the command (os._exit closes
+    # nothing).
+    helper = int((tmp_path / "helper.pid").read_text())
     deadline = time.monotonic() + 5
-    while _alive(worker) and time.monotonic() < deadline:
+    while (_alive(worker) or _alive(helper)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(worker):
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail("the stuck worker outlived the forced exit")
+    alive = [pid for pid in (worker, helper) if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"outlived the forced exit: {alive} (worker {worker}, its helper {helper})"

@@ -32,9 +32,12 @@ def test_audit_keys_follow_the_launch_table():
     assert key(5120) == key(8192)
     assert key(1024) != key(2048) != key(8192)
     # The backward grid follows the SM count: 132 (H100 SXM) and 114 (H100 PCIe) differ in the
-    # rows per program, and so may the specialization.
+    # rows per program and the partial rows, which the kernels do not specialize: one key.
     sxm = audit_key("rmsnorm_bwd", "bf16", 4096, "sm_90")
     assert sxm == audit_key("rmsnorm_bwd", "bf16", 4096, "sm_90", aot.SM_COUNT["sm_90"])
+    for kernel in ("rmsnorm_bwd", "rmsnorm_bwd_reduce", "layernorm_bwd"):
+        keys = {audit_key(kernel, "bf16", 4096, "sm_90", sms) for sms in (1, 16, 114, 120, 132)}
+        assert len(keys) == 1, kernel
 
 
 @needs_compiler
@@ -52,11 +55,15 @@ def test_a_compiled_kernel_reads_back_the_audits_key():
         "const = {k: (tl.float32 if k == 'ACC' else v) for k, v in const.items()}\n"
         "fn = rmsnorm.rms_fwd_kernel\n"
         "sig, cx, at = aot.specialize(list(fn.arg_names), values, const,\n"
-        "                             aot.ptr_dtypes(spec, 'bf16'))\n"
+        "                             aot.ptr_dtypes(spec, 'bf16'), aot.GRID_SIZED['fwd'])\n"
         "k = triton.compile(ASTSource(fn, sig, cx, at), target=GPUTarget('cuda', 90, 32),\n"
         "                   options={'num_warps': warps, 'enable_fp_fusion': True})\n"
         "assert jit_key(k) == audit_key('rmsnorm_fwd', 'bf16', 4096, 'sm_90'), jit_key(k)\n"
         "assert jit_key(k) != audit_key('rmsnorm_fwd', 'bf16', 2048, 'sm_90')\n"
+        "import importlib\n"
+        "for s in aot.KERNELS:\n"  # compiled, each kernel declares what the audit assumes
+        "    f = getattr(importlib.import_module('normbench.kernels.' + s.module), s.fn)\n"
+        "    assert tuple(f.do_not_specialize) == aot.GRID_SIZED[s.stage], s.name\n"
     )
     env = dict(os.environ, TRITON_INTERPRET="0")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from normbench.kernels.launch import (
+    GRID_SIZED,
     bwd_config,
     bwd_grid,
     fwd_config,
@@ -30,8 +32,9 @@ from normbench.kernels.launch import (
 )
 from normbench.pipe import serve
 
-# Rows used to size the backward grid in the audit (QuACK's benchmark M); only the backward grid
-# (rows per program) depends on it.
+# Rows used to size the backward grid in the audit (QuACK's benchmark M). Only the grid-sized
+# integers depend on it, and the kernels do not specialize those (launch.GRID_SIZED): the audit's
+# code is what runs at any M.
 AUDIT_ROWS = 32768
 AUDIT_HEADS = 8  # per-head configurations: QK-norm with 8 heads
 SM_COUNT = {"sm_80": 108, "sm_90": 132}  # A100, H100 SXM
@@ -214,9 +217,16 @@ def launch_for(
     return values, const, warps
 
 
-def specialize(arg_names: list[str], values: dict, const: dict, dtypes: dict[str, str] | str):
+def specialize(
+    arg_names: list[str],
+    values: dict,
+    const: dict,
+    dtypes: dict[str, str] | str,
+    unspecialized: Collection[str] = (),
+):
     """Signature, constexprs and attrs exactly as the JIT derives them from runtime arguments.
-    `dtypes`: each pointer's element type (`ptr_dtypes`), or one name for all non-fp32 ones."""
+    `dtypes`: each pointer's element type (`ptr_dtypes`), or one name for all non-fp32 ones;
+    `unspecialized`: the integer arguments the kernel declares do_not_specialize."""
     if isinstance(dtypes, str):
         dtypes = {p: dtypes for p in (*ACTIVATION_PTRS, *PARAM_PTRS)}
         dtypes.update({p: "fp32" for p in FP32_PTRS})
@@ -234,6 +244,9 @@ def specialize(arg_names: list[str], values: dict, const: dict, dtypes: dict[str
             signature[name] = "fp32"  # floats are never specialized
         else:
             v = int(values[name])
+            if name in unspecialized:  # typed by its range, nothing else
+                signature[name] = "i32" if -(2**31) <= v < 2**31 else "i64"
+                continue
             if v == 1:  # the JIT turns an integer 1 into a constant
                 signature[name] = "constexpr"
                 constexprs[(i,)] = 1
@@ -363,10 +376,12 @@ def specialized(kernel: str, dtype: str, n: int, arch: str, sm_count: int | None
 
     spec = KERNELS_BY_NAME[kernel]
     obj = getattr(importlib.import_module(f"normbench.kernels.{spec.module}"), spec.fn)
-    fn = obj if isinstance(obj, JITFunction) else JITFunction(obj.fn)  # interpreter: same fn
+    fixed = GRID_SIZED[spec.stage]  # as the kernels declare them
+    # the interpreter's kernels wrap the same function
+    fn = obj if isinstance(obj, JITFunction) else JITFunction(obj.fn, do_not_specialize=fixed)
     values, const, warps = launch_for(spec, dtype, n, arch, sm_count)
     const = {k: (tl.float32 if k == "ACC" else v) for k, v in const.items()}
-    args = specialize(list(fn.arg_names), values, const, ptr_dtypes(spec, dtype))
+    args = specialize(list(fn.arg_names), values, const, ptr_dtypes(spec, dtype), fixed)
     return (spec, fn, const, warps, *args)
 
 

@@ -19,6 +19,13 @@ LOOP_BLOCK = 4096
 # (QuACK tests up to 262,144). Wider rows are refused rather than run untested.
 MAX_N = 262144
 
+# The integer arguments sized by the batch or the grid, per kernel stage, which the kernels declare
+# do_not_specialize: the JIT compiles no divisible-by-16 or equal-to-1 variant of them, so the code
+# is the same for every M and SM count and `normbench audit` compiles what runs whatever the batch
+# (docs/numerics.md section 5). They bound loops and masks only; the row strides and N keep their
+# specialization, which gives the vector accesses.
+GRID_SIZED = {"fwd": ("M",), "bwd": ("M", "rows_per_program"), "reduce": ("P",)}
+
 # Bytes per 16-byte vector access: 16 / element size lanes per thread are needed for a full vector.
 _VECTOR_BYTES = 16
 

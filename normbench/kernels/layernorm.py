@@ -18,9 +18,10 @@ import triton.language as tl
 from normbench.kernels import _common as C
 from normbench.kernels import _host as H
 from normbench.kernels import _jit as J
+from normbench.kernels.launch import GRID_SIZED
 
 
-@triton.jit
+@triton.jit(do_not_specialize=GRID_SIZED["fwd"])
 def ln_fwd_kernel(
     X,
     R,
@@ -121,7 +122,7 @@ def ln_fwd_kernel(
         tl.store(RSTD + row * heads + head, rstd)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=GRID_SIZED["bwd"])
 def ln_bwd_kernel(
     DY,
     S,  # the saved input: x, or the residual output

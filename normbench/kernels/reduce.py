@@ -14,10 +14,10 @@ import triton.language as tl
 
 from normbench.kernels import _common as C
 from normbench.kernels._jit import sum_axis
-from normbench.kernels.launch import reduce_config, vector_align
+from normbench.kernels.launch import GRID_SIZED, reduce_config, vector_align
 
 
-@triton.jit
+@triton.jit(do_not_specialize=GRID_SIZED["reduce"])
 def reduce_partials_kernel(
     PART,  # (2, H, P, stride_p) fp32 partial sums of dW and dB
     OUT0,  # (H, N) in the first reduced parameter's dtype

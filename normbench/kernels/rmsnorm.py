@@ -20,6 +20,7 @@ import triton.language as tl
 from normbench.kernels import _common as C
 from normbench.kernels import _host as H
 from normbench.kernels import _jit as J
+from normbench.kernels.launch import GRID_SIZED
 
 
 @triton.jit
@@ -28,7 +29,7 @@ def _gain(W, head, stride_wh, cols, mask, offset, ACC: tl.constexpr):
     return J.load_param(W, head, stride_wh, cols, mask, ACC) + offset
 
 
-@triton.jit
+@triton.jit(do_not_specialize=GRID_SIZED["fwd"])
 def rms_fwd_kernel(
     X,
     R,  # residual in (unused unless HAS_RES)
@@ -107,7 +108,7 @@ def rms_fwd_kernel(
         tl.store(RSTD + row * heads + head, rstd)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=GRID_SIZED["bwd"])
 def rms_bwd_kernel(
     DY,
     S,  # the saved input: x, or the residual output

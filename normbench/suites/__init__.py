@@ -30,6 +30,17 @@ def interrupted(config: Any, run: Any) -> int:
     return 130 if run.interrupted else 0
 
 
+def timed(config: Any, run: Any) -> int:
+    """speed and memory: 130 when Ctrl-C stopped the run; 4 when a backend gave wrong numbers
+    (a mismatch is never timed, so the measurement asked for could not be made: a CI job timing
+    a broken kernel must not pass); else 0. With --baseline the gate's code replaces it."""
+    if run.interrupted:
+        return 130
+    from normbench.results import Status
+
+    return 4 if any(getattr(r, "status", None) is Status.MISMATCH for r in run.results) else 0
+
+
 def no_exit_code(config: Any, run: Any) -> int:
     return 0
 
@@ -51,8 +62,8 @@ def _in(path: str) -> Lazy:
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
-        Suite("speed", _in("speed:run_speed"), interrupted),
-        Suite("memory", _in("memory:run_memory"), interrupted),
+        Suite("speed", _in("speed:run_speed"), timed),
+        Suite("memory", _in("memory:run_memory"), timed),
         Suite("stability", _in("stability:run_stability"), _in("stability:exit_code")),
         Suite("calibrate", _in("calibrate:run_calibrate"), interrupted),
         Suite("ab", _in("ab_sides:run"), _in("ab_sides:exit_code")),

@@ -13,7 +13,7 @@ from normbench.env import device_scope
 from normbench.errors import describe_error
 from normbench.fmt import fmt_bytes
 from normbench.plugins import label_plugin_result
-from normbench.results import CaseResult, Finding, GenericCase, Measurement, Status
+from normbench.results import CaseResult, Finding, GenericCase, Level, Measurement, Status
 from normbench.results.partial import record_finished
 from normbench.signals import measuring
 
@@ -51,8 +51,12 @@ def case_counts(results: list[CaseResult], verb: str) -> Finding:
     """'Cases: 16 ok, 4 skipped' (and that mismatches were never `verb`, e.g. timed)."""
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     line = "Cases: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-    if counts[Status.MISMATCH]:
-        line += f" (mismatches are never {verb})"
+    if n := counts[Status.MISMATCH]:
+        line += (
+            f" ({'a mismatch' if n == 1 else 'mismatches'}: wrong numbers, never {verb}; "
+            "the command exits 4 unless a --baseline gate judges it)"
+        )
+        return Finding(line, Level.WARNING)
     return Finding(line)
 
 
