@@ -159,7 +159,7 @@ def stream(run: Any, formats: tuple[str, ...], columns: tuple[str, ...] = ()) ->
     con = console.make_console(stderr=True)
     console.render(run, con, columns)
     if not first:
-        con.print(f"Note: stdout holds the {_streamed[out]} run; this {run.suite} run is shown "
+        con.print(f"Note: stdout holds the {_streamed[key]} run; this {run.suite} run is shown "
                   "here only.")  # fmt: skip
 
 

@@ -318,6 +318,16 @@ def test_one_document_per_stdout(speed, monkeypatch, capsys):
     stream(run, parse_formats("json", "-"))
     assert out.getvalue() == first and len(pd.read_csv(io.StringIO(first))) == len(run.cases()) * 5
     assert "stdout holds the speed run" in capsys.readouterr().err
+    # As the CLI runs it: stdout swapped for stderr while the command runs, the document going
+    # to the stdout it was given (the second run's note named the wrong stream: a KeyError).
+    from normbench import cli_render
+
+    given, doc = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(cli_render, "_document", [(given, doc)])
+    stream(run, parse_formats("csv", "-"))
+    stream(run, parse_formats("json", "-"))
+    assert doc.getvalue() == first
+    assert "stdout holds the speed run" in capsys.readouterr().err
 
 
 # --- github-action-benchmark ---------------------------------------------------------------------
