@@ -255,11 +255,14 @@ def compare_runs(
     shown_only = set() if config.judge_unreliable else set(unreliable)
     judged_keys = [k for k in cis if k not in shown_only]
     # The between-run noise is what one process's CI misses; a CI over processes holds it.
-    single = [cis[k] for k in judged_keys if k not in per_process]
+    single_keys = [k for k in judged_keys if k not in per_process]
+    single = [cis[k] for k in single_keys]
+    backend_of = {p.key: p.new.backend for p in pairs if p.new is not None}
     noise = None
     if config.between_runs == "auto" and any(k not in per_process for k in cis):
         device = base.env.get("device") or new.env.get("device")
-        noise = pick_noise(single, config.between_run_floor, config.calibrated_noise, device)
+        noise = pick_noise(single, config.between_run_floor, config.calibrated_noise, device,
+                           [backend_of[k] for k in single_keys])  # fmt: skip
     tau = noise.tau if noise else None
     if noise and tau:
         cis = {k: c if k in per_process else widen_by(c, noise) for k, c in cis.items()}

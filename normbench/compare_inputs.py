@@ -23,7 +23,13 @@ MAX_MARGIN_PCT, MAX_TAU = 50.0, 1.0
 def _calibration(path: str | Path) -> tuple[Run, float]:
     """The calibration run and its margin (%), checked to be one the gate could use."""
     run = load_run(path)
-    margin = next((r for r in run.of(MinMargin) if r.value is not None), None)
+    rows = run.of(MinMargin)
+    margin = next((r for r in rows if r.value is not None), None)
+    if run.suite == "calibrate" and rows and margin is None:
+        raise BaselineError(
+            f"{path}: that calibration found no margin under 50% with under 1% A/A false "
+            "alarms: separate runs on its machine cannot be gated (use normbench ab)"
+        )
     if run.suite != "calibrate" or margin is None:
         raise BaselineError(f"{path}: not a `normbench calibrate` run (no min_margin row)")
     value = finite_number(margin.value)

@@ -10,6 +10,7 @@ every margin of its grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from normbench.results.compare import Verdict
@@ -56,16 +57,21 @@ def between_run_floor(device: str | None) -> tuple[float, str]:
 
 
 def pick_noise(
-    judged: list[RatioCI], floor: bool, calibrated: float | None, device: str | None
+    judged: list[RatioCI],
+    floor: bool,
+    calibrated: float | None,
+    device: str | None,
+    groups: Sequence[str] | None = None,
 ) -> Noise | None:
     """The between-run noise for a comparison whose judged single-process cases are `judged`:
     the larger of the estimate from their spread (between_run_noise, when there are enough)
     and, with `floor`, the stated noise: the calibration's measured value, else the device's
     BETWEEN_RUN_FLOOR. The spread sees how cases move apart, never a shift of the whole run
     (a process's own speed, 5% sd on this project's VM: docs/regression-gate.md "Method"),
-    which the stated noise holds; so an estimate never goes below it. None: within-run CIs
+    which the stated noise holds; so an estimate never goes below it. `groups`: each judged
+    case's backend, for the spread inside each (between_run_noise). None: within-run CIs
     only."""
-    estimate = between_run_noise(judged)
+    estimate = between_run_noise(judged, groups)
     stated = None
     if floor:
         stated = (Noise(calibrated, math.inf, "calibration") if calibrated is not None
@@ -162,21 +168,43 @@ def _verdict(
     )
 
 
-def between_run_noise(cis: list[RatioCI]) -> tuple[float, float] | None:
+def between_run_noise(
+    cis: list[RatioCI], groups: Sequence[str] | None = None
+) -> tuple[float, float] | None:
     """(tau, df): the standard deviation of log(ratio) between runs that the within-run CIs miss,
     from the spread of the cases' ratios, and the degrees of freedom of that estimate.
-    tau^2 = MAD^2 - median(s_i^2), MAD the normalized median absolute deviation of log r_i
-    around their median (robust to a few truly changed cases). None with fewer than
-    MIN_CASES_FOR_SPREAD cases (too few to tell noise from change)."""
+    tau^2 = S^2 - median(s_i^2), S the smaller of two robust scales of log r_i:
+    - the normalized median absolute deviation around their median (robust to a minority of
+      truly changed cases);
+    - with `groups` (each case's backend), the spread inside each group, from the pairwise
+      differences of cases in one group (S = 1.4826 median|log r_i - log r_j| / sqrt 2, each
+      difference being free of the group's own shift). A change that moves one backend as a
+      whole, the usual change a gate is for, is no spread there; around the overall median it
+      is, and at half of the cases it looked like noise of the change's own size (a 3x
+      slowdown of one of two backends passed as "inconclusive").
+    None with fewer than MIN_CASES_FOR_SPREAD cases (too few to tell noise from change)."""
     import numpy as np
 
     if len(cis) < MIN_CASES_FOR_SPREAD:
         return None
     logs = np.log([c.ratio for c in cis])
-    mad = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    scale = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    df = max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
+    if groups is not None and len(set(groups)) > 1:
+        members: dict[str, list[float]] = {}
+        for g, v in zip(groups, logs):
+            members.setdefault(g, []).append(float(v))
+        paired = [vs for vs in members.values() if len(vs) > 1]
+        diffs = [abs(a - b) for vs in paired for i, a in enumerate(vs) for b in vs[i + 1 :]]
+        n_paired = sum(len(vs) for vs in paired)
+        if n_paired >= MIN_CASES_FOR_SPREAD:
+            inside = 1.4826 * float(np.median(diffs)) / math.sqrt(2)
+            if inside < scale:
+                scale = inside
+                df = max(2.0, math.floor(MAD_EFFICIENCY * (n_paired - len(paired))))
     within = float(np.median([c.log_se**2 for c in cis]))
-    tau = math.sqrt(max(0.0, mad**2 - within))
-    return tau, max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
+    tau = math.sqrt(max(0.0, scale**2 - within))
+    return tau, df
 
 
 def widen_by(ci: RatioCI, noise: Noise) -> RatioCI:

@@ -271,6 +271,63 @@ def test_between_run_noise_keeps_aa_quiet():
     assert 0.12 < float(np.median(taus)) < 0.30
 
 
+def two_backend_run(composite: float, seed: int, tau: float = 0.08) -> Run:
+    """6 eager and 6 composite cases, composite `composite` times slower; each case moved by
+    exp(N(0, tau)) as between runs."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for backend, f in (("eager", 1.0), ("composite", composite)):
+        for i in range(6):
+            shift = f * float(np.exp(rng.normal(0, tau)))
+            results.append(
+                timing_result(case_id(i, backend), rng.lognormal(math.log(shift), 0.02, 40))
+            )
+    return Run("speed", dict(ENV), {"time_budget": 0.3}, results)
+
+
+@pytest.mark.parametrize("factor", [1.5, 3.0])
+def test_one_of_two_backends_slower_is_a_regression_not_noise(factor):
+    # Half the cases changed: around the overall median that is as much spread as change, and
+    # the noise estimated from it (+-125% at 3x) made every case inconclusive and the gate PASS.
+    # Inside each backend there is only the runs' own noise.
+    for k in range(5):
+        base, new = two_backend_run(1.0, 2 * k, 0.03), two_backend_run(factor, 2 * k + 1, 0.03)
+        cmp = compare_runs(base, new)
+        v = verdicts(cmp)
+        slower = [v[case_id(i, "composite")] for i in range(6)]
+        assert slower.count(REGRESSION) >= 5, (factor, k, slower, cmp.config)
+        assert all(v[case_id(i)] is not REGRESSION for i in range(6))
+        assert cmp.config["between_run_noise"] <= 0.1  # the CPU floor, the estimate below it
+        assert exit_code(cmp) == 1
+    # A/A with two backends stays quiet: the spread inside each is the whole noise.
+    alarms = 0
+    for k in range(20):
+        c = counts(
+            compare_runs(two_backend_run(1.0, 100 + 2 * k), two_backend_run(1.0, 101 + 2 * k))
+        )
+        alarms += c[REGRESSION] + c[IMPROVEMENT]
+    assert alarms == 0
+
+
+def test_the_spread_inside_groups_by_hand():
+    from normbench.compare import between_run_noise
+
+    # Group a at 0, 0.1, 0.2; group b moved as a whole by +1: 1, 1.1, 1.2. Overall median 0.6,
+    # |deviations| 0.4..0.6 -> MAD 0.74; inside: pairwise |differences| 0.1, 0.2, 0.1 in each,
+    # median 0.1 -> 1.4826 x 0.1 / sqrt(2). Within-run s = 0.01.
+    logs = (0.0, 0.1, 0.2, 1.0, 1.1, 1.2)
+    cis = [ci_at(math.exp(x), 0.01) for x in logs]
+    inside = 1.4826 * 0.1 / math.sqrt(2)
+    tau, df = between_run_noise(cis, ["a"] * 3 + ["b"] * 3)
+    assert tau == pytest.approx(math.sqrt(inside**2 - 0.01**2), rel=1e-4)
+    assert df == 2
+    alone, _ = between_run_noise(cis)  # no groups: the overall MAD, 0.5 x 1.4826
+    assert alone == pytest.approx(math.sqrt((1.4826 * 0.5) ** 2 - 0.01**2), rel=1e-4)
+    # One group, or groups of one case: the overall MAD.
+    assert between_run_noise(cis, ["a"] * 6)[0] == pytest.approx(alone)
+    assert between_run_noise(cis, list("abcdef"))[0] == pytest.approx(alone)
+
+
 def test_between_run_noise_by_hand():
     from normbench.compare import between_run_noise, widen
 

@@ -565,6 +565,36 @@ def test_calibrate_with_every_comparison_unreliable_says_so(monkeypatch):
     assert CannotJudgeError.exit_code == 4
 
 
+def test_calibrate_that_finds_no_margin_says_so_and_compare_refuses_its_file(monkeypatch, tmp_path):
+    """4 cases a run, each moved by a factor e^N(0, 1.5) between runs: no margin under 50% keeps
+    the false alarms under 1%. It was "50.0%" with 18% alarmed, then `--threshold 50%`, which
+    compare refuses; and a tau over 1 was recorded, which compare --calibration refuses."""
+    import normbench.suites.calibrate as cal
+
+    rng = np.random.default_rng(7)
+    runs = [make_run(np.exp(rng.normal(0, 1.5, 4)), seed=60 + k) for k in range(3)]
+    comparisons = aa_pairs(runs, CompareConfig(between_run_floor=False))
+    monkeypatch.setattr(cal, "aa_comparisons", lambda *a, **k: (comparisons, dict(ENV)))
+    run = cal.run_calibrate(cal.CalibrateConfig(_Speed(), repeats=3))
+    (margin,) = run.of(MinMargin)
+    assert margin.value is None and margin.curve[-1][0] == pytest.approx(0.495)
+    texts = [f.text for f in run.findings]
+    assert any(t.startswith("No margin the gate takes keeps the false alarms under 1%: at 50%")
+               for t in texts), texts  # fmt: skip
+    assert not any("--threshold" in t for t in texts)
+    assert not run.of(BetweenRunNoise)  # beyond any noise compare takes: not recorded
+    assert any("beyond any machine worth gating on" in t for t in texts)
+    path = tmp_path / "calibrate.json"
+    path.write_text(dumps(run))
+    loaded = load_run(path)  # the file is a valid run
+    assert loaded.of(MinMargin)[0].value is None
+    from normbench.compare_inputs import read_calibration
+    from normbench.errors import BaselineError
+
+    with pytest.raises(BaselineError, match="found no margin under 50%"):
+        read_calibration(path)
+
+
 # --- cache states ------------------------------------------------------------------------------
 
 

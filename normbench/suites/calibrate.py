@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from normbench.compare_inputs import MIN_CALIBRATION_COMPARISONS
+from normbench.compare_inputs import MAX_TAU, MIN_CALIBRATION_COMPARISONS
 from normbench.errors import CannotJudgeError, UsageError
 from normbench.results import Finding, Level, Measurement, Run
 from normbench.results.compare import (
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from normbench.suites.common import Progress
 
 SUITE = "calibrate"
-GRID = tuple(k / 1000 for k in range(5, 501, 5))  # margins 0.5% ... 50%
+# margins 0.5% ... 49.5%: what --threshold takes (under 50%), so the answer is one it accepts
+GRID = tuple(k / 1000 for k in range(5, 500, 5))
 TARGET_RATE = 0.01
 MIN_FOR_PERCENTILE = 100
 REPEATS = 5  # runs measured, each compared with every other
@@ -304,18 +305,21 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
         raise UsageError("no case was timed in every repeat: nothing to calibrate")
     curve = false_alarm_curve(comparisons, config.alpha)
     total = curve[0][2]
-    margin = next((d for d, a, n, _ in curve if a < TARGET_RATE * n), curve[-1][0])
-    at_margin = next(x for x in curve if x[0] == margin)
+    # None: no margin the gate takes (under 50%) keeps the false alarms under the target; the
+    # figures at the widest margin tried are still shown.
+    margin = next((d for d, a, n, _ in curve if a < TARGET_RATE * n), None)
+    at_margin = next(x for x in curve if x[0] == margin) if margin is not None else curve[-1]
     floor = math.expm1(_quantile(edges, 0.99))
     results.append(SuiteNoiseFloor(FLOOR_ID, value=100 * floor, n=len(edges)))
     results.append(MinMargin(
-        MARGIN_ID, value=100 * margin, n=total, alarms_at_margin=at_margin[1],
-        comparisons_alarmed_at_margin=at_margin[3], comparisons=len(comparisons),
-        curve=tuple(curve),
+        MARGIN_ID, value=None if margin is None else 100 * margin, n=total,
+        alarms_at_margin=at_margin[1], comparisons_alarmed_at_margin=at_margin[3],
+        comparisons=len(comparisons), curve=tuple(curve),
     ))  # fmt: skip
     # Interleaved A/A has no between-run noise to measure for separate runs: none recorded.
     tau = None if config.interleaved else between_run_tau(comparisons)
-    if tau is not None:
+    wild = tau is not None and not tau[0] <= MAX_TAU
+    if tau is not None and not wild:
         results.append(BetweenRunNoise(BETWEEN_ID, value=100 * math.expm1(tau[0]), n=tau[1],
                                        tau=tau[0]))  # fmt: skip
     run = Run(SUITE, env, config.to_dict(), results, interrupted=measured.interrupted,
@@ -325,7 +329,15 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
                               at_margin)  # fmt: skip
     if measured.interrupted:
         run.add(_interrupted_note(config, measured), Level.WARNING)
-    if tau is not None:
+    if wild:
+        run.add(
+            f"Between-run noise of separate runs: tau {tau[0]:.2f} (a factor "
+            f"{math.exp(tau[0]):.0f} between runs, 1 sd), beyond any machine worth gating on "
+            f"(compare takes up to {MAX_TAU:g}): not recorded; time these backends with "
+            "normbench ab.",
+            Level.WARNING,
+        )
+    elif tau is not None:
         use = (
             "what compare --calibration assumes when a comparison has too few cases to estimate it."
             if tau[1] >= MIN_CALIBRATION_COMPARISONS
@@ -367,7 +379,7 @@ def _cut_short(
 
 
 def _findings(config: CalibrateConfig, repeats: int, comparisons: int, total: int, floor: float,
-              edges: int, margin: float,
+              edges: int, margin: float | None,
               at_margin: tuple[float, int, int, int]) -> list[Finding]:  # fmt: skip
     mode = "interleaved A/A (ab)" if config.interleaved else "separate runs"
     out = [
@@ -380,15 +392,28 @@ def _findings(config: CalibrateConfig, repeats: int, comparisons: int, total: in
             + ("; fewer than 100 values, so the largest" if edges < MIN_FOR_PERCENTILE else "")
             + ")."
         ),
-        Finding(
-            f"Smallest margin with under 1% false alarms: {margin:.1%} ({at_margin[1]} of "
-            f"{total} case comparisons alarmed; {at_margin[3]} of {comparisons} comparisons)."
-        ),
-        Finding(
-            f"Use it: normbench compare --calibration THIS.json (margin = max(--threshold, "
-            f"{margin:.1%})), or --threshold {math.ceil(margin * 100)}%."
-        ),
     ]
+    if margin is None:
+        out.append(Finding(
+            f"No margin the gate takes keeps the false alarms under 1%: at {at_margin[0]:.0%}, "
+            f"{at_margin[1]} of {total} case comparisons still alarmed ({at_margin[3]} of "
+            f"{comparisons} comparisons). Separate runs on this machine cannot be gated: "
+            "compare the two versions side by side with normbench ab, or calibrate on a "
+            "quieter machine.",
+            Level.WARNING,
+        ))  # fmt: skip
+    else:
+        out += [
+            Finding(
+                f"Smallest margin with under 1% false alarms: {margin:.1%} ({at_margin[1]} of "
+                f"{total} case comparisons alarmed; {at_margin[3]} of {comparisons} "
+                "comparisons)."
+            ),
+            Finding(
+                f"Use it: normbench compare --calibration THIS.json (margin = max(--threshold, "
+                f"{margin:.1%})), or --threshold {margin:.1%}."
+            ),
+        ]
     if total < MIN_FOR_PERCENTILE:
         out.append(Finding(
             f"only {total} A/A case comparisons: 'under 1%' here means none was seen; "
