@@ -62,10 +62,11 @@ def speed(
     RMSNorm is faster than LayerNorm here, per backend. `--shapes-from FILE` times a captured
     model's own shapes (docs/capture.md).
     """
-    from normbench.baseline import against_baseline, read_baseline
+    from normbench.baseline import against_baseline, baseline_file, read_baseline
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
     from normbench.results.metrics import MEMORY
+    from normbench.suites.speed import planned_ids
 
     columns = chosen_columns(output.columns, "speed", *(["compare"] if baseline else []))
     formats = output.formats("speed", *(() if memory else (MEMORY, "--memory")))
@@ -76,8 +77,11 @@ def speed(
         config = shapes_config(sel, shapes_from, timing, output.out, formats, **kw)
     else:
         config = build_speed_config(build_selection(sel), timing, output.out, formats, **kw)
-    # The baseline is read and its fingerprint checked before anything is measured, and --md.
-    base = read_baseline(baseline, config.selection.device, config.threads, force, config.cache)
+    # The baseline is read, its fingerprint and cases checked before anything is measured, and
+    # --md.
+    baseline = baseline_file(baseline)
+    base = read_baseline(baseline, config.selection.device, config.threads, force, config.cache,
+                         planned_ids(config) if baseline else ())  # fmt: skip
     check_md(md)
     margin = parse_threshold(threshold)
     run = run_suite("speed", config, output.out, formats, output.plot, columns,

@@ -595,6 +595,43 @@ def test_calibrate_that_finds_no_margin_says_so_and_compare_refuses_its_file(mon
         read_calibration(path)
 
 
+# --- hand-edited files -------------------------------------------------------------------------
+
+
+def test_a_hand_edited_file_cannot_contradict_or_outvote_its_samples(tmp_path):
+    """A doubled `value` with its samples left alone showed base 120 us, new 60 us at ratio
+    1.003x; a second copy of a case was dropped without a word (and `report` kept the other);
+    one sample a side confirmed a regression with --between-runs off."""
+    from normbench.errors import BaselineError, UsageError
+
+    base, new = make_run([1.0] * 3, seed=1), make_run([1.0] * 3, seed=2)
+    r = base.results[0]
+    t = r.get("time")
+    edited = replace(base, results=[r.replace_measurements([replace(t, value=2 * t.value)]),
+                                    *base.results[1:]])  # fmt: skip
+    row = by_case(compare_runs(edited, new))[case_id(0)]
+    assert row.base_ms == pytest.approx(float(np.median(t.samples)))  # what the ratio is from
+    assert row.base_ms / row.new_ms == pytest.approx(row.ratio.value, rel=0.05)
+    doubled = replace(base, results=[*base.results, base.results[1]])
+    with pytest.raises(BaselineError, match=f"holds case {case_id(1)} twice"):
+        compare_runs(doubled, new)
+    with pytest.raises(UsageError, match=f"holds case {case_id(1)} twice"):
+        compare_runs(base, replace(new, results=[*new.results, new.results[1]]))
+    # In a file the two copies are two rows of one case: refused when it is read (exit 3 as a
+    # baseline, 2 for report or as the new run), whoever reads it.
+    data = json.loads(dumps(base))
+    data["rows"].append(data["rows"][0])
+    path = tmp_path / "joined.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match="has a second 'time' row"):
+        load_run(path)
+    one = make_run([1.0], seed=3, n=1)
+    slow = make_run([1.07], seed=4, n=1)
+    (row,) = compare_runs(one, slow, CompareConfig(between_runs="off")).of(CaseComparison)
+    assert row.verdict is NOT_COMPARED
+    assert "1 timing sample, fewer than the 6 a 95% CI of the median needs" in row.ratio.note
+
+
 # --- cache states ------------------------------------------------------------------------------
 
 

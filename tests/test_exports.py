@@ -620,6 +620,33 @@ def test_speed_baseline_with_metrics_and_gab_bigger_still_gives_its_verdict(tmp_
     assert set(cmp_csv.metric) >= {"ratio"}  # every comparison metric, not the speed run's
 
 
+def test_speed_baseline_takes_a_folder_and_refuses_a_selection_it_cannot_compare(tmp_path):
+    """The README's `--baseline base/speed-*.json` also matched the run's `.gab.json` (exit 2
+    from the shell's two arguments); a folder names its one run. A baseline with none of this
+    run's cases was measured in full, then compared nothing: refused before measuring."""
+    first = runner.invoke(app, [*SPEED, "--format", "json,gab", "--out", str(tmp_path / "b")])
+    assert first.exit_code == 0, first.output
+    assert len(list((tmp_path / "b").glob("speed-*.json"))) == 2  # the run and its gab file
+    out = tmp_path / "n"
+    r = runner.invoke(app, [*SPEED, "--baseline", str(tmp_path / "b"), "--out", str(out),
+                            "--format", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1, 4), r.output
+    (cmp,) = out.glob("compare-*.json")
+    assert json.loads(cmp.read_text())["config"]["base"]["path"].endswith(".json")
+    other = [*SPEED[: SPEED.index("--dim")], "--dim", "96", *SPEED[SPEED.index("--dim") + 2 :]]
+    r = runner.invoke(app, [*other, "--baseline", str(tmp_path / "b"), "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    assert "has none of this run's 2 cases" in r.output and "2x8x64" in r.output
+    assert "2x8x96" in r.output
+    assert len(list(out.iterdir())) == 2  # nothing measured: only the first comparison's files
+    (tmp_path / "b" / "speed-20200101-000000.json").write_text("{}")
+    r = runner.invoke(app, [*SPEED, "--baseline", str(tmp_path / "b"), "--out", str(out)])
+    assert r.exit_code == 2 and "holds 2 speed runs" in r.output, r.output
+    (tmp_path / "e").mkdir()
+    r = runner.invoke(app, [*SPEED, "--baseline", str(tmp_path / "e"), "--out", str(out)])
+    assert r.exit_code == 3 and "no speed run (speed-<timestamp>.json) in it" in r.output
+
+
 def _stability_run(tmp_path):
     out = tmp_path / "stab"
     r = runner.invoke(app, ["stability", "--quick", "--variant", "rmsnorm", "--backend", "eager",

@@ -159,13 +159,22 @@ def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
     each group back as its kind (an unknown kind kept as its rows, `UnknownResult`). The side
     keeps `ab --a eager --b eager`'s two sides of one case apart in its partial file."""
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    for r in rows:
+    seen: set[tuple] = set()
+    for i, r in enumerate(rows, 1):
         key = (
             r.get("kind") or "case",
             r["case_id"],
             r.get("device") or "",
             str(r.get("side") or ""),
         )
+        # One row per metric of a case: a second one (a file edited or joined by hand) would
+        # be read as the first by one reader and as the last by another.
+        if (*key, r.get("metric")) in seen:
+            raise ValueError(
+                f"row {i}: case {r['case_id']!r} has a second {r.get('metric')!r} row (edited "
+                "or joined by hand?); a case holds each metric once"
+            )
+        seen.add((*key, r.get("metric")))
         groups.setdefault(key, []).append(r)
     return [_created(KINDS.get(key[0], UnknownResult).from_rows(g), g)
             for key, g in groups.items()]  # fmt: skip

@@ -295,6 +295,22 @@ def unreliable_summary(results: list[SpeedResult]) -> str | None:
     )
 
 
+def planned(config: SpeedConfig) -> tuple[list[Case], dict[str, list[str]]]:
+    """The cases the run will time, and (--shapes-from) the captured layers of each."""
+    if config.shapes_from:  # the model's own shapes (docs/capture.md "The model's shapes")
+        from normbench.capture.cases import shape_cases
+        from normbench.capture.store import read_meta
+
+        meta = read_meta(config.shapes_from, "--shapes-from")
+        return shape_cases(meta.layers, config.selection, config.own_variants)
+    return config.selection.cases(), {}
+
+
+def planned_ids(config: SpeedConfig) -> list[str]:
+    """The ids of the cases the run will time (--baseline checks them before measuring)."""
+    return [c.id for c in planned(config)[0]]
+
+
 def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool = False) -> Run:
     """Run the speed suite and return the run (reports are written by the caller)."""
 
@@ -302,15 +318,7 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
 
     start = time.perf_counter()
     device = config.selection.device
-    layers: dict[str, list[str]] = {}
-    if config.shapes_from:  # the model's own shapes (docs/capture.md "The model's shapes")
-        from normbench.capture.cases import shape_cases
-        from normbench.capture.store import read_meta
-
-        meta = read_meta(config.shapes_from, "--shapes-from")
-        cases, layers = shape_cases(meta.layers, config.selection, config.own_variants)
-    else:
-        cases = config.selection.cases()
+    cases, layers = planned(config)
     loop = CaseLoop(SUITE, progress, debug, result=SpeedResult)
     with torch_threads(config.threads):  # the copy bandwidth too, cached per thread count
         env = timing_env(device, config.threads)
