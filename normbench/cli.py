@@ -223,7 +223,8 @@ def env_cmd(
 @app.command("list")
 @guarded
 def list_cmd(plugin: o.PluginOpt = None) -> None:
-    """Variants, backends (available or not, and why) and their declared semantics."""
+    """Variants, backends (available or not, and why) and their declared semantics, the input
+    distributions and the diagnose probes."""
     from normbench.cli_render import print_list
     from normbench.config_args import load_plugin_backends
 

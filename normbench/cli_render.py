@@ -317,7 +317,8 @@ def print_env(info: dict[str, Any], as_json: bool = False) -> None:
 
 
 def print_list() -> None:
-    """Variants, backends (available or not, and why) and the input distributions."""
+    """Variants, backends (available or not, and why), the input distributions and the
+    diagnose probes."""
     from rich.console import Console
 
     con = Console()
@@ -365,6 +366,14 @@ def _list_tables(con: Any) -> None:
         trap += "".join(f"; {dt}: {text}" for dt, text in d.dtype_traps)
         name = d.name + ("" if d.default else " [dim](sweep)[/dim]")
         t.add_row(name, escape(d.description), escape(trap))  # E[x^2] is not markup
+    con.print(t)
+    from normbench.suites.diagnose import PROBES  # cheap: a probe's module loads when it runs
+
+    t = Table(title="diagnose probes (normbench diagnose NAME)")
+    for c in ("probe", "claim", "source"):
+        t.add_column(c, overflow="fold")
+    for p in PROBES.values():
+        t.add_row(p.name, escape(p.claim), escape(p.source))
     con.print(t)
 
 

@@ -66,6 +66,11 @@ def test_env_and_list():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
     assert "add_rmsnorm" in result.output and "liger" in result.output
+    # every diagnose probe, by the name `diagnose` takes
+    from normbench.suites.diagnose import PROBES
+
+    assert "diagnose probes" in result.output
+    assert all(name in result.output for name in PROBES)
 
 
 @pytest.mark.parametrize(
