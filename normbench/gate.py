@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from normbench.dtypes import to_torch
 from normbench.fmt import a_type
-from normbench.inputs import generator, make_tensors
+from normbench.inputs import generator, make_tensors, scalars_for
 from normbench.numerics import TensorError, compare
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def prepare(variant: Variant, case: Case, seed: int = 0, scale: float = 1.0) -> 
         .to(to_torch(dtypes[name]))
         for name in variant.outputs
     )
-    return Prepared(variant, case, inputs, dys, dict(variant.scalars), dtypes)
+    return Prepared(variant, case, inputs, dys, scalars_for(variant, case.dist, case.dtype), dtypes)
 
 
 def as_tuple(out: Any) -> tuple:

@@ -42,6 +42,11 @@ class Distribution:
     params: Callable[[Mapping[str, torch.Tensor], torch.Generator], dict] | None = None
     # Only meaningful for implementations that declare this cast semantics ("gemma": 1 + w).
     cast: str | None = None
+    # Scalars the trap needs, replacing the variant's own where it has them (an eps of 1e-8,
+    # which fp16 cannot hold), for the dtypes in scalar_dtypes (empty: all). The fp64 reference
+    # is computed with the same values.
+    scalars: tuple[tuple[str, float], ...] = ()
+    scalar_dtypes: tuple[str, ...] = ()
     # Part of the stability suite's default set.
     default: bool = True
 
@@ -199,9 +204,19 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         ),
         Distribution(
             "zero",
-            "every other row all zeros (the rest N(0, 1)): output 0 or bias, never NaN",
+            "every other row all zeros (the rest N(0, 1)); fp16 at eps = 1e-8: output 0 or "
+            "bias, never NaN",
             _every_other_row(None),
-            trap="all-zero rows: 0 / sqrt(0 + eps) (eps cast to fp16 vanishes, DeepSpeed #581)",
+            trap="all-zero rows: 0 / sqrt(0 + eps)",
+            dtype_traps=(
+                (
+                    "fp16",
+                    "all-zero rows at eps = 1e-8: 0 / sqrt(0 + eps) (eps cast to "
+                    "fp16 vanishes, DeepSpeed #581)",
+                ),
+            ),  # fmt: skip
+            scalars=(("eps", 1e-8),),
+            scalar_dtypes=("fp16",),
         ),
         Distribution(
             "inf",
@@ -288,6 +303,14 @@ def generator(device: str, seed: int) -> torch.Generator:
     import torch
 
     return torch.Generator(device=device if device.startswith("cuda") else "cpu").manual_seed(seed)
+
+
+def scalars_for(variant: Variant, dist: str, dtype: str) -> dict[str, float]:
+    """The variant's scalars (eps, ...) on input `dist` in `dtype`: the distribution's own
+    where the variant has them."""
+    d = get_distribution(dist)
+    own = dict(d.scalars) if not d.scalar_dtypes or dtype in d.scalar_dtypes else {}
+    return {k: own.get(k, v) for k, v in variant.scalars.items()}
 
 
 def default_dists() -> tuple[str, ...]:

@@ -384,6 +384,45 @@ def test_no_eps_gives_nan_on_zero_and_constant_rows(add_backend):
     assert check_case("eager", "layernorm", "fp32", "constant", dim=256, rows=4).verdict == PASS
 
 
+def test_eps_cast_to_fp16_fails_the_zero_rows_at_eps_1e8(add_backend):
+    # docs/numerics.md trap 6: eps = 1e-8 in fp16 is 0, and a zero row 0 / sqrt(0). The input
+    # ran at the variants' own eps (1e-6, 1e-5, which fp16 holds): such a kernel got WARN.
+    def rms_eps_cast(x, weight, eps):
+        e = torch.tensor(eps, dtype=x.dtype)  # DeepSpeed #581
+        return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True).to(x.dtype) + e) * weight
+
+    def ln_eps_cast(x, weight, bias, eps):
+        mu = x.mean(-1, keepdim=True)
+        var = (x - mu).pow(2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + torch.tensor(eps, dtype=x.dtype)) * weight + bias
+
+    name = add_backend("eps_cast", {"rmsnorm": rms_eps_cast, "layernorm": ln_eps_cast})
+    for variant in ("rmsnorm", "layernorm"):
+        v = check_case(name, variant, "fp16", "zero", dim=256, rows=4)
+        assert v.verdict == FAIL and "y has" in v.reason and "non-finite" in v.reason, v.reason
+        assert v.reason.startswith("all-zero rows at eps = 1e-8")
+        assert check_case("eager", variant, "fp16", "zero", dim=256, rows=4).verdict == PASS
+    from normbench.inputs import scalars_for
+
+    rms = get_variant("rmsnorm")
+    assert scalars_for(rms, "zero", "fp16")["eps"] == 1e-8  # what the reference uses too
+    assert scalars_for(rms, "zero", "bf16")["eps"] == rms.scalars["eps"] == 1e-6
+    assert scalars_for(rms, "normal", "fp16")["eps"] == 1e-6
+
+
+def test_an_exact_value_beyond_the_range_rounds_to_inf():
+    # dx of a zero fp16 row at eps 1e-8 is dy / sqrt(1e-8), up to 7e4: its fp16 rounding is inf,
+    # which is exact; an inf below 65520 (the overflow point) is an error.
+    ref = torch.tensor([[7.0e4, -7.0e4, 65519.0, 1.0]], dtype=torch.float64)
+    impl = torch.tensor([[math.inf, -math.inf, 65504.0, 1.0]], dtype=torch.float16)
+    c = check_tensor("dx", impl, ref, ref, "fp16")
+    assert c.verdict == PASS and c.error.nonfinite == 0, c.symptom
+    impl[0, 2] = math.inf
+    assert check_tensor("dx", impl, ref, ref, "fp16").error.nonfinite == 1
+    impl[0, 2], impl[0, 1] = 65504.0, math.inf  # the wrong sign
+    assert check_tensor("dx", impl, ref, ref, "fp16").error.nonfinite == 1
+
+
 def test_one_pass_variance_fails_offset(add_backend):
     # docs/numerics.md trap 4: E[x^2] - E[x]^2 with x = 1e4 + N(0, 1) in fp32 cancels.
     def one_pass(x, weight, bias, eps):
