@@ -326,11 +326,16 @@ def check(fn: Callable[..., Any], p: Prepared, sem: Semantics, grads: bool) -> G
         return GateResult(
             True, errors, f"matches fp64 (worst {w.name}: {w.worst_ratio:.2f}x the tolerance)"
         )
-    e = max(bad, key=lambda e: (e.nonfinite > 0, max(e.worst_ratio, e.scale_ratio)))
+    e = max(bad, key=lambda e: (e.nonfinite > 0,
+                                max(e.worst_ratio, e.scale_ratio, e.channel_ratio)))  # fmt: skip
     if e.nonfinite:
         why = f"{e.name} has {e.nonfinite} non-finite values where fp64 is finite"
     elif e.worst_ratio > 1.0:
         why = f"{e.name} max error {e.max_abs:.3g} is {e.worst_ratio:.1f}x the tolerance"
+    elif e.channel_ratio > e.scale_ratio:  # each channel off by a factor of its own
+        why = (f"{e.name} is off per channel by {100 * e.channel_error:.2g}% rms "
+               f"({e.channel_ratio:.2g}x the bound for rounding; every element within "
+               f"{e.worst_ratio:.2g}x the tolerance)")  # fmt: skip
     else:  # every element within the tolerance, and all of them off by one factor
         why = (f"{e.name} is {100 * e.scale_error:+.2g}% off throughout ({e.scale_ratio:.2g}x "
                f"the bound for rounding; every element within {e.worst_ratio:.2g}x the "

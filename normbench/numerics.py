@@ -60,6 +60,10 @@ class TensorError:
     scale_error: float = 0.0
     scale_ratio: float = 0.0
     native_rel: float = 0.0  # the fp32 formula's norm-wise error on the same elements
+    # The channels' own error (rms over the last dimension's channels, relative) and its ratio
+    # to its bound (`_channel`); 0 where not judged or not beyond chance.
+    channel_error: float = 0.0
+    channel_ratio: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,9 +116,11 @@ def compare(
 
     worst = float((diff / bound).max()) if diff.numel() else 0.0
 
-    scale_error = scale_ratio = 0.0
+    scale_error = scale_ratio = channel_error = channel_ratio = 0.0
     if not reduction:
         scale_error, scale_ratio = _scale(out, ref, native, finite, dtype, rel, native_rel)
+        if native is None or rel > 2 * native_rel:  # as for the scale: the cheap test first
+            channel_error, channel_ratio = _channel(out, ref, native, finite, dtype)
 
     rows = 0
     if out.dim() >= 1 and out.numel():
@@ -123,9 +129,9 @@ def compare(
         rows = int(((o2 == 0).all(-1) & (r2 != 0).any(-1)).sum())
     # Non-finite where the reference is non-finite is propagation, judged elsewhere; the rule here
     # covers finite reference elements only.
-    ok = nonfinite == 0 and worst <= 1.0 and scale_ratio <= 1.0
+    ok = nonfinite == 0 and worst <= 1.0 and scale_ratio <= 1.0 and channel_ratio <= 1.0
     return TensorError(name, max_abs, rel, max_ulp, nonfinite, rows, worst, ok, scale_error,
-                       scale_ratio, native_rel)  # fmt: skip
+                       scale_ratio, native_rel, channel_error, channel_ratio)  # fmt: skip
 
 
 def unit_roundoff(dtype: str) -> float:
@@ -212,3 +218,73 @@ def _scale(out: torch.Tensor, ref: torch.Tensor, native: torch.Tensor | None,
 
 # How many unit roundoffs of systematic error rounding alone can make (see `_scale`).
 SCALE_ROUNDOFFS = 2.0
+# The per-channel error (rms over the channels, relative) judged against this many unit
+# roundoffs: a channel's gain rounded to the dtype once (1 + w in bf16) is about 0.6.
+CHANNEL_ROUNDOFFS = 0.25
+# The F test's level for "the channels differ beyond chance" (one in a million A/A tensors).
+CHANNEL_P = 1e-6
+
+
+def _channel(out: torch.Tensor, ref: torch.Tensor, native: torch.Tensor | None,
+             keep: torch.Tensor, dtype: str) -> tuple[float, float]:  # fmt: skip
+    """(per-channel error, its ratio to the bound; 0 where not judged). A channel's own error is
+    a factor every row of that channel shares and the others do not: Gemma's 1 + w formed in
+    bf16 (docs/numerics.md trap 13), a weight rounded to bf16 that was to stay fp32. It has no
+    common scale (the channels err both ways), and each element stays within an ulp or two,
+    so neither the scale rule nor the elementwise one sees it. Judged where the channels'
+    spread is beyond chance (`_channel_spread`'s F test at p < CHANNEL_P), against
+    CHANNEL_ROUNDOFFS unit roundoffs plus twice the fp32 formula's own (which forms 1 + w in
+    fp32: an fp32 kernel that does the same is no worse). A correct implementation rounds each
+    element on its own: no channel differs."""
+    import torch
+
+    found = _channel_spread(out, ref, keep)
+    if found is None:
+        return 0.0, 0.0
+    effect, fstat, df1, df2 = found
+    from scipy.stats import f
+
+    if fstat <= float(f.isf(CHANNEL_P, df1, df2)):
+        return 0.0, 0.0
+    own = 0.0
+    if native is not None:
+        nat = _channel_spread(native.detach().to(torch.float64), ref, keep)
+        own = nat[0] if nat is not None else 0.0
+    return effect, effect / (2 * own + CHANNEL_ROUNDOFFS * unit_roundoff(dtype))
+
+
+def _channel_spread(out: torch.Tensor, ref: torch.Tensor,
+                    keep: torch.Tensor) -> tuple[float, float, int, int] | None:  # fmt: skip
+    """(rms of the channels' own relative error, F, its degrees of freedom), or None where there
+    are too few rows or channels. On the relative errors of the elements at least half their
+    row's RMS (below it the relative error means little), each row's mean removed (a row's
+    statistics err as a whole): the spread of the channels' means against the spread within
+    them."""
+    import torch
+
+    if ref.dim() < 2 or ref.shape[-1] < 2:
+        return None
+    n = ref.shape[-1]
+    r = torch.where(keep, ref, torch.zeros_like(ref)).reshape(-1, n)
+    o = out.reshape(-1, n)
+    if r.shape[0] < 2:
+        return None
+    rms = r.pow(2).mean(-1, keepdim=True).sqrt()
+    use = keep.reshape(-1, n) & (r.abs() >= 0.5 * rms) & (rms > 0) & torch.isfinite(o)
+    zero = torch.zeros_like(r)
+    e = torch.where(use, (o - r) / torch.where(use, r, torch.ones_like(r)), zero)
+    e = torch.where(use, e - e.sum(-1, keepdim=True) / use.sum(-1, keepdim=True).clamp(min=1), zero)
+    counts = use.sum(0).to(torch.float64)
+    cols = counts > 0
+    k, total = int(cols.sum()), float(counts.sum())
+    if k < 2 or total - k < 2:
+        return None
+    col_mean = e.sum(0) / counts.clamp(min=1)
+    within = float(torch.where(use, e - col_mean, zero).pow(2).sum()) / (total - k)
+    if within <= 0:
+        return None
+    means = col_mean[cols]
+    grand = float((means * counts[cols]).sum()) / total
+    between = float((counts[cols] * (means - grand) ** 2).sum()) / (k - 1)
+    effect = math.sqrt(max(0.0, between - within) / (total / k))
+    return effect, between / within, k - 1, int(total) - k

@@ -75,6 +75,7 @@ class TensorCheck:
             "max_ulp": self.max_ulp,
             "tol_ratio": e.worst_ratio,
             "scale_error": e.scale_error,
+            "channel_error": e.channel_error,
             "nonfinite": e.nonfinite,
             "silent_zero_rows": e.silent_zero_rows,
             "lost_propagation": self.lost,
@@ -180,6 +181,13 @@ def _judge(
         off = f"{name} is {100 * e.scale_error:+.2g}% off throughout"
         why = f"{e.scale_ratio:.3g}x the bound for rounding"
         if e.scale_ratio > SCALE_WARN_RATIO:
+            return FAIL, f"{off} ({why}; {detail})"
+        return WARN, f"{off}, marginal ({why}; {detail})"
+    if e.channel_ratio > 1.0:
+        # Each channel off by its own factor (Gemma's 1 + w in bf16): as the scale error.
+        off = f"{name} is off per channel by {100 * e.channel_error:.2g}% rms"
+        why = f"{e.channel_ratio:.3g}x the bound for rounding"
+        if e.channel_ratio > SCALE_WARN_RATIO:
             return FAIL, f"{off} ({why}; {detail})"
         return WARN, f"{off}, marginal ({why}; {detail})"
     if e.worst_ratio > 1.0 and e.rel > 2 * native_rel:

@@ -14,7 +14,7 @@ GPU_DIR = Path(__file__).parent / "gpu"
 EXPECTED = {
     "test_ab_compare_gpu.py": 4,
     "test_audit_truth_gpu.py": 1,
-    "test_device_gpu.py": 6,
+    "test_device_gpu.py": 7,
     "test_env_gpu.py": 2,
     "test_memory_gpu.py": 5,
     "test_speed_gpu.py": 5,

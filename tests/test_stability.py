@@ -155,6 +155,45 @@ def test_errors_that_are_no_common_scale_are_not_called_systematic():
     assert common.error.scale_ratio > 2.0 and common.verdict == FAIL
 
 
+def test_a_gain_off_per_channel_is_caught_where_the_scale_and_elementwise_rules_are_blind():
+    """Gemma's (1 + w) formed in bf16 (trap 13): each channel's gain off by up to half an ulp,
+    both ways, so no common scale, and every element within its tolerance: it was PASS. Its
+    per-channel rms error is judged against a quarter of a unit roundoff."""
+    g = torch.Generator().manual_seed(11)
+    ref = torch.randn(4, 1000, generator=g, dtype=torch.float64)
+    w = 2.0**-8 + 2.0**-10 * torch.randn(1000, generator=g, dtype=torch.float64)
+    native = ref.bfloat16()
+    rounded_gain = (1 + w).bfloat16().double() / (1 + w)  # what 1 + w in bf16 does to y
+    impl = (ref * rounded_gain).bfloat16()
+    c = check_tensor("y", impl, ref, native, "bf16")
+    assert c.error.worst_ratio <= 1.0 and c.error.scale_ratio <= 1.0  # blind, both
+    assert c.verdict == FAIL and c.symptom.startswith("y is off per channel by"), c.symptom
+    assert c.error.channel_error == pytest.approx(float((rounded_gain - 1).std()), rel=0.25)
+    assert c.measures()["channel_error"] == c.error.channel_error
+    # Rounding alone, row errors and the fp32 formula's own channel errors are not channel
+    # errors: an fp32 kernel forming 1 + w in fp32 as the formula does is no worse than it.
+    assert check_tensor("y", native, ref, native, "bf16").error.channel_ratio == 0.0
+    per_row = ref * (1 + 0.01 * torch.randn(4, 1, generator=g, dtype=torch.float64))
+    assert check_tensor("y", per_row.bfloat16(), ref, native, "bf16").error.channel_ratio == 0
+    fp32_gain = (1 + w).float().double() / (1 + w)
+    as_formula = (ref * fp32_gain).float()
+    c = check_tensor("y", as_formula, ref, as_formula, "fp32")
+    assert c.error.channel_ratio <= 1.0 and c.verdict == PASS
+
+
+def test_gemma_weight_fails_a_kernel_that_forms_one_plus_w_in_bf16(add_backend):
+    def rms_gemma_bf16(x, weight, eps):
+        xf = x.float()
+        h = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        return (h * (1 + weight).float()).to(x.dtype)  # 1 + w in bf16 (Liger PR #1462)
+
+    name = add_backend("gemma_bf16", {"rmsnorm": rms_gemma_bf16},
+                       semantics=Semantics(eps="inside", cast="gemma"))  # fmt: skip
+    v = check_case(name, "rmsnorm", "bf16", "gemma-weight", dim=1000)
+    assert v.verdict == FAIL and "off per channel" in v.reason, v.reason
+    assert check_case("gemma", "rmsnorm", "bf16", "gemma-weight", dim=1000).verdict == PASS
+
+
 def test_marginal_excess_within_twice_the_fp32_formula_norm_error_passes():
     ref = torch.ones(2, 64, dtype=torch.float64)
     native = ref + 0.01  # the fp32 formula is off by 0.01 everywhere but the first element

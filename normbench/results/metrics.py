@@ -27,8 +27,8 @@ SPEED = ("time", "bandwidth", "sol_time", "pct_sol", "speedup", "compile_time", 
 LEGACY: dict[str, tuple[str, ...]] = {"speed": ("pct_copy_bw",)}
 # stability: the verdict, each output's and gradient's measures (<tensor>_<measure>: y, dx,
 # dweight, ... as the variant has them), the two-run check and the 2^k sweep.
-TENSOR_MEASURES = ("max_abs", "rel", "max_ulp", "tol_ratio", "scale_error", "nonfinite",
-                   "silent_zero_rows", "lost_propagation")  # fmt: skip
+TENSOR_MEASURES = ("max_abs", "rel", "max_ulp", "tol_ratio", "scale_error", "channel_error",
+                   "nonfinite", "silent_zero_rows", "lost_propagation")  # fmt: skip
 STABILITY = ("verdict", *(f"*_{m}" for m in TENSOR_MEASURES), "deterministic", "sweep_verdict",
              "safe_scale_max", "safe_scale_min")  # fmt: skip
 # The outputs and gradients the built-in variants have (their `outputs` and "d" + each tensor

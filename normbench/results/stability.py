@@ -3,9 +3,9 @@
 A case (`StabilityResult`) is one implementation on one input distribution, judged against the
 fp64 oracle (normbench.verdicts). Its headline measurement is `verdict` (value 0/1/2 for
 PASS/WARN/FAIL, the reason as its note); then, per output and gradient, the tensor's measures
-(`y_max_abs`, `y_rel`, `y_max_ulp`, `y_tol_ratio`, `y_scale_error`, `y_nonfinite`,
-`y_silent_zero_rows`, `y_lost_propagation`, the same for dx, dweight, ...) and, where
-checked, `deterministic` (1/0). The fields say which tensor was worst and by how much, and
+(`y_max_abs`, `y_rel`, `y_max_ulp`, `y_tol_ratio`, `y_scale_error`, `y_channel_error`,
+`y_nonfinite`, `y_silent_zero_rows`, `y_lost_propagation`, the same for dx, dweight, ...) and,
+where checked, `deterministic` (1/0). The fields say which tensor was worst and by how much, and
 what the declared semantics changed.
 
 The sweep scales `unit-max` inputs by 2^k: each scale is a `SweepPointResult` (measurement

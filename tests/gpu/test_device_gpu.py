@@ -110,3 +110,29 @@ def test_a_cuda_cases_inputs_are_made_on_its_device_seeded():
             assert (rows == 2600).sum() == rows.shape[0]  # one channel, every row
         if dist == "constant":
             assert (rows == rows[:, :1]).all()
+
+
+def test_rows_past_2_to_31_elements_are_addressed_in_int64():
+    """docs/numerics.md trap 12: M x N > 2^31 elements. An int32 row offset wraps past 2^31, so
+    the last rows read and write another place (Liger PR #804); here the last rows of y and dx
+    must equal their own reference, computed apart."""
+    n = 4096
+    m = 2**31 // n + 8  # 8 rows past 2^31 elements
+    need = 5 * m * n * 2  # x, y, dy, dx in bf16, and a margin
+    free, _ = torch.cuda.mem_get_info()
+    if free < need:
+        pytest.skip(f"needs about {need / 2**30:.0f} GiB free, {free / 2**30:.0f} GiB here")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(m, n, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_(True)
+    w = torch.ones(n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    y = rms_norm(x, w)
+    dy = torch.randn(m, n, device="cuda", dtype=torch.bfloat16, generator=g)
+    y.backward(dy)
+    for rows in (slice(0, 8), slice(m - 8, m)):
+        xs = x.detach()[rows].double()
+        rstd = torch.rsqrt(xs.pow(2).mean(-1, keepdim=True) + 1e-6)
+        ref_y = xs * rstd
+        g_ = dy[rows].double()
+        ref_dx = rstd * (g_ - ref_y * (g_ * ref_y).mean(-1, keepdim=True))
+        assert torch.allclose(y.detach()[rows].double(), ref_y, rtol=2**-7, atol=2**-7), rows
+        assert torch.allclose(x.grad[rows].double(), ref_dx, rtol=2**-6, atol=2**-6), rows
