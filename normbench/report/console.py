@@ -134,11 +134,21 @@ def fit(t: Shown, width: int) -> Table | None:
     return None
 
 
+# Words up to this long are never folded while the long ones can give room: a verdict
+# ("inconclusive"), a status or a number split mid-word ("regressio|n") is lost to a reader and
+# to a grep of a CI log; a case id or a path is not.
+KEEP_WORD = 12
+
+
 def folded(t: Shown, width: int) -> Table:
-    """The tightest layout, the longest words folded first (a column keeps one character)."""
+    """The tightest layout, the longest words folded first: the columns of short words keep
+    theirs whole where the others can make the room, else every column keeps one character."""
     n = len(t.columns)
     room = max(width - border(LAYOUTS[-1], n), n)
-    return rich_table(t, LAYOUTS[-1], narrowed(least(t), [1] * n, room))
+    words = least(t)
+    keep = [w if w <= KEEP_WORD else 1 for w in words]
+    low = keep if sum(keep) <= room else [1] * n
+    return rich_table(t, LAYOUTS[-1], narrowed(words, low, room))
 
 
 def constant_columns(t: Shown) -> list[int]:
