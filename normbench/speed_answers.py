@@ -67,6 +67,11 @@ def _workspace() -> np.ndarray:
     return np.empty(WORKSPACE, dtype=np.int64)
 
 
+# In a speedup's note where a side was timed while the machine was unreliable: the view marks it
+# as a tie ("~"), since its CI describes spoiled samples.
+NOT_TOLD_APART = "not told apart"
+
+
 def add_speedups(results: list[SpeedResult]) -> list[SpeedResult]:
     """Each backend's speedup over eager for the same variant/options/dtype/shape/mode, as a
     measurement after the case's own speed measurements: eager time / this time, with the 95% CI
@@ -87,9 +92,12 @@ def add_speedups(results: list[SpeedResult]) -> list[SpeedResult]:
                 tr = time_ratio(ref, r, f"speedup/{r.case_id}", workspace)
                 if tr is not None:
                     low, high = tr.low, tr.high
+            note = "eager time / this time"
+            busy = [x.backend for x in (ref, r) if x.unreliable]
+            if busy and ref is not r:  # its CI describes samples a busy machine spoiled
+                note += f"; {NOT_TOLD_APART}: {' and '.join(dict.fromkeys(busy))} timed unreliable"
             speedup = Measurement(
-                "speedup", base / r.time.value, "x", note="eager time / this time",
-                ci_low=low, ci_high=high,
+                "speedup", base / r.time.value, "x", note=note, ci_low=low, ci_high=high,
             )  # fmt: skip
             r = r.replace_measurements((*r.measurements, speedup))
         out.append(r)

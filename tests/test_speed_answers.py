@@ -202,6 +202,25 @@ def test_a_speedup_that_ties_eager_is_marked():
     assert [row[cols.index("vs eager")] for row in rows] == ["1.00x", f"~{sp.value:.2f}x"]
 
 
+def test_a_speedup_with_a_side_timed_unreliable_is_not_told_apart():
+    """A tight CI of samples a busy machine spoiled printed 0.29x unmarked beside its
+    `unreliable` status: it is '~', and its note says which side."""
+    from dataclasses import replace
+
+    eager = result("rmsnorm", "eager", draws(1.0, 0.02, 40, 1))
+    comp = replace(result("rmsnorm", "composite", draws(3.4, 0.02, 40, 2)),
+                   unreliable="other processes used 48% of the CPUs")  # fmt: skip
+    out = add_speedups([eager, comp])
+    sp = out[1].get("speedup")
+    assert not ties(sp.ci_low, sp.ci_high)  # the CI alone would tell them apart
+    assert sp.note.endswith("not told apart: composite timed unreliable")
+    assert speedup_cell(sp) == f"~{sp.value:.2f}x"
+    assert out[0].get("speedup").note == "eager time / this time"  # eager against itself
+    busy_eager = replace(eager, unreliable="other processes used 48% of the CPUs")
+    sp = add_speedups([busy_eager, result("rmsnorm", "composite", draws(3.4, 0.02, 40, 2))])
+    assert speedup_cell(sp[1].get("speedup")).startswith("~")
+
+
 def test_speedups_without_samples_render_as_before():
     eager = result("rmsnorm", "eager", draws(3.0, 0.05, 20, 1), with_samples=False)
     comp = result("rmsnorm", "composite", draws(1.0, 0.05, 20, 2), with_samples=False)

@@ -11,7 +11,7 @@ from normbench.report.memory_view import with_ratio
 from normbench.report.tables import Table
 from normbench.results import Status
 from normbench.results.speed import SpeedResult
-from normbench.speed_answers import ties
+from normbench.speed_answers import NOT_TOLD_APART, ties
 
 if TYPE_CHECKING:
     from normbench.results import Measurement, Run
@@ -22,7 +22,10 @@ COLUMNS = [
 ]  # fmt: skip
 # Every header the table can have (--columns checks names against it before measuring).
 HEADERS = [*COLUMNS, "% SOL", "saved (x ideal)"]
-TIE_TITLE = "speed (~ in vs eager: its 95% CI includes 1x, not told apart from eager)"
+TIE_TITLE = (
+    "speed (~ in vs eager: not told apart from eager, its 95% CI includes 1x or a "
+    "side was timed unreliable)"
+)
 
 
 def speed_line(r: SpeedResult, memory: bool) -> list[str]:
@@ -66,10 +69,12 @@ def pct_cell(m: Measurement | None) -> str:
 
 
 def speedup_cell(m: Measurement | None) -> str:
-    """'~' marks a speedup whose 95% CI includes 1: not told apart from eager (TIE_TITLE)."""
+    """'~' marks a speedup not told apart from eager (TIE_TITLE): its 95% CI includes 1, or a
+    side was timed while the machine was unreliable (a tight CI of spoiled samples)."""
     if m is None or m.value is None:
         return "-"
-    return f"{'~' if ties(m.ci_low, m.ci_high) else ''}{m.value:.2f}x"
+    tie = ties(m.ci_low, m.ci_high) or NOT_TOLD_APART in (m.note or "")
+    return f"{'~' if tie else ''}{m.value:.2f}x"
 
 
 def view(run: Run) -> list[Table]:
