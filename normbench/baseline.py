@@ -86,3 +86,12 @@ def against_baseline(base: Run, path: Path, run: Run, threshold: float, force: b
     cmp = compare_runs(base, run, CompareConfig(threshold=threshold, force=force), names)
     cmp.config["base"]["path"] = str(path)
     return cmp
+
+
+def comparison_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """speed --baseline: the comparison's files, in the run's formats, but every comparison
+    metric (--metrics chose the speed run's rows: `bandwidth` is none of the comparison's) and
+    no gab-bigger file (a comparison has no bigger-is-better metric: it could only be `[]`)."""
+    from normbench.formats import Formats
+
+    return Formats([f for f in formats if f != "gab-bigger"])

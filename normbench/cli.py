@@ -2,7 +2,9 @@
 (normbench.suites.get_suite), renders and writes the run and exits with the suite's code. The
 options are declared once (normbench.cli_options), the defaults live in the configs
 (normbench.config). Errors that carry an exit code print one sentence, never a traceback
-(`--debug` shows it)."""
+(`--debug` shows it). Over 400 lines, as the one table of contents of the commands: each is a
+signature of options and a few calls into the library, and spreading them over files would
+only scatter that table."""
 
 from __future__ import annotations
 
@@ -62,7 +64,12 @@ def speed(
     RMSNorm is faster than LayerNorm here, per backend. `--shapes-from FILE` times a captured
     model's own shapes (docs/capture.md).
     """
-    from normbench.baseline import against_baseline, baseline_file, read_baseline
+    from normbench.baseline import (
+        against_baseline,
+        baseline_file,
+        comparison_formats,
+        read_baseline,
+    )
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
     from normbench.results.metrics import MEMORY
@@ -90,15 +97,6 @@ def speed(
         cmp = against_baseline(base, baseline, run, margin, force)
         gate_finish(cmp, output.out, comparison_formats(formats), md, plot=output.plot,
                     columns=columns)  # fmt: skip
-
-
-def comparison_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
-    """speed --baseline: the comparison's files, in the run's formats, but every comparison
-    metric (--metrics chose the speed run's rows: `bandwidth` is none of the comparison's) and
-    no gab-bigger file (a comparison has no bigger-is-better metric: it could only be `[]`)."""
-    from normbench.formats import Formats
-
-    return Formats([f for f in formats if f != "gab-bigger"])
 
 
 @app.command()

@@ -108,12 +108,21 @@ def test_calibrate_then_compare_with_it(tmp_path, monkeypatch):
     r = runner.invoke(app, ["calibrate", "--backend", "eager", *TINY, "--repeats", "3",
                             "--out", str(out), "--format", "json"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "Smallest margin with under 1% false alarms" in r.output
     assert "only 3 A/A case comparisons" in r.output  # 3 pairs x 1 case: too few for 1%
     cal = next(out.glob("calibrate-*.json"))
     data = load_run(cal)
     (margin,) = data.of(MinMargin)
-    assert 0.5 <= margin.value <= 50 and margin.n == 3
+    assert margin.n == 3
+    if margin.value is None:  # a machine so busy that repeats differ past 49.5%: said so
+        assert "No margin the gate takes keeps the false alarms under 1%" in r.output
+        from normbench.compare_inputs import read_calibration
+        from normbench.errors import BaselineError
+
+        with pytest.raises(BaselineError, match="found no margin under 50%"):
+            read_calibration(cal)
+        return
+    assert "Smallest margin with under 1% false alarms" in r.output
+    assert 0.5 <= margin.value <= 49.5
     floor = next(r for r in data.of(CaseNoise) if r.case_id == "rmsnorm/eager/fp32/1x8x64/fwd")
     assert floor.measurements[0].n == 3 and len(floor.ratios) == 3
     # The calibration feeds compare: the margin is never below the calibrated one.

@@ -109,7 +109,9 @@ def test_ptx_access_tracing():
     add.s64 %rd5, %rd2, %rd3;
     @%p1 st.global.b16 [ %rd5 + 0 ], { %rs1 };
     """
-    acc = aot.pointer_accesses(ptx, ["X", "Y", None])
+    from normbench.kernels.compiled import pointer_accesses
+
+    acc = pointer_accesses(ptx, ["X", "Y", None])
     assert acc == {"X": {"ld": {16}, "st": set()}, "Y": {"ld": set(), "st": {2}}}
 
 

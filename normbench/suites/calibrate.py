@@ -41,16 +41,19 @@ from normbench.results.compare import (
 )
 from normbench.results.partial import partial_group
 from normbench.signals import stop_requested
+from normbench.suites.calibrate_stats import (
+    MIN_FOR_PERCENTILE,
+    TARGET_RATE,
+    between_run_tau,
+    false_alarm_curve,
+    quantile,
+)
 
 if TYPE_CHECKING:
     from normbench.config import SpeedConfig
     from normbench.suites.common import Progress
 
 SUITE = "calibrate"
-# margins 0.5% ... 49.5%: what --threshold takes (under 50%), so the answer is one it accepts
-GRID = tuple(k / 1000 for k in range(5, 500, 5))
-TARGET_RATE = 0.01
-MIN_FOR_PERCENTILE = 100
 REPEATS = 5  # runs measured, each compared with every other
 
 
@@ -207,63 +210,6 @@ def _timed(run: Run) -> bool:
     return any(r.value("time") is not None for r in run.of(SpeedResult))
 
 
-def _judged(run: Run) -> list[CaseComparison]:
-    """The cases of one comparison that were judged on a CI."""
-    return [r for r in run.of(CaseComparison) if r.compared and r.ratio.ci_low]
-
-
-def between_run_tau(comparisons: list[Run]) -> tuple[float, int] | None:
-    """(tau, n): the between-run noise of separate runs, 1 sd of the log ratio that the
-    within-run CIs miss, over the n judged single-process A/A case comparisons. A/A, so every
-    log ratio is noise around 0: tau^2 = mean(log r^2) - mean(s^2), s each case's within-run
-    standard error (its CI's, less the between-run term its comparison added). A mean, not a
-    robust spread: a case that flips between runs is noise the floor must hold. None: none."""
-    sq, within = [], []
-    for c in comparisons:
-        added = (c.config.get("between_run_noise") or 0.0) ** 2
-        for r in _judged(c):
-            if r.processes or r.log_se is None or not r.ratio.value:
-                continue  # a CI over processes holds the between-run noise already
-            sq.append(math.log(r.ratio.value) ** 2)
-            within.append(max(0.0, r.log_se**2 - added))
-    if not sq:
-        return None
-    return math.sqrt(max(0.0, sum(sq) / len(sq) - sum(within) / len(within))), len(sq)
-
-
-def _quantile(values: list[float], q: float) -> float:
-    import numpy as np
-
-    if not values:
-        return math.nan
-    if len(values) < MIN_FOR_PERCENTILE:
-        return float(max(values))  # too few for a 99th percentile: the worst one seen
-    return float(np.quantile(values, q))
-
-
-def false_alarm_curve(comparisons: list[Run], alpha: float) -> list[tuple[float, int, int, int]]:
-    """(margin, alarmed case comparisons, all case comparisons, comparisons with any alarm) for
-    each margin of the grid, judging every A/A comparison as `compare` would."""
-    from normbench.compare import judge
-
-    alarm = (Verdict.REGRESSION, Verdict.IMPROVEMENT)
-    # Each case again with the CI it was judged with (its test center, spread and df).
-    families = [[r.ratio_ci() for r in _judged(c)] for c in comparisons]
-    total = sum(len(f) for f in families)
-    curve = []
-    for d in GRID:
-        alarms = any_alarm = 0
-        for f in families:
-            v = [x.verdict for x in judge(f, d, alpha)] if f else []
-            k = sum(1 for x in v if x in alarm)
-            alarms += k
-            any_alarm += k > 0
-        curve.append((d, alarms, total, any_alarm))
-        if alarms == 0:
-            break  # larger margins only remove alarms
-    return curve
-
-
 def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -> Run:
     import time
 
@@ -283,7 +229,7 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
         cis = [(r.ratio.ci_low, r.ratio.ci_high) for r in rs]
         reach = [max(abs(math.log(lo)), abs(math.log(hi))) for lo, hi in cis]
         edges += reach
-        floor = math.expm1(_quantile(reach, 0.99))
+        floor = math.expm1(quantile(reach, 0.99))
         ratios = [r.ratio.value for r in rs]
         ref = rs[0]
         results.append(CaseNoise(
@@ -309,7 +255,7 @@ def run_calibrate(config: CalibrateConfig, progress=None, debug: bool = False) -
     # figures at the widest margin tried are still shown.
     margin = next((d for d, a, n, _ in curve if a < TARGET_RATE * n), None)
     at_margin = next(x for x in curve if x[0] == margin) if margin is not None else curve[-1]
-    floor = math.expm1(_quantile(edges, 0.99))
+    floor = math.expm1(quantile(edges, 0.99))
     results.append(SuiteNoiseFloor(FLOOR_ID, value=100 * floor, n=len(edges)))
     results.append(MinMargin(
         MARGIN_ID, value=None if margin is None else 100 * margin, n=total,
