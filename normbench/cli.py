@@ -73,6 +73,7 @@ def speed(
     from normbench.compare import parse_threshold
     from normbench.config_args import build_selection, build_speed_config
     from normbench.results.metrics import MEMORY
+    from normbench.suites import get_suite
     from normbench.suites.speed import planned_ids
 
     columns = chosen_columns(output.columns, "speed", *(["compare"] if baseline else []))
@@ -96,7 +97,7 @@ def speed(
     if base is not None:
         cmp = against_baseline(base, baseline, run, margin, force)
         gate_finish(cmp, output.out, comparison_formats(formats), md, plot=output.plot,
-                    columns=columns)  # fmt: skip
+                    columns=columns, least=get_suite("speed").exit_code(config, run))  # fmt: skip
 
 
 @app.command()

@@ -140,14 +140,18 @@ def gate_finish(
     stem=None,
     plot: bool = False,
     columns: tuple[str, ...] = (),
+    least: int = 0,
 ) -> None:
     """Print and write the comparison, append the Markdown summary, exit 1 on a regression
-    (4 when it could not judge)."""
+    (4 when it could not judge). `least`: the code where the gate finds nothing (speed
+    --baseline: 4 when the run itself has a mismatch the gate did not call broken, a case new
+    to the baseline or broken in both)."""
     from normbench.compare import exit_code
     from normbench.report.compare_view import append_markdown
 
     finish(cmp, out, formats, plot, stem=stem, columns=columns)
-    code = 130 if cmp.interrupted else exit_code(cmp)  # ab cut short: its finished cases
+    # ab cut short: its finished cases, exit 130
+    code = 130 if cmp.interrupted else (exit_code(cmp) or least)
     if md is not None:
         try:
             append_markdown(cmp, md)

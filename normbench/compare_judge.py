@@ -33,6 +33,8 @@ BETWEEN_RUN_FLOOR = {"cpu": 0.10, "cuda": 0.03}
 # Efficiency of the MAD as a scale estimator for normal data (0.37): its estimate is about as
 # uncertain as a standard deviation from 0.37 x (m - 1) degrees of freedom.
 MAD_EFFICIENCY = 0.37
+# ... and of the median pairwise difference (the Shamos estimator), 0.86.
+PAIRWISE_EFFICIENCY = 0.86
 
 
 class Noise(NamedTuple):
@@ -173,15 +175,16 @@ def between_run_noise(
 ) -> tuple[float, float] | None:
     """(tau, df): the standard deviation of log(ratio) between runs that the within-run CIs miss,
     from the spread of the cases' ratios, and the degrees of freedom of that estimate.
-    tau^2 = S^2 - median(s_i^2), S the smaller of two robust scales of log r_i:
-    - the normalized median absolute deviation around their median (robust to a minority of
-      truly changed cases);
-    - with `groups` (each case's backend), the spread inside each group, from the pairwise
-      differences of cases in one group (S = 1.4826 median|log r_i - log r_j| / sqrt 2, each
-      difference being free of the group's own shift). A change that moves one backend as a
-      whole, the usual change a gate is for, is no spread there; around the overall median it
-      is, and at half of the cases it looked like noise of the change's own size (a 3x
-      slowdown of one of two backends passed as "inconclusive").
+    tau^2 = S^2 - median(s_i^2), S a robust scale of log r_i:
+    - with `groups` (each case's backend) of which at least MIN_CASES_FOR_SPREAD cases have
+      another case in their group: the spread inside the groups, from the pairwise differences
+      of cases in one group (S = 1.4826 median|log r_i - log r_j| / sqrt 2, each difference
+      free of its group's own shift). A change that moves one backend as a whole, the usual
+      change a gate is for, is no spread there; around the overall median it is, and at half
+      of the cases it looked like noise of the change's own size (a 3x slowdown of one of two
+      backends passed as "inconclusive");
+    - else the normalized median absolute deviation around their median (robust to a minority
+      of truly changed cases).
     None with fewer than MIN_CASES_FOR_SPREAD cases (too few to tell noise from change)."""
     import numpy as np
 
@@ -198,10 +201,8 @@ def between_run_noise(
         diffs = [abs(a - b) for vs in paired for i, a in enumerate(vs) for b in vs[i + 1 :]]
         n_paired = sum(len(vs) for vs in paired)
         if n_paired >= MIN_CASES_FOR_SPREAD:
-            inside = 1.4826 * float(np.median(diffs)) / math.sqrt(2)
-            if inside < scale:
-                scale = inside
-                df = max(2.0, math.floor(MAD_EFFICIENCY * (n_paired - len(paired))))
+            scale = 1.4826 * float(np.median(diffs)) / math.sqrt(2)
+            df = max(2.0, math.floor(PAIRWISE_EFFICIENCY * (n_paired - len(paired))))
     within = float(np.median([c.log_se**2 for c in cis]))
     tau = math.sqrt(max(0.0, scale**2 - within))
     return tau, df

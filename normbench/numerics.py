@@ -27,6 +27,20 @@ MIN_EXPONENT = {"fp32": -126, "fp16": -14, "bf16": -126, "fp64": -1022}
 MAX_EXPONENT = {"fp32": 127, "fp16": 15, "bf16": 127, "fp64": 1023}
 
 
+def judged(out: torch.Tensor, ref: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Where `out` (fp64) is judged against the fp64 `ref`: where ref is finite, less where
+    the exact value is beyond the dtype's range and `out` holds its correct rounding, an inf of
+    the same sign (exact, not a non-finite error: a zero fp16 row at eps 1e-8 has
+    dx = dy / sqrt(1e-8), up to 7e4)."""
+    import torch
+
+    finite = torch.isfinite(ref)
+    if dtype in MAX_EXPONENT and dtype != "fp64":
+        rounds_to_inf = (ref.abs() >= overflow_at(dtype)) & (out == torch.sign(ref) * math.inf)
+        finite = finite & ~rounds_to_inf
+    return finite
+
+
 def overflow_at(dtype: str) -> float:
     """The smallest magnitude that rounds to inf in `dtype` (round to nearest: the largest
     finite number plus half its spacing; fp16 65520)."""
@@ -85,13 +99,7 @@ def compare(
 
     out = impl.detach().to(torch.float64)
     ref = ref.detach().to(torch.float64)
-    finite = torch.isfinite(ref)
-    if dtype in MAX_EXPONENT and dtype != "fp64":
-        # Where the exact value is beyond the dtype's range its correct rounding is inf: an inf
-        # of the same sign there is exact, not a non-finite error (a zero fp16 row at eps 1e-8
-        # has dx = dy / sqrt(1e-8), up to 7e4).
-        rounds_to_inf = (ref.abs() >= overflow_at(dtype)) & (out == torch.sign(ref) * math.inf)
-        finite = finite & ~rounds_to_inf
+    finite = judged(out, ref, dtype)
     if mask is not None:
         finite = finite & mask.to(finite.device)
     nonfinite = int((~torch.isfinite(out) & finite).sum())
@@ -277,14 +285,17 @@ def _channel_spread(out: torch.Tensor, ref: torch.Tensor,
     counts = use.sum(0).to(torch.float64)
     cols = counts > 0
     k, total = int(cols.sum()), float(counts.sum())
-    if k < 2 or total - k < 2:
+    # Each row's mean removed took one degree of freedom of the within-channel spread, as each
+    # channel's mean did: (rows - 1)(channels - 1) in a full table.
+    df2 = int(total) - k - int(use.any(-1).sum()) + 1
+    if k < 2 or df2 < 2:
         return None
     col_mean = e.sum(0) / counts.clamp(min=1)
-    within = float(torch.where(use, e - col_mean, zero).pow(2).sum()) / (total - k)
+    within = float(torch.where(use, e - col_mean, zero).pow(2).sum()) / df2
     if within <= 0:
         return None
     means = col_mean[cols]
     grand = float((means * counts[cols]).sum()) / total
     between = float((counts[cols] * (means - grand) ** 2).sum()) / (k - 1)
     effect = math.sqrt(max(0.0, between - within) / (total / k))
-    return effect, between / within, k - 1, int(total) - k
+    return effect, between / within, k - 1, df2

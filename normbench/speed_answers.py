@@ -104,6 +104,13 @@ def add_speedups(results: list[SpeedResult]) -> list[SpeedResult]:
     return out
 
 
+def not_told_apart(low: float | None, high: float | None, note: object) -> bool:
+    """A speedup over eager the measurement cannot tell from 1x: its CI includes 1 (`ties`), or
+    a side was timed while the machine was unreliable (its note says so). The table's and
+    the figure's "~"."""
+    return ties(low, high) or (isinstance(note, str) and NOT_TOLD_APART in note)
+
+
 def ties(low: float | None, high: float | None) -> bool:
     """A ratio's CI that cannot tell it from 1: it includes 1 (and is not the exact [1, 1] of a
     case against itself)."""

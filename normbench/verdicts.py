@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from normbench.dtypes import ATOL
-from normbench.numerics import TensorError, compare, ulp
+from normbench.numerics import TensorError, compare, judged, ulp
 
 if TYPE_CHECKING:
     import torch
@@ -138,9 +138,10 @@ def check_tensor(
         lost_zero = int((lost & (o2 == 0).all(-1)).sum())
         mask = (~t).reshape(*out.shape[:-1], 1)
     err = compare(name, out, ref64, native, dtype, reduction=param, mask=mask)
-    keep = torch.isfinite(ref64) if mask is None else torch.isfinite(ref64) & mask
-    judged = ref64[keep]
-    floor = float(judged.pow(2).mean().sqrt()) if judged.numel() else 0.0
+    finite = judged(out, ref64, dtype)  # as compare() judged it
+    keep = finite if mask is None else finite & mask
+    kept = ref64[keep]
+    floor = float(kept.pow(2).mean().sqrt()) if kept.numel() else 0.0
     ulps = torch.where(keep, ulp_error(out, ref64, dtype, floor), 0.0)
     max_ulp = float(ulps.max()) if ulps.numel() else 0.0
     nat_rel = err.native_rel
@@ -177,19 +178,11 @@ def _judge(
     if e.worst_ratio > WARN_RATIO:
         return FAIL, f"{name} error {e.worst_ratio:.3g}x the tolerance ({detail})"
     if e.scale_ratio > 1.0:
-        # A systematic error: marginal up to SCALE_WARN_RATIO times its bound, then FAIL.
-        off = f"{name} is {100 * e.scale_error:+.2g}% off throughout"
-        why = f"{e.scale_ratio:.3g}x the bound for rounding"
-        if e.scale_ratio > SCALE_WARN_RATIO:
-            return FAIL, f"{off} ({why}; {detail})"
-        return WARN, f"{off}, marginal ({why}; {detail})"
-    if e.channel_ratio > 1.0:
-        # Each channel off by its own factor (Gemma's 1 + w in bf16): as the scale error.
-        off = f"{name} is off per channel by {100 * e.channel_error:.2g}% rms"
-        why = f"{e.channel_ratio:.3g}x the bound for rounding"
-        if e.channel_ratio > SCALE_WARN_RATIO:
-            return FAIL, f"{off} ({why}; {detail})"
-        return WARN, f"{off}, marginal ({why}; {detail})"
+        return _systematic(f"{name} is {100 * e.scale_error:+.2g}% off throughout",
+                           e.scale_ratio, detail)  # fmt: skip
+    if e.channel_ratio > 1.0:  # each channel off by a factor of its own (1 + w in bf16)
+        return _systematic(f"{name} is off per channel by {100 * e.channel_error:.2g}% rms",
+                           e.channel_ratio, detail)  # fmt: skip
     if e.worst_ratio > 1.0 and e.rel > 2 * native_rel:
         return WARN, (
             f"{name} error {e.worst_ratio:.3g}x the tolerance, marginal ({detail}; "
@@ -201,6 +194,15 @@ def _judge(
             "the fp32 formula's"
         )
     return PASS, ""
+
+
+def _systematic(off: str, ratio: float, detail: str) -> tuple[str, str]:
+    """A systematic error (a common scale, or one per channel) `ratio` times its bound:
+    marginal up to SCALE_WARN_RATIO, then FAIL."""
+    why = f"{ratio:.3g}x the bound for rounding"
+    if ratio > SCALE_WARN_RATIO:
+        return FAIL, f"{off} ({why}; {detail})"
+    return WARN, f"{off}, marginal ({why}; {detail})"
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ def test_the_spread_inside_groups_by_hand():
     inside = 1.4826 * 0.1 / math.sqrt(2)
     tau, df = between_run_noise(cis, ["a"] * 3 + ["b"] * 3)
     assert tau == pytest.approx(math.sqrt(inside**2 - 0.01**2), rel=1e-4)
-    assert df == 2
+    assert df == 3  # floor(0.86 x (6 cases - 2 groups))
     alone, _ = between_run_noise(cis)  # no groups: the overall MAD, 0.5 x 1.4826
     assert alone == pytest.approx(math.sqrt((1.4826 * 0.5) ** 2 - 0.01**2), rel=1e-4)
     # One group, or groups of one case: the overall MAD.

@@ -11,7 +11,7 @@ from normbench.report.memory_view import with_ratio
 from normbench.report.tables import Table
 from normbench.results import Status
 from normbench.results.speed import SpeedResult
-from normbench.speed_answers import NOT_TOLD_APART, ties
+from normbench.speed_answers import not_told_apart
 
 if TYPE_CHECKING:
     from normbench.results import Measurement, Run
@@ -73,8 +73,7 @@ def speedup_cell(m: Measurement | None) -> str:
     side was timed while the machine was unreliable (a tight CI of spoiled samples)."""
     if m is None or m.value is None:
         return "-"
-    tie = ties(m.ci_low, m.ci_high) or NOT_TOLD_APART in (m.note or "")
-    return f"{'~' if tie else ''}{m.value:.2f}x"
+    return f"{'~' if not_told_apart(m.ci_low, m.ci_high, m.note) else ''}{m.value:.2f}x"
 
 
 def view(run: Run) -> list[Table]:

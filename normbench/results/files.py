@@ -168,13 +168,15 @@ def results_from_rows(rows: list[dict[str, Any]]) -> list[Result]:
             str(r.get("side") or ""),
         )
         # One row per metric of a case: a second one (a file edited or joined by hand) would
-        # be read as the first by one reader and as the last by another.
-        if (*key, r.get("metric")) in seen:
-            raise ValueError(
-                f"row {i}: case {r['case_id']!r} has a second {r.get('metric')!r} row (edited "
-                "or joined by hand?); a case holds each metric once"
-            )
-        seen.add((*key, r.get("metric")))
+        # be read as the first by one reader and as the last by another. Kinds this version
+        # does not know keep their rows as they are.
+        if key[0] in KINDS and r.get("metric") is not None:
+            if (*key, r["metric"]) in seen:
+                raise ValueError(
+                    f"row {i}: case {r['case_id']!r} has a second {r['metric']!r} row (edited "
+                    "or joined by hand?); a case holds each metric once"
+                )
+            seen.add((*key, r["metric"]))
         groups.setdefault(key, []).append(r)
     return [_created(KINDS.get(key[0], UnknownResult).from_rows(g), g)
             for key, g in groups.items()]  # fmt: skip

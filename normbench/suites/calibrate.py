@@ -341,7 +341,7 @@ def _findings(config: CalibrateConfig, repeats: int, comparisons: int, total: in
     ]
     if margin is None:
         out.append(Finding(
-            f"No margin the gate takes keeps the false alarms under 1%: at {at_margin[0]:.0%}, "
+            f"No margin the gate takes keeps the false alarms under 1%: at {at_margin[0]:.1%}, "
             f"{at_margin[1]} of {total} case comparisons still alarmed ({at_margin[3]} of "
             f"{comparisons} comparisons). Separate runs on this machine cannot be gated: "
             "compare the two versions side by side with normbench ab, or calibrate on a "

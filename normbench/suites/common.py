@@ -47,14 +47,16 @@ def not_run(
     return cls.of_case(case, [Measurement(metric, None, unit, status=status, note=note)])
 
 
-def case_counts(results: list[CaseResult], verb: str) -> Finding:
-    """'Cases: 16 ok, 4 skipped' (and that mismatches were never `verb`, e.g. timed)."""
+def case_counts(
+    results: list[CaseResult], verb: str, exits: str = "the command exits 4"
+) -> Finding:
+    """'Cases: 16 ok, 4 skipped' (and that mismatches were never `verb`, e.g. timed, and what
+    the command then exits with)."""
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     line = "Cases: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
     if n := counts[Status.MISMATCH]:
         line += (
-            f" ({'a mismatch' if n == 1 else 'mismatches'}: wrong numbers, never {verb}; "
-            "the command exits 4 unless a --baseline gate judges it)"
+            f" ({'a mismatch' if n == 1 else 'mismatches'}: wrong numbers, never {verb}; {exits})"
         )
         return Finding(line, Level.WARNING)
     return Finding(line)

@@ -334,6 +334,7 @@ def run_speed(config: SpeedConfig, progress: Progress | None = None, debug: bool
     warning = unreliable_summary(results)
     if warning:
         run.add(warning, Level.WARNING)
-    run.findings.append(case_counts(results, "timed"))
+    run.findings.append(case_counts(results, "timed", "the command exits 4 unless a --baseline "
+                                    "gate calls it broken (1)"))  # fmt: skip
     run.wall_s = time.perf_counter() - start
     return run

@@ -16,6 +16,7 @@ from normbench.report.figures.data import (
     ok_points,
     series_labels,
 )
+from normbench.speed_answers import not_told_apart
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,8 +117,8 @@ def speedup(frame: pd.DataFrame, ctx: Context) -> Figure | None:
         style.unity(ax, "eager (1x)", handles)
         _labels(ax, panel, "eager time / backend time")
     notes = (
-        "Whiskers: bootstrap 95% CI of the speedup (ratio of medians); ~ marks a CI that "
-        "includes 1x.",
+        "Whiskers: bootstrap 95% CI of the speedup (ratio of medians); ~ marks one not told "
+        "apart from eager (its CI includes 1x, or a side was timed unreliable).",
     )
     if not (pts.ci_low.notna() & pts.ci_high.notna()).all():
         notes += ("A bar without whiskers has no CI (no raw samples).",)
@@ -145,8 +146,9 @@ def _bars(ax: Axes, here: pd.DataFrame, colors: dict[str, str], handles: dict[st
         if len(cats) * len(series) <= 16:
             # More than three bars a group: side by side the labels would run into each other.
             turn = 90 if len(series) > 3 else 0
-            for x, v, lo, hi in zip(xs, s.value, s.ci_low, s.ci_high):
-                _bar_text(ax, x, v, lo, hi, turn)
+            notes = s["note"] if "note" in s else [""] * len(s)
+            for x, v, lo, hi, note in zip(xs, s.value, s.ci_low, s.ci_high, notes):
+                _bar_text(ax, x, v, lo, hi, note, turn)
         handles.setdefault(label, h)
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels([style.pow2_label(c) for c in cats])
@@ -154,13 +156,14 @@ def _bars(ax: Axes, here: pd.DataFrame, colors: dict[str, str], handles: dict[st
     ax.margins(y=0.3)  # room for the labels beyond the whiskers, inside the panel
 
 
-def _bar_text(ax: Axes, x: float, v: float, lo: float, hi: float, turn: float) -> None:
-    """The speedup beyond the end of its whisker (so the two never cross), "~" where its CI
-    includes 1x, as the table prints it."""
+def _bar_text(ax: Axes, x: float, v: float, lo: float, hi: float, note: object,
+              turn: float) -> None:  # fmt: skip
+    """The speedup beyond the end of its whisker (so the two never cross), "~" where it is not
+    told apart from eager, as the table prints it."""
     known = lo is not None and hi is not None and lo == lo and hi == hi  # NaN: no CI
     up = v >= 1
     end = (hi if up else lo) if known else v
-    tie = known and lo <= 1 <= hi
+    tie = not_told_apart(lo if known else None, hi if known else None, note)
     ax.annotate(("~" if tie else "") + style.ratio_text(v), (x, end), xytext=(0, 2 if up else -2),
                 textcoords="offset points", ha="center", va="bottom" if up else "top",
                 fontsize=7, rotation=turn)  # fmt: skip
