@@ -410,7 +410,14 @@ def diagnose(
     columns = chosen_columns(output.columns, "diagnose")  # refused before a name is claimed
     plot_dir = output.out if output.plot else None
     config = build_diagnose_config(probes, quick, seed, device, depths, norms, plot_dir)
-    run_suite("diagnose", config, output.out, formats, columns=columns, stem=config.stem or None)
+    try:
+        run_suite("diagnose", config, output.out, formats, columns=columns,
+                  stem=config.stem or None)  # fmt: skip
+    finally:  # refused before the run began (a bad probe, an --out that takes no reports)
+        if plot_dir is not None and config.stem:
+            from normbench.results.writing import release_stem
+
+            release_stem(plot_dir, config.stem)
 
 
 def main() -> None:

@@ -71,6 +71,22 @@ def test_diagnose_plot_names_its_figures_after_its_reports_and_never_overwrites(
         assert str(probe.figure) == str(figure)
 
 
+def test_diagnose_refused_after_naming_its_figures_gives_the_name_back(tmp_path, monkeypatch):
+    # The name is claimed when the config is built; a refusal before the run begins (here the
+    # reports' folder, checked just before measuring) left its hidden .claim file behind.
+    import normbench.outdir
+    from normbench.errors import UsageError
+
+    def refuse(*args, **kwargs):
+        raise UsageError("--out: refused")
+
+    monkeypatch.setattr(normbench.outdir, "prepare_reports", refuse)
+    result = runner.invoke(app, ["diagnose", "lipschitz", "--quick", "--plot",
+                                 "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2 and "--out: refused" in result.output
+    assert not list(tmp_path.glob(".*.claim"))
+
+
 def test_free_stem_skips_a_name_any_file_has(tmp_path):
     from normbench.results.writing import free_stem
 
