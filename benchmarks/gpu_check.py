@@ -254,6 +254,17 @@ def plan(out: Path, wheels_dir: Path | None, py: str = sys.executable) -> list[S
     return steps
 
 
+# What a normbench command's exit code says (docs/design.md "Exit codes"), for the steps that
+# run one: a failed step's line in the summary says why, not only the number.
+NB_STEPS = ("env", "speed", "memory", "stability")
+EXIT_MEANING = {
+    1: "a check failed: a FAIL with --fail-on, or a regression",
+    2: "usage or input error",
+    3: "a baseline missing or incompatible",
+    4: "a backend gave wrong numbers (a mismatch row), or the gate could not judge",
+    130: "interrupted",
+}
+
 # Every check installs what the machine lacks and measures the copy bandwidth that the summary
 # divides by, so --steps always keeps these two.
 ALWAYS = ("install", "env")
@@ -372,7 +383,9 @@ def run_step(step: Step, out: Path, deadline: float) -> StepResult:
                 return StepResult(step.name, "timed out", wall, step.budget_s,
                                   f"stopped at its {step.budget_s} s budget")  # fmt: skip
             if rc != 0:
-                failed.append(f"exit {rc}: {' '.join(cmd[:5])} ...")
+                known = rc in EXIT_MEANING and step.name in NB_STEPS
+                why = f" ({EXIT_MEANING[rc]})" if known else ""
+                failed.append(f"exit {rc}{why}: {' '.join(cmd[:5])} ...")
                 if not step.keep_going:
                     break
     wall = time.monotonic() - start

@@ -213,6 +213,10 @@ def test_install_goes_on_past_a_dependency_it_cannot_get(tmp_path):
     r = gc.run_step(gc.Step("speed", "", 20, (fail, peers), "s.log"), tmp_path,
                     time.monotonic() + 100)  # fmt: skip
     assert r.status == "failed" and not marker.exists()  # other steps stop at a failure
+    # A normbench step's code is said in words: speed exits 4 on a backend's wrong numbers.
+    four = (sys.executable, "-c", "raise SystemExit(4)")
+    r = gc.run_step(gc.Step("speed", "", 20, (four,), "s.log"), tmp_path, time.monotonic() + 100)
+    assert r.detail.startswith("exit 4 (a backend gave wrong numbers (a mismatch row), or the")
 
 
 def test_pip_fails_fast_where_no_index_can_be_reached(tmp_path, monkeypatch):
