@@ -18,8 +18,11 @@ $(BIN)/normbench: pyproject.toml
 
 setup: $(BIN)/normbench
 
+# The interpreter's kernel tests only compute numbers: they run on every core first; the rest,
+# which times things side by side, alone after them.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto -m interpreter
+	$(BIN)/python -m pytest -q -m "not interpreter"
 
 # CI: every GPU test must still be collected (imported, marked) where there is no GPU.
 gpu-collect: setup

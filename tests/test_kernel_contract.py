@@ -13,7 +13,7 @@ import torch
 from normbench.kernels import launch, layer_norm, rms_norm
 from tests.kernel_reference import check, formula, gradcheck64, needs_interpreter, worst_ratio
 
-pytestmark = needs_interpreter
+pytestmark = [needs_interpreter, pytest.mark.interpreter]
 
 BF16, FP16, FP32, FP64 = torch.bfloat16, torch.float16, torch.float32, torch.float64
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from normbench.kernels import layer_norm, rms_norm
 from tests.kernel_reference import needs_interpreter
 
-pytestmark = needs_interpreter
+pytestmark = [needs_interpreter, pytest.mark.interpreter]
 
 BF16, FP16, FP32 = torch.bfloat16, torch.float16, torch.float32
 

@@ -17,7 +17,7 @@ import torch
 from normbench.kernels import available, layer_norm, rms_norm
 from tests.kernel_reference import gradcheck64, needs_interpreter
 
-pytestmark = needs_interpreter
+pytestmark = [needs_interpreter, pytest.mark.interpreter]
 
 ATOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float64: 1e-10}
 MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7, torch.float64: 52}

@@ -149,6 +149,32 @@ def test_ab_worker_that_cannot_start_is_one_sentence(tmp_path):
     ]
 
 
+def test_a_side_that_cannot_start_kills_the_others_at_once(tmp_path, monkeypatch):
+    # Side B's workers are still importing torch when side A's exit is read; their farewell would
+    # be read seconds later. They are killed instead (it took 6 s of the user's time on 2 cores).
+    import normbench.suites.ab as ab
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'no module named normbench' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    deaf = tmp_path / "deaf"  # busy 2 s (an import), then exits 0 at the end of its input
+    deaf.write_text("#!/bin/sh\nsleep 2\nexec cat >/dev/null\n")
+    deaf.chmod(0o755)
+    started: list[Worker] = []
+
+    class Recorded(Worker):
+        def __init__(self, install, label):
+            super().__init__(Install(str(deaf)) if "side B" in label else install, label)
+            started.append(self)
+
+    monkeypatch.setattr(ab, "Worker", Recorded)
+    r = runner.invoke(app, ["ab", "--a", f"eager@{fake}", "--b", f"eager@{ROOT}", *TINY])
+    assert r.exit_code == 2 and "side A" in r.output
+    b_side = [w for w in started if "side B" in w.label]
+    assert len(b_side) == 3
+    assert [w.proc.returncode for w in b_side] == [-9] * 3  # killed; waited for, they exit 0
+
+
 @pytest.mark.parametrize(
     ("a", "b", "message"),
     [

@@ -255,18 +255,20 @@ def open_sides(config: ABConfig) -> tuple[list[list], list[str]]:
                 f"triton {v['triton']})."
             )
     except WorkerError as exc:
-        close_sides(sides)
+        close_sides(sides, at_once=True)
         raise UsageError(str(exc)) from None
     except BaseException:
-        close_sides(sides)
+        close_sides(sides, at_once=True)
         raise
     return sides, notes
 
 
-def close_sides(sides: list[list]) -> None:
+def close_sides(sides: list[list], at_once: bool = False) -> None:
+    """Close every process of both sides; `at_once` kills the workers without waiting (a side
+    that failed to start: the others' work is not wanted)."""
     for side in sides:
         for process in side:
-            process.close()
+            process.close(at_once)
 
 
 def run_ab(config: ABConfig, progress: Progress | None = None, debug: bool = False) -> ABResult:

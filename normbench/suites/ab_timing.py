@@ -147,7 +147,7 @@ class LocalSide:
     def setup(self, case: Case, timing: TimingConfig) -> Ready:
         return setup_side(replace(case, backend=self.name or case.backend), self.cache, timing)
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
         pass
 
 
@@ -172,5 +172,10 @@ class RemoteSide:
                     d["timer"] + ", worker process, first of each block dropped")  # fmt: skip
         return Ready("ok", "", d["first_call_s"], d["compiles"], warm, d.get("rotations"))
 
-    def close(self) -> None:
-        self.worker.close()
+    def close(self, at_once: bool = False) -> None:
+        # at_once: nothing it did is wanted, so it is not waited for (a worker still importing
+        # torch would take seconds to read its farewell).
+        if at_once:
+            self.worker.close(wait_s=0)
+        else:
+            self.worker.close()

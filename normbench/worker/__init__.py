@@ -158,5 +158,6 @@ class Worker:
     def last_error(self) -> str:
         return f"{self._child.stderr_tail(200)}; exit code {self._child.returncode}"
 
-    def close(self) -> None:
-        self._child.close(CLOSE_WAIT_S, farewell={"op": "exit"})
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Ask the worker to exit and wait up to `wait_s` for it, then kill it."""
+        self._child.close(wait_s, farewell={"op": "exit"})
