@@ -146,10 +146,12 @@ def test_a_wrong_kernel_fails_speed_and_memory_exit_4_with_or_without_a_baseline
     assert p.returncode == 0, p.stdout + p.stderr
     p = normbench([*args, "--format", "json", "--out", str(tmp_path / "new"), "--baseline",
                    str(base)], tmp_path)  # fmt: skip
-    assert p.returncode == 4, p.stdout + p.stderr
     verdicts = {r["backend"]: r["verdict"] for r in one_report(tmp_path / "new", "compare")["rows"]
                 if r["metric"] == "ratio"}  # fmt: skip
     assert verdicts["kern"] == "new"
+    # eager's own verdict is a timing on a shared machine: a busy core can make it a confirmed
+    # regression (exit 1, the gate's); anything short of that leaves the mismatch's 4.
+    assert p.returncode == (1 if verdicts["eager"] == "regression" else 4), p.stdout + p.stderr
 
 
 # --- ab: one side fails -----------------------------------------------------------------------
