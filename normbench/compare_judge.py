@@ -191,21 +191,32 @@ def between_run_noise(
     if len(cis) < MIN_CASES_FOR_SPREAD:
         return None
     logs = np.log([c.ratio for c in cis])
-    scale = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
-    df = max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
-    if groups is not None and len(set(groups)) > 1:
-        members: dict[str, list[float]] = {}
-        for g, v in zip(groups, logs):
-            members.setdefault(g, []).append(float(v))
-        paired = [vs for vs in members.values() if len(vs) > 1]
-        diffs = [abs(a - b) for vs in paired for i, a in enumerate(vs) for b in vs[i + 1 :]]
-        n_paired = sum(len(vs) for vs in paired)
-        if n_paired >= MIN_CASES_FOR_SPREAD:
-            scale = 1.4826 * float(np.median(diffs)) / math.sqrt(2)
-            df = max(2.0, math.floor(PAIRWISE_EFFICIENCY * (n_paired - len(paired))))
+    inside = _spread_inside(logs, groups) if groups is not None and len(set(groups)) > 1 else None
+    if inside is not None:
+        scale, df = inside
+    else:
+        scale = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+        df = max(2.0, math.floor(MAD_EFFICIENCY * (len(cis) - 1)))
     within = float(np.median([c.log_se**2 for c in cis]))
     tau = math.sqrt(max(0.0, scale**2 - within))
     return tau, df
+
+
+def _spread_inside(logs: Any, groups: Sequence[str]) -> tuple[float, float] | None:
+    """(scale, df) from the pairwise differences of log ratios inside each group, or None where
+    fewer than MIN_CASES_FOR_SPREAD cases share a group with another (between_run_noise)."""
+    import numpy as np
+
+    members: dict[str, list[float]] = {}
+    for g, v in zip(groups, logs):
+        members.setdefault(g, []).append(float(v))
+    paired = [vs for vs in members.values() if len(vs) > 1]
+    n_paired = sum(len(vs) for vs in paired)
+    if n_paired < MIN_CASES_FOR_SPREAD:
+        return None
+    diffs = [abs(a - b) for vs in paired for i, a in enumerate(vs) for b in vs[i + 1 :]]
+    scale = 1.4826 * float(np.median(diffs)) / math.sqrt(2)
+    return scale, max(2.0, math.floor(PAIRWISE_EFFICIENCY * (n_paired - len(paired))))
 
 
 def widen_by(ci: RatioCI, noise: Noise) -> RatioCI:

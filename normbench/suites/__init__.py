@@ -34,11 +34,10 @@ def timed(config: Any, run: Any) -> int:
     """speed and memory: 130 when Ctrl-C stopped the run; 4 when a backend gave wrong numbers
     (a mismatch is never timed, so the measurement asked for could not be made: a CI job timing
     a broken kernel must not pass); else 0. With --baseline the gate's code replaces it."""
-    if run.interrupted:
-        return 130
     from normbench.results import Status
 
-    return 4 if any(getattr(r, "status", None) is Status.MISMATCH for r in run.results) else 0
+    mismatch = any(getattr(r, "status", None) is Status.MISMATCH for r in run.results)
+    return interrupted(config, run) or (4 if mismatch else 0)
 
 
 def no_exit_code(config: Any, run: Any) -> int:

@@ -14,6 +14,7 @@ from normbench.machine import MachineWatch
 from normbench.suites.common import PreparedCache
 from normbench.suites.speed import timed_runner
 from normbench.timing import Sampler, alternate, block_size, no_gc, warm_up
+from normbench.worker import CLOSE_WAIT_S
 
 if TYPE_CHECKING:
     from normbench.cases import Case
@@ -175,7 +176,4 @@ class RemoteSide:
     def close(self, at_once: bool = False) -> None:
         # at_once: nothing it did is wanted, so it is not waited for (a worker still importing
         # torch would take seconds to read its farewell).
-        if at_once:
-            self.worker.close(wait_s=0)
-        else:
-            self.worker.close()
+        self.worker.close(wait_s=0 if at_once else CLOSE_WAIT_S)
